@@ -1,0 +1,100 @@
+"""Baskets: orders (events sharing an order id) and browse sessions, as basket x item matrices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.columns import timestamp_ns
+from features.ids import IdIndex
+from features.matrix import rows_of
+
+__all__ = ["Baskets", "order_baskets", "session_baskets"]
+
+
+@dataclass(frozen=True)
+class Baskets:
+    """Item sets: row b of ``matrix`` (binary float32) holds the distinct items of basket b."""
+
+    matrix: sp.csr_matrix
+    user_idx: np.ndarray
+    timestamp: np.ndarray  # int64 ns since the epoch, UTC: the basket's first event
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Return the number of distinct items in each basket."""
+        return np.diff(self.matrix.indptr)
+
+    def at_least(self, size: int) -> Baskets:
+        """Return the baskets with ``size`` or more distinct items."""
+        keep = self.sizes >= size
+        return Baskets(
+            self.matrix[keep], self.user_idx[keep], self.timestamp[keep], self.value[keep]
+        )
+
+
+def _assemble(
+    basket: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    ts: np.ndarray,
+    value: np.ndarray,
+    n_items: int,
+) -> Baskets:
+    """Group rows by basket number into a binary basket x item matrix with per-basket facts."""
+    uniq, row = np.unique(basket, return_inverse=True)
+    n = len(uniq)
+    matrix = sp.csr_matrix((np.ones(len(row), np.float32), (row, items)), shape=(n, n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    first = np.full(n, len(row), dtype=np.int64)
+    np.minimum.at(first, row, np.arange(len(row)))
+    totals = np.bincount(row, weights=value, minlength=n)
+    return Baskets(matrix, users[first].astype(np.int32), ts[first], totals)
+
+
+def _rows(
+    events: pd.DataFrame, users: IdIndex, items: IdIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    u, i = rows_of(events["user_id"], users), rows_of(events["item_id"], items)
+    keep = (u >= 0) & (i >= 0)
+    return keep, u, i
+
+
+def order_baskets(events: pd.DataFrame, users: IdIndex, items: IdIndex) -> Baskets:
+    """Return one basket per order id over purchases with a positive net quantity."""
+    keep, u, i = _rows(events, users, items)
+    order = events["order_id"].cat.codes.to_numpy()
+    keep &= (order >= 0) & (events["event_type"] == "purchase").to_numpy()
+    keep &= events["quantity"].to_numpy() > 0
+    value = (events["price"].fillna(0.0) * events["quantity"]).to_numpy(dtype=np.float64)
+    ts = timestamp_ns(events["timestamp"])
+    return _assemble(order[keep], u[keep], i[keep], ts[keep], value[keep], len(items))
+
+
+def session_baskets(
+    events: pd.DataFrame,
+    users: IdIndex,
+    items: IdIndex,
+    gap_minutes: float = 30.0,
+    event_types: tuple[str, ...] = ("view", "cart", "purchase"),
+) -> Baskets:
+    """Return browse sessions: a user's events split where the gap exceeds ``gap_minutes``."""
+    keep, u, i = _rows(events, users, items)
+    keep &= events["event_type"].isin(event_types).to_numpy()
+    ts = timestamp_ns(events["timestamp"])[keep]
+    u, i = u[keep], i[keep]
+    order = np.lexsort((ts, u))
+    u, i, ts = u[order], i[order], ts[order]
+    gap = int(gap_minutes * 60 * 1e9)
+    new = np.ones(len(u), dtype=bool)
+    new[1:] = (u[1:] != u[:-1]) | ((ts[1:] - ts[:-1]) > gap)
+    session = np.cumsum(new) - 1
+    return _assemble(session, u, i, ts, np.zeros(len(u)), len(items))

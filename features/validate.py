@@ -1,0 +1,267 @@
+"""Accept or reject every row with exactly one reason, net returns, and build the events frame.
+
+The contract: ``rows_read == rows_accepted + sum(rejected.values())``. Rejected rows keep their
+raw values, their 1-based row number and their reason, for the quarantine file. Returns
+(cancellation orders, negative purchase quantities) are rejected as ``return`` and their quantity
+is netted against the same user's purchases of the same item, latest purchase first; what cannot
+be matched is counted, never silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from features.columns import EncodedColumn, encode, parse_float, parse_timestamp
+from features.errors import MissingColumnError
+from features.io import SourceFormat, read_table
+from features.schema import EVENT_COLUMNS, EventType, Reason
+
+__all__ = ["ReturnsReport", "ValidationReport", "ValidationResult", "load_events", "validate"]
+
+logger = logging.getLogger(__name__)
+
+_REASONS: tuple[Reason, ...] = tuple(Reason)
+_EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+_PURCHASE = _EVENT_TYPES.index(EventType.PURCHASE.value)
+
+
+@dataclass(frozen=True)
+class ReturnsReport:
+    """How returns were netted against purchases."""
+
+    rows: int = 0
+    quantity: float = 0.0
+    matched_quantity: float = 0.0
+    unmatched_quantity: float = 0.0
+    unmatched_rows: int = 0
+    purchases_netted_out: int = 0
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Counts that reconcile every row read."""
+
+    rows_read: int
+    rows_accepted: int
+    rejected: dict[str, int]
+    returns: ReturnsReport = field(default_factory=ReturnsReport)
+
+    @property
+    def reconciled(self) -> bool:
+        """Return whether every row is either accepted or rejected with one reason."""
+        return self.rows_read == self.rows_accepted + sum(self.rejected.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {**asdict(self), "reconciled": self.reconciled}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The accepted events frame, the rejected raw rows, and the report."""
+
+    events: pd.DataFrame
+    rejected: pa.Table
+    report: ValidationReport
+
+    def write_quarantine(self, path: Path) -> Path:
+        """Write the rejected rows with their reasons to a CSV file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pa_csv.write_csv(self.rejected, path)
+        return path
+
+
+def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -> ValidationResult:
+    """Read, validate and net an events file; optionally write its quarantine."""
+    wanted = {name: fmt.source_column(name) for name in EVENT_COLUMNS}
+    table = read_table(Path(path), wanted)
+    if "event_type" not in table.column_names and fmt.event_type is None:
+        raise MissingColumnError(
+            f"{path}: no event type column {wanted['event_type']!r}; map one with "
+            "--map event_type=COLUMN or give every row one type with --event-type purchase"
+        )
+    result = validate(table, fmt)
+    if quarantine is not None:
+        result.write_quarantine(quarantine)
+    return result
+
+
+def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
+    """Validate canonical raw columns (see ``read_table``) into an events frame."""
+    n = table.num_rows
+
+    def col(name: str, float_ids: bool = False) -> EncodedColumn:
+        raw = table.column(name) if name in table.column_names else None
+        return encode(raw, n, float_ids=float_ids or name in fmt.float_id_columns)
+
+    user, item, order = col("user_id"), col("item_id"), col("order_id")
+    ts = parse_timestamp(col("timestamp"), fmt.timestamp_format, fmt.timezone)
+    event = _event_codes(col("event_type"), fmt, n)
+    qty, qty_unparsed = parse_float(col("quantity"))
+    price, price_unparsed = parse_float(col("price"))
+
+    is_return = _matches(order, f"{re.escape(fmt.cancel_prefix)}.*" if fmt.cancel_prefix else None)
+    is_return |= (event == _PURCHASE) & (qty < 0)
+    checks: list[tuple[Reason, np.ndarray]] = [
+        (Reason.MISSING_USER, ~user.present),
+        (Reason.MISSING_ITEM, ~item.present),
+        (Reason.BAD_TIMESTAMP, ts == np.iinfo(np.int64).min),
+        (Reason.UNKNOWN_EVENT_TYPE, event < 0),
+        (
+            Reason.NON_PRODUCT_ITEM,
+            _matches(item, "|".join(f"(?:{p})" for p in fmt.non_product_patterns) or None),
+        ),
+        (Reason.RETURN, is_return),
+        (Reason.BAD_QUANTITY, qty_unparsed | (qty <= 0)),
+        (Reason.BAD_PRICE, price_unparsed | (price <= 0)),
+    ]
+    reason = np.full(n, -1, dtype=np.int8)
+    for code, mask in ((_REASONS.index(r), m) for r, m in checks):
+        reason[(reason < 0) & mask] = code
+    candidate = np.flatnonzero(reason < 0)
+    keys = pd.DataFrame(
+        {
+            "u": user.codes[candidate],
+            "i": item.codes[candidate],
+            "e": event[candidate],
+            "t": ts[candidate],
+            "o": order.codes[candidate],
+            "q": qty[candidate],
+            "p": price[candidate],
+        }
+    )
+    reason[candidate[keys.duplicated().to_numpy()]] = _REASONS.index(Reason.DUPLICATE)
+
+    accepted = reason < 0
+    quantity = np.where(np.isnan(qty), 1.0, qty)
+    returned = reason == _REASONS.index(Reason.RETURN)
+    quantity, returns = _net_returns(
+        user.codes, item.codes, ts, np.abs(quantity), accepted & (event == _PURCHASE), returned
+    )
+    events = _frame(table, accepted, user, item, event, ts, order, quantity, price, n)
+    counts = np.bincount(reason[~accepted].astype(np.int64), minlength=len(_REASONS))
+    report = ValidationReport(
+        rows_read=n,
+        rows_accepted=int(accepted.sum()),
+        rejected={r.value: int(c) for r, c in zip(_REASONS, counts, strict=True)},
+        returns=returns,
+    )
+    logger.info("validated %d rows: %d accepted", n, report.rows_accepted)
+    return ValidationResult(events, _rejected_rows(table, reason), report)
+
+
+def _event_codes(column: EncodedColumn, fmt: SourceFormat, n: int) -> np.ndarray:
+    """Return the event type code per row (-1 unknown), from a constant or the mapped column."""
+    if not column.present.any() and fmt.event_type is not None:
+        return np.full(n, _EVENT_TYPES.index(fmt.event_type), dtype=np.int8)
+    lookup = {v.lower(): v for v in _EVENT_TYPES}
+    lookup.update({k.strip().lower(): v for k, v in fmt.event_type_values.items()})
+    names = [lookup.get(str(v).strip().lower()) for v in column.values]
+    per_value = np.array([_EVENT_TYPES.index(v) if v else -1 for v in names] + [-1], dtype=np.int8)
+    if fmt.event_type is not None:  # a constant fills rows without a type
+        per_value[-1] = _EVENT_TYPES.index(fmt.event_type)
+    return per_value[column.codes]
+
+
+def _matches(column: EncodedColumn, pattern: str | None) -> np.ndarray:
+    """Return a row mask: the value fully matches ``pattern``."""
+    if pattern is None or not len(column.values):
+        return np.zeros(len(column.codes), dtype=bool)
+    hit = pd.Series(column.values, dtype=object).str.fullmatch(pattern).to_numpy(dtype=bool)
+    return np.append(hit, False)[column.codes]
+
+
+def _net_returns(
+    user: np.ndarray,
+    item: np.ndarray,
+    ts: np.ndarray,
+    quantity: np.ndarray,
+    purchase: np.ndarray,
+    returned: np.ndarray,
+) -> tuple[np.ndarray, ReturnsReport]:
+    """Subtract returned quantities from the same user's purchases of the item, latest first."""
+    quantity = quantity.astype(np.float64, copy=True)
+    if not returned.any():
+        return quantity, ReturnsReport()
+    n_items = int(item.max()) + 1
+    pair = user.astype(np.int64) * n_items + item
+    ret_pairs, ret_inverse = np.unique(pair[returned], return_inverse=True)
+    ret_qty = np.bincount(ret_inverse, weights=quantity[returned])
+    rows = np.flatnonzero(purchase & np.isin(pair, ret_pairs))
+    rows = rows[np.lexsort((-ts[rows], pair[rows]))]
+    p, q = pair[rows], quantity[rows]
+    cum = np.cumsum(q)
+    start = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1]
+    group_size = np.diff(np.r_[start, len(p)])
+    before = cum - q - np.repeat(cum[start] - q[start], group_size)
+    owed = ret_qty[np.searchsorted(ret_pairs, p)]
+    taken = np.clip(owed - before, 0.0, q)
+    quantity[rows] = q - taken
+    bought = np.bincount(np.searchsorted(ret_pairs, p), weights=q, minlength=len(ret_pairs))
+    matched = np.minimum(ret_qty, bought)
+    return quantity, ReturnsReport(
+        rows=int(returned.sum()),
+        quantity=float(ret_qty.sum()),
+        matched_quantity=float(matched.sum()),
+        unmatched_quantity=float((ret_qty - matched).sum()),
+        unmatched_rows=int(np.isin(pair[returned], ret_pairs[bought == 0]).sum()),
+        purchases_netted_out=int(((q - taken) == 0).sum()),
+    )
+
+
+def _frame(
+    table: pa.Table,
+    accepted: np.ndarray,
+    user: EncodedColumn,
+    item: EncodedColumn,
+    event: np.ndarray,
+    ts: np.ndarray,
+    order: EncodedColumn,
+    quantity: np.ndarray,
+    price: np.ndarray,
+    n: int,
+) -> pd.DataFrame:
+    """Build the events frame of accepted rows with categorical ids."""
+
+    def cat(column: EncodedColumn) -> pd.Categorical:
+        codes = column.codes[accepted]
+        return pd.Categorical.from_codes(codes, categories=pd.Index(column.values, dtype=object))
+
+    frame = pd.DataFrame(
+        {
+            "user_id": cat(user).remove_unused_categories(),
+            "item_id": cat(item).remove_unused_categories(),
+            "event_type": pd.Categorical.from_codes(
+                event[accepted], categories=pd.Index(list(_EVENT_TYPES))
+            ),
+            "timestamp": pd.to_datetime(ts[accepted], utc=True),
+            "order_id": cat(order).remove_unused_categories(),
+            "quantity": quantity[accepted].astype(np.float32),
+            "price": price[accepted],
+        }
+    )
+    for name in ("item_name", "category"):
+        if name in table.column_names:
+            frame[name] = cat(encode(table.column(name), n)).remove_unused_categories()
+    return frame
+
+
+def _rejected_rows(table: pa.Table, reason: np.ndarray) -> pa.Table:
+    """Return the raw rejected rows with their 1-based row number and reason."""
+    rows = np.flatnonzero(reason >= 0)
+    picked = table.take(pa.array(rows))
+    columns = {name: picked.column(name).cast(pa.string()) for name in picked.column_names}
+    reasons = np.array([r.value for r in _REASONS], dtype=object)[reason[rows]]
+    return pa.table(
+        {"row": pa.array(rows + 1), **columns, "reason": pa.array(reasons, pa.string())}
+    )

@@ -1,0 +1,149 @@
+"""The ``orderlift`` command line: generate, inspect (and, as they land, train and serve)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from features.errors import DataError
+from training.options import (
+    CancelPrefix,
+    EventMap,
+    EventsPath,
+    EventTypeOpt,
+    ItemsPath,
+    MapOpt,
+    NonProduct,
+    PresetOpt,
+    TimestampFormat,
+    Timezone,
+    source_format,
+)
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="orderlift",
+    help="Recommendations that raise average order value.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(func: F) -> F:
+    """Turn expected errors into a one-line message and exit code 2, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (DataError, ValueError, OSError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+@one_line_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Directory for events.csv and items.csv.")],
+    users: Annotated[int, typer.Option(min=1)] = 5000,
+    items: Annotated[int, typer.Option(min=2)] = 2000,
+    days: Annotated[int, typer.Option(min=1)] = 90,
+    seed: int = 7,
+    events_per_user: Annotated[float | None, typer.Option(help="Scale the volume.")] = None,
+) -> None:
+    """Generate a synthetic store (events.csv, items.csv, truth.json)."""
+    from features.synthetic import generate_store, write_store
+
+    with console.status("generating the store"):
+        store = generate_store(
+            users=users, items=items, days=days, seed=seed, events_per_user=events_per_user
+        )
+        paths = write_store(store, out)
+    console.print(
+        f"wrote {len(store.events):,} events for {users:,} users and {items:,} items "
+        f"to {paths['events']} and {paths['items']}"
+    )
+
+
+@app.command()
+@one_line_errors
+def inspect(
+    events: EventsPath,
+    items: ItemsPath = None,
+    preset: PresetOpt = None,
+    mapping: MapOpt = None,
+    event_type: EventTypeOpt = None,
+    event_map: EventMap = None,
+    cancel_prefix: CancelPrefix = None,
+    non_product: NonProduct = None,
+    timestamp_format: TimestampFormat = None,
+    timezone: Timezone = None,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option("--quarantine", help="Write rejected rows with their reasons here."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    top: Annotated[int, typer.Option(min=1, help="How many top items to list.")] = 10,
+) -> None:
+    """Print a data report: rows read and rejected by reason, users, items, baskets, top items."""
+    from features.dataset import load_dataset
+    from features.report import data_report
+
+    fmt = source_format(
+        preset,
+        mapping,
+        event_type,
+        event_map,
+        cancel_prefix,
+        non_product,
+        timestamp_format,
+        timezone,
+    )
+    if as_json:
+        dataset = load_dataset(events, fmt, items, quarantine=quarantine)
+    else:
+        with console.status(f"reading {events}"):
+            dataset = load_dataset(events, fmt, items, quarantine=quarantine)
+    report = data_report(dataset.validation.report, dataset.events, dataset.interactions, top=top)
+    if quarantine is not None:
+        report["quarantine"] = str(quarantine)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from training.display import render_data_report
+
+    render_data_report(report, console)
+    if quarantine is not None:
+        console.print(f"rejected rows written to {quarantine}")
+
+
+def main() -> None:
+    """Run the command line."""
+    app()

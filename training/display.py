@@ -1,0 +1,55 @@
+"""Rich renderings of reports for the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+
+__all__ = ["render_data_report"]
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    return table
+
+
+def render_data_report(report: dict[str, Any], console: Console) -> None:
+    """Print the data report as tables."""
+    overview = _table("Data", "", "value")
+    for key in ("rows_read", "rows_accepted", "users", "items", "interactions", "orders"):
+        overview.add_row(key.replace("_", " "), f"{report[key]:,}")
+    overview.add_row("density", f"{report['density']:.4%}")
+    overview.add_row("date range", f"{report['date_min']} .. {report['date_max']}")
+    overview.add_row("reconciled", "yes" if report["reconciled"] else "[red]NO[/red]")
+
+    rejected = _table("Rejected rows", "reason", "rows")
+    rejected.add_row("all", f"{sum(report['rejected'].values()):,}")
+    for reason, count in report["rejected"].items():
+        rejected.add_row(reason, f"{count:,}")
+    returns = report["returns"]
+    rejected.add_row(
+        "  returns netted",
+        f"{returns['matched_quantity']:,.0f} of {returns['quantity']:,.0f} units",
+    )
+    rejected.add_row("  returns unmatched", f"{returns['unmatched_rows']:,} rows")
+
+    types = _table("Event types", "type", "events")
+    for name, count in report["event_types"].items():
+        types.add_row(name, f"{count:,}")
+
+    sizes = report["basket_sizes"]
+    baskets = _table("Basket sizes", "items", "orders")
+    baskets.add_row("mean", f"{sizes['mean']:.1f}")
+    baskets.add_row("median", f"{sizes['median']:.0f}")
+    for label, count in sizes["distribution"].items():
+        baskets.add_row(label, f"{count:,}")
+
+    top = _table("Top items", "item", "name", "category", "price", "events")
+    for row in report["top_items"]:
+        price = "" if row["price"] is None else f"{row['price']:.2f}"
+        top.add_row(row["item_id"], row["name"][:40], row["category"], price, f"{row['events']:,}")
+    console.print(Group(overview, "", rejected, "", types, "", baskets, "", top))
