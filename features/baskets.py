@@ -21,7 +21,7 @@ class Baskets:
 
     matrix: sp.csr_matrix
     user_idx: np.ndarray
-    timestamp: np.ndarray  # int64 ns since the epoch, UTC: the basket's first event
+    timestamp: np.ndarray  # int64 ns since the epoch, UTC: the basket's earliest event
     value: np.ndarray
 
     def __len__(self) -> int:
@@ -35,9 +35,7 @@ class Baskets:
     def at_least(self, size: int) -> Baskets:
         """Return the baskets with ``size`` or more distinct items."""
         keep = self.sizes >= size
-        return Baskets(
-            self.matrix[keep], self.user_idx[keep], self.timestamp[keep], self.value[keep]
-        )
+        return Baskets(self.matrix[keep], self.user_idx[keep], self.timestamp[keep], self.value[keep])
 
 
 def _assemble(
@@ -56,13 +54,13 @@ def _assemble(
     matrix.data[:] = 1.0
     first = np.full(n, len(row), dtype=np.int64)
     np.minimum.at(first, row, np.arange(len(row)))
+    earliest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, row, ts)
     totals = np.bincount(row, weights=value, minlength=n)
-    return Baskets(matrix, users[first].astype(np.int32), ts[first], totals)
+    return Baskets(matrix, users[first].astype(np.int32), earliest, totals)
 
 
-def _rows(
-    events: pd.DataFrame, users: IdIndex, items: IdIndex
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows(events: pd.DataFrame, users: IdIndex, items: IdIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     u, i = rows_of(events["user_id"], users), rows_of(events["item_id"], items)
     keep = (u >= 0) & (i >= 0)
     return keep, u, i

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 __all__ = ["EncodedColumn", "encode", "parse_float", "parse_timestamp", "timestamp_ns"]
 
 _FLOAT_ID = r"^-?\d+\.0+$"
+_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)\s*$"
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,14 @@ def encode(column: pa.ChunkedArray | None, n_rows: int, float_ids: bool = False)
 
 def parse_float(column: EncodedColumn) -> tuple[np.ndarray, np.ndarray]:
     """Return (values with NaN where missing or bad, mask of present-but-unparseable rows)."""
-    parsed = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce").to_numpy(
-        dtype=np.float64
-    )
+    parsed = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     bad_value = ~np.isfinite(parsed)
     parsed = np.append(parsed, np.nan)
     bad_value = np.append(bad_value, False)
     return parsed[column.codes], bad_value[column.codes]
 
 
-def parse_timestamp(
-    column: EncodedColumn, fmt: str | None = None, timezone: str = "UTC"
-) -> np.ndarray:
+def parse_timestamp(column: EncodedColumn, fmt: str | None = None, timezone: str = "UTC") -> np.ndarray:
     """Return UTC epoch nanoseconds per row (int64); INT64 min where missing or bad."""
     text = pd.Series(column.values, dtype=object)
     parsed = _to_datetime(text, fmt or "ISO8601", timezone)
@@ -68,11 +65,7 @@ def parse_timestamp(
         retry = parsed.isna()
         parsed[retry] = _to_datetime(text[retry], "mixed", timezone)
     nat = np.iinfo(np.int64).min
-    ns = (
-        parsed.dt.as_unit("ns").astype("int64").to_numpy()
-        if len(parsed)
-        else np.array([], np.int64)
-    )
+    ns = parsed.dt.as_unit("ns").astype("int64").to_numpy() if len(parsed) else np.array([], np.int64)
     ns = np.where(parsed.isna().to_numpy(), nat, ns)
     return np.append(ns, nat)[column.codes]
 
@@ -81,16 +74,18 @@ def _to_datetime(text: pd.Series, fmt: str, timezone: str) -> pd.Series:
     """Parse strings; naive times are taken in ``timezone``, the result is UTC."""
     if timezone == "UTC":
         return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
-    try:
-        local = pd.to_datetime(text, format=fmt, errors="coerce")
-    except (ValueError, TypeError):  # mixed offsets: fall back to UTC parsing
-        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
-    if getattr(local.dt, "tz", None) is not None:
-        return local.dt.tz_convert("UTC")
-    localized = local.dt.tz_localize(
-        timezone, ambiguous=np.zeros(len(local), dtype=bool), nonexistent="shift_forward"
-    )
-    return localized.dt.tz_convert("UTC")
+    has_offset = text.astype(str).str.contains(_OFFSET, regex=True).to_numpy()
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    if has_offset.any():
+        out[has_offset] = pd.to_datetime(text[has_offset], format=fmt, utc=True, errors="coerce")
+    naive = ~has_offset
+    if naive.any():
+        local = pd.to_datetime(text[naive], format=fmt, errors="coerce")
+        localized = local.dt.tz_localize(
+            timezone, ambiguous=np.zeros(int(naive.sum()), dtype=bool), nonexistent="shift_forward"
+        )
+        out[naive] = localized.dt.tz_convert("UTC")
+    return out
 
 
 def timestamp_ns(timestamps: pd.Series) -> np.ndarray:

@@ -66,7 +66,8 @@ class IdIndex:
 
     def save(self, path: Path) -> None:
         """Write the ids as a ``.npy`` unicode array (never pickle)."""
-        np.save(Path(path), self.ids, allow_pickle=False)
+        with Path(path).open("wb") as handle:  # exactly this path: np.save would add ".npy"
+            np.save(handle, self.ids, allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path) -> IdIndex:

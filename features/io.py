@@ -60,6 +60,8 @@ class SourceFormat:
     timestamp_format: str | None = None
     timezone: str = "UTC"
     float_id_columns: tuple[str, ...] = ()
+    #: Canonical columns the user mapped explicitly: these must exist (a preset's may be absent).
+    mapped: tuple[str, ...] = ()
 
     def source_column(self, name: str) -> str:
         """Return the file's column for canonical column ``name``."""
@@ -111,15 +113,12 @@ def resolve_format(
 ) -> SourceFormat:
     """Combine a named preset with explicit mapping entries and options (explicit wins)."""
     if preset is not None and preset not in PRESETS:
-        raise MappingError(
-            f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}"
-        )
+        raise MappingError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
     base = PRESETS[preset] if preset else SourceFormat()
     for name in mapping or {}:
         if name not in EVENT_COLUMNS:
             raise MappingError(
-                f"mapping names unknown column {name!r}; "
-                f"event columns are {', '.join(EVENT_COLUMNS)}"
+                f"mapping names unknown column {name!r}; event columns are {', '.join(EVENT_COLUMNS)}"
             )
     if event_type is not None and event_type not in {t.value for t in EventType}:
         raise MappingError(f"event type {event_type!r} is not one of view, cart, purchase")
@@ -132,6 +131,7 @@ def resolve_format(
         columns={**base.columns, **(mapping or {})},
         event_type=event_type if event_type is not None else base.event_type,
         event_type_values={**base.event_type_values, **(event_type_values or {})},
+        mapped=tuple(mapping or {}),
         **given,  # type: ignore[arg-type]
     )
 
@@ -158,9 +158,7 @@ def read_table(
     try:
         header = _header(path)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-        raise UnreadableFileError(
-            f"{path}: not a readable CSV or Parquet file ({_first_line(exc)})"
-        ) from exc
+        raise UnreadableFileError(f"{path}: not a readable CSV or Parquet file ({_first_line(exc)})") from exc
     present = {name: src for name, src in wanted.items() if src in header}
     for name in required:
         if name not in present:

@@ -12,9 +12,7 @@ __all__ = ["kcore"]
 logger = logging.getLogger(__name__)
 
 
-def kcore(
-    events: pd.DataFrame, min_user: int = 1, min_item: int = 1, max_rounds: int = 100
-) -> pd.DataFrame:
+def kcore(events: pd.DataFrame, min_user: int = 1, min_item: int = 1, max_rounds: int = 100) -> pd.DataFrame:
     """Drop events until users have ``min_user`` distinct items and items ``min_item`` users."""
     if min_user <= 1 and min_item <= 1:
         return events

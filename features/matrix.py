@@ -50,9 +50,7 @@ class Weighting:
         if self.half_life_days is not None and self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be > 0, got {self.half_life_days}")
         if self.quantity_scale not in ("log", "linear", "none"):
-            raise ValueError(
-                f"quantity_scale must be log, linear or none, got {self.quantity_scale!r}"
-            )
+            raise ValueError(f"quantity_scale must be log, linear or none, got {self.quantity_scale!r}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,8 @@ def event_confidence(events: pd.DataFrame, weighting: Weighting) -> np.ndarray:
     if weighting.half_life_days is not None:
         ts = events["timestamp"]
         ref = weighting.reference_time if weighting.reference_time is not None else ts.max()
+        ref = pd.Timestamp(ref)
+        ref = ref.tz_localize("UTC") if ref.tzinfo is None else ref.tz_convert("UTC")
         age_days = (ref - ts).dt.total_seconds().to_numpy() / 86400.0
         conf = conf * np.power(0.5, np.clip(age_days, 0.0, None) / weighting.half_life_days)
     quantity = events["quantity"].to_numpy(dtype=np.float64)
@@ -112,9 +112,7 @@ def build_matrix(
     return matrix.astype(np.float32)
 
 
-def item_metadata(
-    events: pd.DataFrame, items: IdIndex, catalog: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def item_metadata(events: pd.DataFrame, items: IdIndex, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return name, category, price and in_stock per item row: catalog first, else from events."""
     cols = rows_of(events["item_id"], items)
     meta = pd.DataFrame(index=pd.RangeIndex(len(items)))
@@ -146,11 +144,7 @@ def _most_frequent(events: pd.DataFrame, source: str, cols: np.ndarray, n: int) 
     codes = events[source].cat.codes.to_numpy()
     keep = (codes >= 0) & (cols >= 0)
     pairs = pd.DataFrame({"row": cols[keep], "code": codes[keep]})
-    counts = (
-        pairs.value_counts()
-        .reset_index(name="n")
-        .sort_values(["row", "n"], ascending=[True, False])
-    )
+    counts = pairs.value_counts().reset_index(name="n").sort_values(["row", "n"], ascending=[True, False])
     top = counts.drop_duplicates("row").set_index("row")["code"]
     names = events[source].cat.categories.to_numpy(dtype=object)[top.to_numpy()]
     return pd.Series(names, index=top.index, dtype=object).reindex(range(n))

@@ -47,8 +47,7 @@ def data_report(
             "mean": float(sizes.mean()) if len(sizes) else 0.0,
             "median": float(np.median(sizes)) if len(sizes) else 0.0,
             "distribution": {
-                label: int(((sizes >= lo) & (sizes <= hi)).sum())
-                for label, lo, hi in BASKET_SIZE_BINS
+                label: int(((sizes >= lo) & (sizes <= hi)).sum()) for label, lo, hi in BASKET_SIZE_BINS
             },
         },
         "order_value": {
@@ -61,7 +60,8 @@ def data_report(
 
 def _top_items(events: pd.DataFrame, interactions: Interactions, top: int) -> list[dict[str, Any]]:
     """Return the most frequent items with their name, category, price and event count."""
-    counts = events["item_id"].value_counts().head(top)
+    counts = events["item_id"].value_counts()
+    counts = counts[counts > 0].head(top)
     rows = interactions.items.to_index(counts.index.to_numpy())
     meta = interactions.item_meta
     prices = meta["price"].to_numpy(dtype=np.float64)

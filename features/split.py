@@ -50,9 +50,7 @@ class Split:
         }
 
 
-def _separate(
-    train: pd.DataFrame, test: pd.DataFrame, method: str, cutoff: pd.Timestamp | None
-) -> Split:
+def _separate(train: pd.DataFrame, test: pd.DataFrame, method: str, cutoff: pd.Timestamp | None) -> Split:
     """Move test rows with a user or item unseen in train into ``cold``."""
     seen_u = test["user_id"].isin(train["user_id"].unique())
     seen_i = test["item_id"].isin(train["item_id"].unique())
@@ -80,15 +78,11 @@ def chronological_split(
     point = point.tz_localize("UTC") if point.tzinfo is None else point.tz_convert("UTC")
     is_test = (ts >= point).to_numpy()
     if is_test.all() or not is_test.any():
-        raise ValueError(
-            f"cutoff {point} leaves no train or no test rows ({ts.min()} .. {ts.max()})"
-        )
+        raise ValueError(f"cutoff {point} leaves no train or no test rows ({ts.min()} .. {ts.max()})")
     return _separate(events[~is_test], events[is_test], "chronological", point)
 
 
-def leave_last_k_split(
-    events: pd.DataFrame, k: int = 1, event_type: str | None = "purchase"
-) -> Split:
+def leave_last_k_split(events: pd.DataFrame, k: int = 1, event_type: str | None = "purchase") -> Split:
     """Hold out each user's last ``k`` visits: the events (of ``event_type``; all when None) at
     their ``k`` latest distinct timestamps, for users with more than ``k`` such timestamps.
 
@@ -114,6 +108,4 @@ def leave_last_k_split(
     test = eligible & (ts >= start[users])
     train = ts < start[users]
     split = _separate(events[train], events[test], f"leave_last_{k}", None)
-    return Split(
-        split.train, split.test, split.cold, split.method, None, int((~train & ~test).sum())
-    )
+    return Split(split.train, split.test, split.cold, split.method, None, int((~train & ~test).sum()))

@@ -23,7 +23,7 @@ import pyarrow.csv as pa_csv
 from features.columns import EncodedColumn, encode, parse_float, parse_timestamp
 from features.errors import MissingColumnError
 from features.io import SourceFormat, read_table
-from features.schema import EVENT_COLUMNS, EventType, Reason
+from features.schema import EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, EventType, Reason
 
 __all__ = ["ReturnsReport", "ValidationReport", "ValidationResult", "load_events", "validate"]
 
@@ -84,7 +84,7 @@ class ValidationResult:
 def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -> ValidationResult:
     """Read, validate and net an events file; optionally write its quarantine."""
     wanted = {name: fmt.source_column(name) for name in EVENT_COLUMNS}
-    table = read_table(Path(path), wanted)
+    table = read_table(Path(path), wanted, required=(*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
     if "event_type" not in table.column_names and fmt.event_type is None:
         raise MissingColumnError(
             f"{path}: no event type column {wanted['event_type']!r}; map one with "
@@ -199,6 +199,13 @@ def _net_returns(
     ret_qty = np.bincount(ret_inverse, weights=quantity[returned])
     rows = np.flatnonzero(purchase & np.isin(pair, ret_pairs))
     rows = rows[np.lexsort((-ts[rows], pair[rows]))]
+    if not len(rows):
+        return quantity, ReturnsReport(
+            rows=int(returned.sum()),
+            quantity=float(ret_qty.sum()),
+            unmatched_quantity=float(ret_qty.sum()),
+            unmatched_rows=int(returned.sum()),
+        )
     p, q = pair[rows], quantity[rows]
     cum = np.cumsum(q)
     start = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1]
@@ -241,9 +248,7 @@ def _frame(
         {
             "user_id": cat(user).remove_unused_categories(),
             "item_id": cat(item).remove_unused_categories(),
-            "event_type": pd.Categorical.from_codes(
-                event[accepted], categories=pd.Index(list(_EVENT_TYPES))
-            ),
+            "event_type": pd.Categorical.from_codes(event[accepted], categories=pd.Index(list(_EVENT_TYPES))),
             "timestamp": pd.to_datetime(ts[accepted], utc=True),
             "order_id": cat(order).remove_unused_categories(),
             "quantity": quantity[accepted].astype(np.float32),
@@ -262,6 +267,4 @@ def _rejected_rows(table: pa.Table, reason: np.ndarray) -> pa.Table:
     picked = table.take(pa.array(rows))
     columns = {name: picked.column(name).cast(pa.string()) for name in picked.column_names}
     reasons = np.array([r.value for r in _REASONS], dtype=object)[reason[rows]]
-    return pa.table(
-        {"row": pa.array(rows + 1), **columns, "reason": pa.array(reasons, pa.string())}
-    )
+    return pa.table({"row": pa.array(rows + 1), **columns, "reason": pa.array(reasons, pa.string())})

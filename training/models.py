@@ -83,9 +83,7 @@ class Recommender(ABC):
         unknown = set(params) - set(self.defaults)
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"
-            raise ModelError(
-                f"{self.kind} has no parameter {', '.join(sorted(unknown))}; known: {known}"
-            )
+            raise ModelError(f"{self.kind} has no parameter {', '.join(sorted(unknown))}; known: {known}")
         self.params: dict[str, Any] = {**self.defaults, **params}
         self.n_items = 0
 
@@ -134,9 +132,7 @@ class Recommender(ABC):
     def contributions(self, history: sp.csr_matrix, item_idx: int) -> tuple[np.ndarray, np.ndarray]:
         """Return each item of one history row and what it adds to ``item_idx``'s score."""
         row = sp.csr_matrix(history[0] if history.shape[0] > 1 else history)
-        return row.indices.copy(), (row.data * self.influence(item_idx)[row.indices]).astype(
-            np.float32
-        )
+        return row.indices.copy(), (row.data * self.influence(item_idx)[row.indices]).astype(np.float32)
 
 
 class PopularModel(Recommender):
@@ -334,13 +330,9 @@ class FactorModel(Recommender):
         if self.kind == "als":
             with threadpool_limits(1, "blas"):
                 return np.asarray(
-                    self._als().recalculate_user(
-                        np.arange(history.shape[0]), history.astype(np.float32)
-                    )
+                    self._als().recalculate_user(np.arange(history.shape[0]), history.astype(np.float32))
                 )
-        weights = sp.diags(1.0 / np.maximum(history.getnnz(axis=1), 1)) @ (history > 0).astype(
-            np.float32
-        )
+        weights = sp.diags(1.0 / np.maximum(history.getnnz(axis=1), 1)) @ (history > 0).astype(np.float32)
         vectors = np.asarray(weights @ self.item_factors, dtype=np.float32)
         vectors[:, self._constant_user_columns] = 1.0
         return vectors
@@ -383,11 +375,7 @@ class FactorModel(Recommender):
         self.n_items = len(self.item_factors)
         norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
         self._normed = self.item_factors / np.maximum(norms, 1e-12)
-        ones = (
-            np.all(self.user_factors == 1.0, axis=0)
-            if len(self.user_factors)
-            else np.zeros(0, bool)
-        )
+        ones = np.all(self.user_factors == 1.0, axis=0) if len(self.user_factors) else np.zeros(0, bool)
         self._constant_user_columns = np.flatnonzero(ones)
 
 
@@ -489,15 +477,11 @@ def load_model(directory: Path) -> Recommender:
         for name, file in meta["arrays"].items():
             path = directory / file
             arrays[name] = (
-                sp.load_npz(path).tocsr()
-                if file.endswith(".npz")
-                else np.load(path, allow_pickle=False)
+                sp.load_npz(path).tocsr() if file.endswith(".npz") else np.load(path, allow_pickle=False)
             )
         model.restore(arrays)
     except (OSError, KeyError, ValueError, TypeError, EOFError) as exc:
         raise ModelError(f"{directory}: cannot load the model ({exc})") from exc
     if model.n_items != int(meta["n_items"]):
-        raise ModelError(
-            f"{directory}: model has {model.n_items} items, model.json says {meta['n_items']}"
-        )
+        raise ModelError(f"{directory}: model has {model.n_items} items, model.json says {meta['n_items']}")
     return model

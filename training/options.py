@@ -26,18 +26,12 @@ __all__ = [
 EventsPath = Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
 ItemsPath = Annotated[
     Path | None,
-    typer.Option(
-        "--items", help="Optional items catalog (item_id, name, category, price, in_stock)."
-    ),
+    typer.Option("--items", help="Optional items catalog (item_id, name, category, price, in_stock)."),
 ]
-PresetOpt = Annotated[
-    str | None, typer.Option("--preset", help="Named column layout, e.g. online-retail.")
-]
+PresetOpt = Annotated[str | None, typer.Option("--preset", help="Named column layout, e.g. online-retail.")]
 MapOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        "--map", help="Column mapping, e.g. user_id=CustomerID,item_id=StockCode (repeatable)."
-    ),
+    typer.Option("--map", help="Column mapping, e.g. user_id=CustomerID,item_id=StockCode (repeatable)."),
 ]
 EventTypeOpt = Annotated[
     str | None,
@@ -45,9 +39,7 @@ EventTypeOpt = Annotated[
 ]
 EventMap = Annotated[
     list[str] | None,
-    typer.Option(
-        "--event-map", help="Map the shop's event names, e.g. view=pageview,cart=add_to_cart."
-    ),
+    typer.Option("--event-map", help="Map the shop's event names, e.g. view=pageview,cart=add_to_cart."),
 ]
 CancelPrefix = Annotated[
     str | None,
@@ -55,17 +47,13 @@ CancelPrefix = Annotated[
 ]
 NonProduct = Annotated[
     list[str] | None,
-    typer.Option(
-        "--non-product", help="Regex (full match) of item ids that are not products (repeatable)."
-    ),
+    typer.Option("--non-product", help="Regex (full match) of item ids that are not products (repeatable)."),
 ]
 TimestampFormat = Annotated[
     str | None,
     typer.Option("--timestamp-format", help="strftime format; default ISO 8601, then guessed."),
 ]
-Timezone = Annotated[
-    str | None, typer.Option("--timezone", help="Zone of naive timestamps (default UTC).")
-]
+Timezone = Annotated[str | None, typer.Option("--timezone", help="Zone of naive timestamps (default UTC).")]
 
 
 def source_format(

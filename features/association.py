@@ -1,0 +1,95 @@
+"""Item-item association statistics from baskets: co-occurrence, support, confidence, lift.
+
+For items ``i`` and ``j`` over ``n`` baskets: ``count(i, j)`` baskets hold both,
+``support = count(i, j) / n``, ``confidence(j | i) = count(i, j) / count(i)`` and
+``lift(i, j) = confidence(j | i) / (count(j) / n)``. Only pairs with
+``count(i, j) >= min_count`` are kept, so the matrices stay sparse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from features.baskets import Baskets
+
+__all__ = ["Associations", "association_stats"]
+
+
+@dataclass(frozen=True)
+class Associations:
+    """Pair counts (items x items, zero diagonal) with the per-item basket counts behind them."""
+
+    pair_counts: sp.csr_matrix
+    item_counts: np.ndarray
+    n_baskets: int
+
+    @property
+    def n_items(self) -> int:
+        """Return the number of items."""
+        return len(self.item_counts)
+
+    def _scaled(self, row_scale: np.ndarray, col_scale: np.ndarray | None = None) -> sp.csr_matrix:
+        """Return pair counts with each stored cell multiplied by row and column factors."""
+        out = self.pair_counts.astype(np.float64, copy=True)
+        rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
+        out.data *= row_scale[rows]
+        if col_scale is not None:
+            out.data *= col_scale[out.indices]
+        return out
+
+    def support(self) -> sp.csr_matrix:
+        """Return count(i, j) / n."""
+        return self.pair_counts.astype(np.float64) / max(self.n_baskets, 1)
+
+    def confidence(self) -> sp.csr_matrix:
+        """Return P(j | i) in row i, column j."""
+        return self._scaled(1.0 / np.maximum(self.item_counts, 1))
+
+    def lift(self) -> sp.csr_matrix:
+        """Return confidence(j | i) / P(j)."""
+        base = self.item_counts / max(self.n_baskets, 1)
+        return self._scaled(1.0 / np.maximum(self.item_counts, 1), 1.0 / np.maximum(base, 1e-12))
+
+    def cart_probability(self, carts: sp.csr_matrix, shrinkage: float = 5.0) -> np.ndarray:
+        """Return P(j is added | cart) per cart row (dense), a shrunk noisy-or over cart items.
+
+        ``P = 1 - (1 - P(j)) * prod_i (1 - c(i, j) / (c(i) + shrinkage))`` over the cart's items
+        ``i``: each cart item is an independent chance to pull ``j`` in, with confidences shrunk
+        towards zero when item ``i`` is rare, on top of ``j``'s base rate ``P(j)``.
+        """
+        shrunk = self._scaled(1.0 / (self.item_counts + float(shrinkage)))
+        shrunk.data = np.log1p(-np.minimum(shrunk.data, 1.0 - 1e-6))
+        binary = sp.csr_matrix(carts, dtype=np.float64)
+        binary.data[:] = 1.0
+        log_miss = np.asarray((binary @ shrunk).toarray())
+        base = self.item_counts / max(self.n_baskets, 1)
+        return 1.0 - (1.0 - base)[None, :] * np.exp(log_miss)
+
+    def pair(self, i: int, j: int) -> tuple[int, float, float, float]:
+        """Return (count, support, confidence of j given i, lift) for one pair."""
+        count = int(self.pair_counts[i, j])
+        n = max(self.n_baskets, 1)
+        conf = count / max(int(self.item_counts[i]), 1)
+        base = int(self.item_counts[j]) / n
+        return count, count / n, conf, conf / base if base else 0.0
+
+
+def association_stats(
+    baskets: Baskets, min_count: int = 2, max_basket_size: int | None = None
+) -> Associations:
+    """Count co-occurrences of distinct items in baskets with sparse products (XᵀX)."""
+    x = baskets.matrix
+    if max_basket_size is not None:
+        x = x[baskets.sizes <= max_basket_size]
+    x = sp.csr_matrix(x, dtype=np.float32)
+    x.data[:] = 1.0
+    item_counts = np.asarray(x.sum(axis=0)).ravel().astype(np.int64)
+    pairs = sp.csr_matrix(x.T @ x)
+    pairs.setdiag(0)
+    pairs.data[pairs.data < min_count] = 0
+    pairs.eliminate_zeros()
+    pairs.sort_indices()
+    return Associations(pairs.astype(np.float32), item_counts, int(x.shape[0]))

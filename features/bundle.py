@@ -1,0 +1,193 @@
+"""The model bundle: the one contract between training and the service.
+
+A bundle is a directory::
+
+    manifest.json      schema_version, model (kind, params), trained_at, data fingerprint,
+                       weights, split, metrics, versions, counts, and a sha256 per file
+    users.npy          user ids (numpy unicode), row order of history and user factors
+    items.npy          item ids (numpy unicode), column order of every item array
+    history.npz        users x items confidence (scipy CSR): what each user already has
+    items.parquet      item metadata aligned to items.npy: name, category, price, in_stock
+    popularity.npy     distinct users per item (float32)
+    copurchase.npz     items x items co-purchase counts; copurchase_items.npy per-item order counts
+    coview.npz         the same over browse sessions (optional); coview_items.npy
+    model/             the model's own arrays and model.json (written by training.models)
+
+Nothing is pickled: arrays load with ``allow_pickle=False``. ``load_bundle`` checks the schema
+version, every file's presence and checksum, and every shape, and raises ``BundleError`` saying
+which file is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.association import Associations
+from features.errors import BundleError
+from features.ids import IdIndex
+
+__all__ = ["SCHEMA_VERSION", "Bundle", "file_sha256", "load_bundle", "save_bundle"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything the service needs besides the model object."""
+
+    path: Path
+    manifest: dict[str, Any]
+    users: IdIndex
+    items: IdIndex
+    history: sp.csr_matrix
+    item_meta: pd.DataFrame
+    popularity: np.ndarray
+    copurchase: Associations
+    coview: Associations | None
+
+    @property
+    def model_dir(self) -> Path:
+        """Return the directory of the model's own files."""
+        return self.path / MODEL_DIR
+
+    @property
+    def version(self) -> str:
+        """Return the model version the bundle was registered as, else its fingerprint."""
+        return str(self.manifest.get("model_version") or self.manifest["bundle_id"])
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_bundle(
+    directory: Path,
+    *,
+    manifest: dict[str, Any],
+    users: IdIndex,
+    items: IdIndex,
+    history: sp.csr_matrix,
+    item_meta: pd.DataFrame,
+    popularity: np.ndarray,
+    copurchase: Associations,
+    coview: Associations | None,
+    write_model: Callable[[Path], None],
+) -> Path:
+    """Write a bundle into a temporary directory, then move it into place."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        users.save(staging / "users.npy")
+        items.save(staging / "items.npy")
+        sp.save_npz(staging / "history.npz", sp.csr_matrix(history, dtype=np.float32), compressed=False)
+        meta = item_meta[["name", "category", "price", "in_stock"]].reset_index(drop=True)
+        meta.insert(0, "item_id", items.ids.astype(object))
+        meta.to_parquet(staging / "items.parquet", index=False)
+        np.save(staging / "popularity.npy", np.asarray(popularity, dtype=np.float32), allow_pickle=False)
+        stats = {"copurchase": copurchase, "coview": coview}
+        for name, assoc in stats.items():
+            if assoc is not None:
+                sp.save_npz(staging / f"{name}.npz", assoc.pair_counts, compressed=False)
+                np.save(staging / f"{name}_items.npy", assoc.item_counts, allow_pickle=False)
+        write_model(staging / MODEL_DIR)
+        files = {
+            str(p.relative_to(staging)): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()
+        }
+        full = {
+            **manifest,
+            "schema_version": SCHEMA_VERSION,
+            "counts": {"users": len(users), "items": len(items), "history_nnz": int(history.nnz)},
+            "baskets": {n: (a.n_baskets if a is not None else None) for n, a in stats.items()},
+            "files": files,
+        }
+        full["bundle_id"] = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        (staging / "manifest.json").write_text(json.dumps(full, indent=2, default=str))
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("wrote bundle %s (%d users, %d items)", directory, len(users), len(items))
+    return directory
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    path = directory / "manifest.json"
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: no such bundle directory")
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path}: missing; is {directory} a model bundle?") from exc
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"{path}: schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
+    return manifest
+
+
+def load_bundle(directory: Path, verify: bool = True) -> Bundle:
+    """Read and check a bundle; raise BundleError naming the first bad file."""
+    directory = Path(directory)
+    manifest = _manifest(directory)
+    for name, digest in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(f"{path}: missing from the bundle")
+        if verify and file_sha256(path) != digest:
+            raise BundleError(f"{path}: checksum mismatch; the file is corrupt or was changed")
+    users, items = IdIndex.load(directory / "users.npy"), IdIndex.load(directory / "items.npy")
+    n_users, n_items = len(users), len(items)
+    history = _load(directory / "history.npz", lambda p: sp.load_npz(p).tocsr(), (n_users, n_items))
+    meta = _load(directory / "items.parquet", pd.read_parquet, (n_items, 5))
+    if not np.array_equal(meta["item_id"].to_numpy(dtype=str), items.ids):
+        raise BundleError(f"{directory / 'items.parquet'}: item ids do not match items.npy")
+    popularity = _load(directory / "popularity.npy", lambda p: np.load(p, allow_pickle=False), (n_items,))
+    stats: dict[str, Associations | None] = {}
+    for name in ("copurchase", "coview"):
+        n_baskets = manifest.get("baskets", {}).get(name)
+        if n_baskets is None or not (directory / f"{name}.npz").is_file():
+            stats[name] = None
+            continue
+        pairs = _load(directory / f"{name}.npz", lambda p: sp.load_npz(p).tocsr(), (n_items, n_items))
+        counts = _load(directory / f"{name}_items.npy", lambda p: np.load(p, allow_pickle=False), (n_items,))
+        stats[name] = Associations(pairs, counts, int(n_baskets))
+    if stats["copurchase"] is None:
+        raise BundleError(f"{directory}: copurchase statistics are missing")
+    return Bundle(
+        directory, manifest, users, items, history, meta, popularity, stats["copurchase"], stats["coview"]
+    )
+
+
+def _load(path: Path, reader: Callable[[Path], Any], shape: tuple[int, ...]) -> Any:
+    """Read one file and check its shape."""
+    try:
+        value = reader(path)
+    except Exception as exc:  # any reader failure means a corrupt file
+        raise BundleError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    if tuple(value.shape) != shape:
+        raise BundleError(f"{path}: shape {tuple(value.shape)} does not match the bundle's {shape}")
+    return value
