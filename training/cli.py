@@ -1,19 +1,17 @@
-"""The ``orderlift`` command line: generate, inspect (and, as they land, train and serve)."""
+"""The ``orderlift`` command line: generate, inspect, train, compare, promote, sweep, serve."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from features.errors import DataError
+from training.console import console, one_line_errors
+from training.lifecycle import compare, promote, sweep, train
 from training.options import (
     CancelPrefix,
     EventMap,
@@ -37,24 +35,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def one_line_errors(func: F) -> F:
-    """Turn expected errors into a one-line message and exit code 2, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (DataError, ValueError, OSError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.callback()
@@ -142,6 +122,10 @@ def inspect(
     render_data_report(report, console)
     if quarantine is not None:
         console.print(f"rejected rows written to {quarantine}")
+
+
+for command in (train, sweep, compare, promote):
+    app.command()(command)
 
 
 def main() -> None:

@@ -53,3 +53,42 @@ def render_data_report(report: dict[str, Any], console: Console) -> None:
         price = "" if row["price"] is None else f"{row['price']:.2f}"
         top.add_row(row["item_id"], row["name"][:40], row["category"], price, f"{row['events']:,}")
     console.print(Group(overview, "", rejected, "", types, "", baskets, "", top))
+
+
+def render_metrics(
+    model_name: str, model: dict[str, float], baseline: dict[str, float], console: Console
+) -> None:
+    """Print the model's holdout figures beside the popularity baseline's."""
+    table = _table(f"Holdout: {model_name} vs popular", "metric", model_name, "popular", "lift")
+    for name, value in model.items():
+        if name not in baseline or name in {"users_evaluated", "cold_users", "crosssell_baskets"}:
+            continue
+        base = baseline[name]
+        ratio = f"{value / base:.2f}x" if base else "-"
+        table.add_row(name, f"{value:.4f}", f"{base:.4f}", ratio)
+    console.print(table)
+
+
+def render_runs(runs: Any, metric: str, console: Console) -> None:
+    """Print runs ranked by a metric beside the baseline, with their data and key params."""
+    if runs.empty:
+        console.print("no runs have logged that metric yet")
+        return
+    params = [c for c in runs.columns if c.startswith("params.params.")]
+    table = _table(f"Runs by {metric}", "run", "model", "data", metric, "popular", "params")
+    for _, row in runs.iterrows():
+        base = row.get(f"metrics.baseline_{metric}")
+        settings = [
+            f"{p.removeprefix('params.params.')}={row[p]}"
+            for p in params
+            if isinstance(row[p], str) and p != "params.params.random_state"
+        ]
+        table.add_row(
+            str(row["run_id"])[:8],
+            str(row.get("params.model", "")),
+            str(row.get("tags.data_fingerprint", ""))[:8],
+            f"{row[f'metrics.{metric}']:.4f}",
+            "" if base is None or base != base else f"{base:.4f}",
+            " ".join(settings),
+        )
+    console.print(table)

@@ -1,0 +1,145 @@
+"""The models: one interface, planted structure recovered, fold-in, save and load without pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from features.association import association_stats
+from features.baskets import order_baskets
+from features.dataset import Dataset
+from features.synthetic import SyntheticStore
+from training.models import MODEL_KINDS, ModelError, create_model, load_model, save_model, top_n
+
+FAST = {
+    "als": {"factors": 16, "iterations": 8},
+    "bpr": {"factors": 16, "iterations": 100, "learning_rate": 0.05},
+    "lmf": {"factors": 16, "iterations": 10},
+    "ease": {"regularization": 50.0},
+}
+
+
+def _fitted(kind: str, matrix: sp.csr_matrix):
+    model = create_model(kind, **FAST.get(kind, {}))
+    model.fit(matrix)
+    return model
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_model_leaves_out_seen_items_and_round_trips_through_its_files(
+    kind: str, dataset: Dataset, tmp_path: Path
+) -> None:
+    matrix = dataset.interactions.matrix
+    model = _fitted(kind, matrix)
+    users = np.arange(50)
+    idx, scores = model.recommend(matrix[users], 10, user_idx=users)
+    assert idx.shape == (50, 10)
+    seen = matrix[users].toarray() > 0
+    valid = np.isfinite(scores)
+    assert not seen[np.arange(50)[:, None].repeat(10, 1)[valid], idx[valid]].any()
+    assert (np.diff(scores, axis=1)[np.isfinite(np.diff(scores, axis=1))] <= 1e-6).all()
+    save_model(model, tmp_path / kind)
+    assert not any(p.suffix == ".pkl" for p in (tmp_path / kind).iterdir())
+    again = load_model(tmp_path / kind)
+    idx2, scores2 = again.recommend(matrix[users], 10, user_idx=users)
+    np.testing.assert_array_equal(idx, idx2)
+    np.testing.assert_allclose(scores, scores2, rtol=1e-5)
+
+
+def _category_share(idx: np.ndarray, item_category: np.ndarray, favourite: np.ndarray) -> float:
+    return float((item_category[idx] == favourite[:, None]).mean())
+
+
+@pytest.mark.parametrize("kind", ["als", "ease", "cosine", "bm25", "bpr"])
+def test_models_recover_planted_tastes_clearly_above_popularity(
+    kind: str, dataset: Dataset, store: SyntheticStore
+) -> None:
+    inter = dataset.interactions
+    truth = dict(zip(store.truth.user_ids, store.truth.user_category, strict=True))
+    favourite = np.array([truth[u] for u in inter.users.ids])
+    item_category = inter.item_meta["category"].to_numpy(dtype=str)
+    users = np.arange(len(inter.users))
+    shares = {}
+    for name in (kind, "popular"):
+        model = _fitted(name, inter.matrix)
+        idx, _ = model.recommend(inter.matrix, 10, user_idx=users)
+        shares[name] = _category_share(idx, item_category, favourite)
+    assert shares[kind] > 1.5 * shares["popular"], shares
+    assert shares[kind] > 0.4, shares
+
+
+@pytest.mark.parametrize("kind", ["als", "cosine", "ease"])
+def test_fold_in_of_a_known_history_agrees_with_the_known_user(kind: str, dataset: Dataset) -> None:
+    matrix = dataset.interactions.matrix
+    model = _fitted(kind, matrix)
+    users = np.arange(40)
+    known, _ = model.recommend(matrix[users], 10, user_idx=users)
+    folded, _ = model.recommend(matrix[users], 10)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(known, folded, strict=True)])
+    assert overlap >= (0.999 if kind != "als" else 0.7)
+
+
+def test_fold_in_changes_results_with_the_history(dataset: Dataset) -> None:
+    model = _fitted("als", dataset.interactions.matrix)
+    n = dataset.interactions.matrix.shape[1]
+    first = sp.csr_matrix(([10.0, 10.0], ([0, 0], [0, 1])), shape=(1, n))
+    second = sp.csr_matrix(([10.0, 10.0], ([0, 0], [n - 2, n - 1])), shape=(1, n))
+    a, _ = model.recommend(first, 10)
+    b, _ = model.recommend(second, 10)
+    assert set(a[0]) != set(b[0])
+
+
+def test_copurchase_lift_ranks_the_planted_complement_first(dataset: Dataset, store: SyntheticStore) -> None:
+    inter = dataset.interactions
+    baskets = order_baskets(dataset.events, inter.users, inter.items)
+    assoc = association_stats(baskets, min_count=3)
+    anchors = inter.items.to_index(store.truth.complements[:, 0])
+    partners = inter.items.to_index(store.truth.complements[:, 1])
+    bought = assoc.item_counts[np.maximum(anchors, 0)] >= 20  # enough orders to tell it from chance
+    keep = (anchors >= 0) & (partners >= 0) & bought
+    assert keep.sum() >= 3
+    lift = assoc.lift().toarray()[anchors[keep]]
+    assert (lift.argmax(axis=1) == partners[keep]).all()
+
+
+def test_top_n_orders_best_first_and_puts_excluded_items_last() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7]])
+    idx, vals = top_n(scores, 3, np.array([[False, True, False, False]]))
+    assert idx.tolist() == [[3, 2, 0]]
+    assert vals[0].tolist() == pytest.approx([0.7, 0.5, 0.1])
+    idx, vals = top_n(scores, 4, sp.csr_matrix(np.array([[1.0, 1.0, 0.0, 0.0]])))
+    assert idx[0, :2].tolist() == [3, 2] and np.isneginf(vals[0, 2:]).all()
+
+
+def test_ease_refuses_a_catalog_above_its_item_limit() -> None:
+    model = create_model("ease", max_items=10)
+    with pytest.raises(ModelError, match="ease is cubic in items: 20 items exceed max_items=10"):
+        model.fit(sp.random(30, 20, density=0.3, format="csr", random_state=0))
+
+
+def test_unknown_model_or_parameter_is_refused_naming_what_is_known() -> None:
+    with pytest.raises(ModelError, match="unknown model 'svd'; choose one of als"):
+        create_model("svd")
+    with pytest.raises(ModelError, match="als has no parameter alhpa; known: alpha, factors"):
+        create_model("als", alhpa=2.0)
+
+
+def test_a_corrupt_model_file_fails_with_a_clear_error(dataset: Dataset, tmp_path: Path) -> None:
+    model = _fitted("cosine", dataset.interactions.matrix)
+    save_model(model, tmp_path / "m")
+    (tmp_path / "m" / "similarity.npz").write_bytes(b"not a matrix")
+    with pytest.raises(ModelError, match="cannot load the model"):
+        load_model(tmp_path / "m")
+
+
+def test_explanations_add_up_to_the_item_based_score(dataset: Dataset) -> None:
+    matrix = dataset.interactions.matrix
+    for kind in ("cosine", "ease"):
+        model = _fitted(kind, matrix)
+        idx, scores = model.recommend(matrix[:1], 1, user_idx=np.array([0]))
+        items, parts = model.contributions(matrix[0], int(idx[0, 0]))
+        assert set(items) <= set(matrix[0].indices)
+        assert parts.sum() == pytest.approx(scores[0, 0], rel=1e-4)

@@ -1,0 +1,320 @@
+"""Offline evaluation: ranking metrics, revenue captured and cross-sell hits (binary relevance).
+
+For an evaluated user with held-out relevant set ``R`` (``|R| >= 1``) and top-k list at positions
+``i = 1..k`` (``rel_i = 1`` when the item at ``i`` is in ``R``, else 0)::
+
+    precision@k = sum_{i<=k} rel_i / k
+    recall@k    = sum_{i<=k} rel_i / |R|                      (standard recall, not / min(k, |R|))
+    AP@k        = sum_{i<=k} P@i * rel_i / min(k, |R|),       P@i = sum_{j<=i} rel_j / i
+    NDCG@k      = DCG@k / IDCG@k,  DCG@k = sum_{i<=k} rel_i / log2(i + 1),
+                  IDCG@k = sum_{i=1..min(k, |R|)} 1 / log2(i + 1)
+    hit_rate@k  = 1 if sum_{i<=k} rel_i >= 1 else 0
+
+``precision_at_k``, ``recall_at_k``, ``map_at_k`` (mean AP@k), ``ndcg_at_k`` and ``hit_rate_at_k``
+average these over the users with at least one relevant item; other users are ignored.
+``coverage_at_k`` = distinct items in the top k of those users / number of items.
+``revenue_at_k`` = held-out value of the items in each user's top k, summed over users / total
+held-out value of the same users.
+
+A position whose score was ``-inf`` (``valid`` False), whose item index is outside the item
+range, or that repeats an earlier item of the same list is "no recommendation": it never hits,
+covers or earns, yet still counts in precision's ``k``. Lists shorter than ``max(ks)`` are padded
+with such positions. A mean over no users or baskets, or a share of zero total value, is NaN.
+
+Holdout (``build_holdout``): the model fits on ``split.train``; the relevant set of a user is their
+warm test events of type ``positive`` (every warm test event when the test has none of that type)
+on items without a cell in their train row ("new items" protocol): ``recommend`` excludes such
+seen items, so keeping them would only cap recall below 1; their value is dropped with them.
+Test users unseen in train are counted as ``cold_users``, not evaluated.
+
+Cross-sell (``crosssell_metrics``): from each basket of >= 2 distinct items one item, drawn
+uniformly at random, is held out and the rest is the cart. ``crosssell_hit_at_k`` = share of
+baskets whose held-out item is in the top k of the cart's scores (cart items excluded);
+``crosssell_revenue_at_k`` = price of the held-out items hit in the top k / price of all held-out
+items (a missing price counts 0).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.baskets import Baskets
+from features.ids import IdIndex
+from features.matrix import Weighting, build_matrix, rows_of
+from features.split import Split
+from training.models import Recommender, top_n
+
+__all__ = [
+    "DEFAULT_KS",
+    "Holdout",
+    "build_holdout",
+    "crosssell_metrics",
+    "evaluate_model",
+    "ranking_metrics",
+    "revenue_at_k",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
+_RANKING: tuple[str, ...] = ("precision", "recall", "map", "ndcg", "hit_rate")
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Train matrix and held-out truth, aligned to the train index."""
+
+    train: sp.csr_matrix  # users x items confidence (what the model fits on)
+    relevant: sp.csr_matrix  # users x items binary float32: held-out positives
+    value: sp.csr_matrix  # users x items float64: held-out purchase value (price x quantity)
+    users: IdIndex
+    items: IdIndex
+    eval_users: np.ndarray  # user rows with >= 1 relevant item (int64)
+    cold_users: int  # test users unseen in train (counted, not evaluated)
+
+
+def _observed(column: pd.Series) -> IdIndex:
+    """Index the values a categorical id column actually holds."""
+    return IdIndex.from_values(column.cat.remove_unused_categories().cat.categories)
+
+
+def build_holdout(
+    split: Split,
+    weighting: Weighting | None = None,
+    positive: str = "purchase",
+) -> Holdout:
+    """Build the train matrix and the held-out relevant items and value of unseen (user, item)."""
+    users, items = _observed(split.train["user_id"]), _observed(split.train["item_id"])
+    train = build_matrix(split.train, users, items, weighting)
+    test = split.test
+    chosen = (test["event_type"] == positive).to_numpy()
+    if not chosen.any():
+        logger.warning("test split has no %r events; every test event counts as relevant", positive)
+        chosen = np.ones(len(test), dtype=bool)
+    test = test[chosen]
+    rows, cols = rows_of(test["user_id"], users), rows_of(test["item_id"], items)
+    amount = (test["price"].fillna(0.0) * test["quantity"]).to_numpy(dtype=np.float64)
+    keep = (rows >= 0) & (cols >= 0)
+    if keep.any():
+        seen = np.asarray(train[rows[keep], cols[keep]]).ravel() != 0
+        keep[np.flatnonzero(keep)[seen]] = False
+        logger.info("dropped %d held-out events on items already seen in train", int(seen.sum()))
+    shape, cells = (len(users), len(items)), (rows[keep], cols[keep])
+    relevant = (sp.csr_matrix((np.ones(len(cells[0])), cells), shape=shape) > 0).astype(np.float32)
+    value = sp.csr_matrix((amount[keep], cells), shape=shape, dtype=np.float64)
+    value.sum_duplicates()
+    value.eliminate_zeros()
+    eval_users = np.flatnonzero(relevant.getnnz(axis=1)).astype(np.int64)
+    cold = split.cold["user_id"]
+    cold_users = int(cold[rows_of(cold, users) < 0].nunique())
+    logger.info("holdout: %d users to evaluate, %d cold users", len(eval_users), cold_users)
+    return Holdout(train, relevant, value, users, items, eval_users, cold_users)
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    """Return the cut-offs sorted and unique; each must be a positive integer."""
+    out = tuple(sorted({int(k) for k in ks}))
+    if not out or out[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    return out
+
+
+def _usable(
+    recommended: np.ndarray, valid: np.ndarray | None, shape: tuple[int, int], width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the lists cut or padded to ``width`` and the mask of positions that count."""
+    rec = np.asarray(recommended, dtype=np.int64)
+    ok = np.ones(rec.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    if rec.ndim != 2 or ok.shape != rec.shape or rec.shape[0] != shape[0]:
+        raise ValueError(f"recommended {rec.shape} and valid {ok.shape} need {shape[0]} rows")
+    n_items = shape[1]
+    pad = ((0, 0), (0, max(width - rec.shape[1], 0)))
+    rec = np.pad(rec, pad, constant_values=-1)[:, :width]
+    ok = np.pad(ok, pad, constant_values=False)[:, :width] & (rec >= 0) & (rec < n_items)
+    key = np.where(ok, rec, -1)
+    order = np.argsort(key, axis=1, kind="stable")
+    ordered = np.take_along_axis(key, order, axis=1)
+    repeat = np.zeros(ok.shape, dtype=bool)
+    np.put_along_axis(repeat, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], axis=1)
+    return rec, ok & ~repeat
+
+
+def _cells(matrix: sp.csr_matrix, rec: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Return ``matrix[r, rec[r, j]]`` (float64) where ``ok``, else 0, by sorted-key search."""
+    m = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    m.sum_duplicates()
+    n_rows, n_cols = m.shape
+    if m.nnz == 0:
+        return np.zeros(rec.shape)
+    keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(m.indptr)) * n_cols + m.indices
+    want = np.arange(n_rows, dtype=np.int64)[:, None] * n_cols + rec
+    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    return np.where(ok & (keys[at] == want), m.data[at], 0.0)
+
+
+def _ranking_sums(
+    rec: np.ndarray,
+    ok: np.ndarray,
+    relevant: sp.csr_matrix,
+    ks: tuple[int, ...],
+    covered: np.ndarray,
+) -> tuple[int, np.ndarray]:
+    """Return the users with relevant items and their metric sums (ks x metrics); mark coverage."""
+    truth = sp.csr_matrix(relevant > 0, dtype=np.float64)
+    n_rel = truth.getnnz(axis=1)
+    users = np.flatnonzero(n_rel)
+    rec, ok, n_rel = rec[users], ok[users], n_rel[users]
+    hits = _cells(truth[users], rec, ok)
+    pos = np.arange(1, rec.shape[1] + 1, dtype=np.float64)
+    found = np.cumsum(hits, axis=1)
+    ap = np.cumsum(found / pos * hits, axis=1)
+    discount = 1.0 / np.log2(pos + 1.0)
+    dcg, ideal = np.cumsum(hits * discount, axis=1), np.cumsum(discount)
+    sums = np.zeros((len(ks), len(_RANKING)))
+    for j, k in enumerate(ks):
+        got, depth = found[:, k - 1], np.minimum(k, n_rel)
+        sums[j] = (
+            got.sum() / k,
+            (got / n_rel).sum(),
+            (ap[:, k - 1] / depth).sum(),
+            (dcg[:, k - 1] / ideal[depth - 1]).sum(),
+            (got > 0).sum(),
+        )
+        covered[j, rec[:, :k][ok[:, :k]]] = True
+    return len(users), sums
+
+
+def _ranking_result(
+    n_users: int, sums: np.ndarray, covered: np.ndarray, ks: tuple[int, ...], n_items: int
+) -> dict[str, float]:
+    """Turn metric sums into means and coverage shares."""
+    out: dict[str, float] = {}
+    for j, k in enumerate(ks):
+        for name, total in zip(_RANKING, sums[j], strict=True):
+            out[f"{name}_at_{k}"] = float(total / n_users) if n_users else _NAN
+        out[f"coverage_at_{k}"] = float(covered[j].sum() / n_items) if n_items else _NAN
+    return out
+
+
+def ranking_metrics(
+    recommended: np.ndarray,
+    relevant: sp.csr_matrix,
+    ks: Sequence[int] = DEFAULT_KS,
+    n_items: int | None = None,
+    valid: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Return precision, recall, MAP, NDCG, hit rate and coverage at each k (see module doc)."""
+    cuts, truth = _check_ks(ks), sp.csr_matrix(relevant)
+    rec, ok = _usable(recommended, valid, truth.shape, cuts[-1])
+    covered = np.zeros((len(cuts), truth.shape[1]), dtype=bool)
+    n_users, sums = _ranking_sums(rec, ok, truth, cuts, covered)
+    total_items = truth.shape[1] if n_items is None else n_items
+    return _ranking_result(n_users, sums, covered, cuts, total_items)
+
+
+def _revenue_result(total: float, earned: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    """Turn earned value per k into shares of the total."""
+    shares = earned / total if total > 0 else np.full(len(ks), _NAN)
+    return {f"revenue_at_{k}": float(v) for k, v in zip(ks, shares, strict=True)}
+
+
+def _revenue_sums(
+    rec: np.ndarray, ok: np.ndarray, value: sp.csr_matrix, ks: tuple[int, ...]
+) -> tuple[float, np.ndarray]:
+    """Return the total held-out value and the value found in the top k for each k."""
+    earned = np.cumsum(_cells(value, rec, ok), axis=1)
+    return float(value.sum()), np.array([earned[:, k - 1].sum() for k in ks])
+
+
+def revenue_at_k(
+    recommended: np.ndarray,
+    value: sp.csr_matrix,
+    ks: Sequence[int] = DEFAULT_KS,
+    valid: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Return the share of held-out value whose item is in the user's top k, for each k."""
+    cuts, amounts = _check_ks(ks), sp.csr_matrix(value)
+    rec, ok = _usable(recommended, valid, amounts.shape, cuts[-1])
+    return _revenue_result(*_revenue_sums(rec, ok, amounts, cuts), cuts)
+
+
+def evaluate_model(
+    model: Recommender, holdout: Holdout, ks: Sequence[int] = DEFAULT_KS, batch_size: int = 2048
+) -> dict[str, float]:
+    """Recommend max(ks) unseen items to every evaluated user, in batches, and score the lists."""
+    cuts, n_items = _check_ks(ks), len(holdout.items)
+    if model.n_items != n_items:
+        raise ValueError(f"model scores {model.n_items} items but the holdout has {n_items}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    covered = np.zeros((len(cuts), n_items), dtype=bool)
+    sums, earned = np.zeros((len(cuts), len(_RANKING))), np.zeros(len(cuts))
+    n_users, total = 0, 0.0
+    for start in range(0, len(holdout.eval_users), batch_size):
+        rows = holdout.eval_users[start : start + batch_size]
+        idx, scores = model.recommend(holdout.train[rows], cuts[-1], user_idx=rows)
+        rec, ok = _usable(idx, np.isfinite(scores), (len(rows), n_items), cuts[-1])
+        n, part = _ranking_sums(rec, ok, holdout.relevant[rows], cuts, covered)
+        value_total, value_found = _revenue_sums(rec, ok, holdout.value[rows], cuts)
+        n_users, total = n_users + n, total + value_total
+        sums, earned = sums + part, earned + value_found
+    logger.info("evaluated %s on %d users", model.kind, n_users)
+    return {
+        **_ranking_result(n_users, sums, covered, cuts, n_items),
+        **_revenue_result(total, earned, cuts),
+        "users_evaluated": n_users,
+        "cold_users": holdout.cold_users,
+    }
+
+
+def crosssell_metrics(
+    copurchase_scores: Callable[[sp.csr_matrix], np.ndarray],
+    baskets: Baskets,
+    prices: np.ndarray,
+    ks: Sequence[int] = DEFAULT_KS,
+    seed: int = 0,
+    batch_size: int = 4096,
+) -> dict[str, float]:
+    """Hold one random item out of each basket of 2+ items and score how often the cart finds it."""
+    cuts = _check_ks(ks)
+    matrix = sp.csr_matrix(baskets.matrix, dtype=np.float32, copy=True)
+    matrix.sum_duplicates()
+    matrix = matrix[np.diff(matrix.indptr) >= 2]
+    n_items = matrix.shape[1]
+    price = np.asarray(prices, dtype=np.float64)
+    if price.shape != (n_items,):
+        raise ValueError(f"prices has shape {price.shape}, expected ({n_items},)")
+    price = np.where(np.isnan(price), 0.0, price)
+    at = matrix.indptr[:-1] + np.random.default_rng(seed).integers(0, np.diff(matrix.indptr))
+    held = matrix.indices[at].astype(np.int64)
+    data = np.ones(matrix.nnz, dtype=np.float32)
+    data[at] = 0.0
+    carts = sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
+    carts.eliminate_zeros()
+    hit = np.zeros((len(held), len(cuts)), dtype=bool)
+    for start in range(0, len(held), batch_size):
+        cart, target = carts[start : start + batch_size], held[start : start + batch_size]
+        scores = np.asarray(copurchase_scores(cart))
+        if scores.shape != cart.shape:
+            raise ValueError(f"copurchase_scores returned {scores.shape}, expected {cart.shape}")
+        idx, top = top_n(scores, cuts[-1], exclude=cart)
+        rec, ok = _usable(idx, np.isfinite(top), scores.shape, cuts[-1])
+        found = np.cumsum(ok & (rec == target[:, None]), axis=1)
+        hit[start : start + batch_size] = found[:, np.array(cuts) - 1] > 0
+    worth, n = price[held], len(held)
+    out: dict[str, float] = {}
+    for j, k in enumerate(cuts):
+        out[f"crosssell_hit_at_{k}"] = float(hit[:, j].mean()) if n else _NAN
+        out[f"crosssell_revenue_at_{k}"] = (
+            float(worth[hit[:, j]].sum() / worth.sum()) if worth.sum() > 0 else _NAN
+        )
+    out["crosssell_baskets"] = n
+    logger.info("cross-sell evaluated on %d baskets", n)
+    return out

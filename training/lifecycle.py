@@ -1,0 +1,289 @@
+"""Commands for a model's life: train, sweep, compare, promote."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from training.console import console, one_line_errors
+from training.options import (
+    CancelPrefix,
+    EventMap,
+    EventsPath,
+    EventTypeOpt,
+    ItemsPath,
+    MapOpt,
+    NonProduct,
+    PresetOpt,
+    TimestampFormat,
+    Timezone,
+    source_format,
+)
+
+__all__ = ["compare", "promote", "sweep", "train"]
+
+
+HoldoutOpt = Annotated[
+    str, typer.Option("--holdout", help="Latest share of events that tests (e.g. 0.2), or 'none'.")
+]
+HoldoutDate = Annotated[
+    str | None, typer.Option("--holdout-date", help="Test on events from this date on (overrides --holdout).")
+]
+
+
+def _holdout(value: str) -> float | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        share = float(value)
+    except ValueError:
+        raise ValueError(f"--holdout must be a number between 0 and 1 or 'none', got {value!r}") from None
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"--holdout must be between 0 and 1 (exclusive), got {value!r}")
+    return share
+
+
+def _weights(values: list[str] | None) -> dict[str, float]:
+    from features.io import parse_mapping
+    from features.schema import DEFAULT_WEIGHTS
+
+    weights = dict(DEFAULT_WEIGHTS)
+    for name, raw in parse_mapping(values).items():
+        try:
+            weights[name] = float(raw)
+        except ValueError:
+            raise ValueError(f"--weights {name}={raw!r} is not a number") from None
+    return weights
+
+
+def _model_params(given: dict[str, Any], extra: list[str] | None) -> dict[str, Any]:
+    from features.io import parse_mapping
+
+    params = {k: v for k, v in given.items() if v is not None}
+    for name, raw in parse_mapping(extra).items():
+        params[name] = _number(raw)
+    return params
+
+
+def _number(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            continue
+    return {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+
+
+@one_line_errors
+def train(
+    events: EventsPath,
+    model: Annotated[
+        str, typer.Option("--model", help="als, bpr, lmf, cosine, bm25, tfidf, popular, ease.")
+    ] = "als",
+    items: ItemsPath = None,
+    preset: PresetOpt = None,
+    mapping: MapOpt = None,
+    event_type: EventTypeOpt = None,
+    event_map: EventMap = None,
+    cancel_prefix: CancelPrefix = None,
+    non_product: NonProduct = None,
+    timestamp_format: TimestampFormat = None,
+    timezone: Timezone = None,
+    factors: Annotated[int | None, typer.Option(min=1, help="Latent factors (als, bpr, lmf).")] = None,
+    iterations: Annotated[int | None, typer.Option(min=1, help="Training epochs.")] = None,
+    regularization: Annotated[float | None, typer.Option(min=0.0, help="L2 regularisation.")] = None,
+    alpha: Annotated[float | None, typer.Option(min=0.0, help="ALS confidence scaling.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(min=0.0, help="bpr, lmf.")] = None,
+    neighbours: Annotated[int | None, typer.Option(min=1, help="Item-kNN neighbours.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Any model parameter, name=value.")
+    ] = None,
+    weights: Annotated[
+        list[str] | None, typer.Option("--weights", help="Event weights, e.g. view=1,cart=4,purchase=10.")
+    ] = None,
+    half_life_days: Annotated[float | None, typer.Option(min=0.0, help="Time decay half-life.")] = None,
+    min_user: Annotated[int, typer.Option(min=1, help="k-core: min distinct items per user.")] = 1,
+    min_item: Annotated[int, typer.Option(min=1, help="k-core: min distinct users per item.")] = 1,
+    holdout: HoldoutOpt = "0.2",
+    holdout_date: HoldoutDate = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift",
+    register: Annotated[
+        str | None, typer.Option(help="Registered model name; 'none' to skip.")
+    ] = "orderlift",
+    alias: Annotated[str, typer.Option(help="Alias given to the new version.")] = "candidate",
+    out: Annotated[Path | None, typer.Option(help="Bundle directory (default bundles/<model>).")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+    ] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow.")] = True,
+) -> None:
+    """Train a model, evaluate it beside popularity, bundle the refit, log and register it in MLflow."""
+    from features.matrix import Weighting
+    from training.job import TrainConfig
+    from training.models import create_model
+    from training.run import train_and_log
+
+    hyper = dict(
+        factors=factors,
+        iterations=iterations,
+        regularization=regularization,
+        alpha=alpha,
+        learning_rate=learning_rate,
+        neighbours=neighbours,
+    )
+    params = _model_params(hyper, param)
+    create_model(model, **params)  # fail fast on an unknown model or parameter
+    config = TrainConfig(
+        model=model,
+        params=params,
+        weighting=Weighting(weights=_weights(weights), half_life_days=half_life_days),
+        holdout=_holdout(holdout),
+        holdout_date=holdout_date,
+    )
+    inputs = _inputs(
+        events,
+        items,
+        preset,
+        mapping,
+        event_type,
+        event_map,
+        cancel_prefix,
+        non_product,
+        timestamp_format,
+        timezone,
+    )
+    target = _target(out, model, experiment, register, alias, tracking_uri, track)
+    train_and_log(console, replace(inputs, min_user=min_user, min_item=min_item), config, target)
+
+
+def _inputs(
+    events: Path,
+    items: Path | None,
+    preset: str | None,
+    mapping: list[str] | None,
+    event_type: str | None,
+    event_map: list[str] | None,
+    cancel_prefix: str | None,
+    non_product: list[str] | None,
+    timestamp_format: str | None,
+    timezone: str | None,
+) -> Any:
+    from training.run import Inputs
+
+    fmt = source_format(
+        preset, mapping, event_type, event_map, cancel_prefix, non_product, timestamp_format, timezone
+    )
+    return Inputs(events, items, fmt)
+
+
+def _target(
+    out: Path | None,
+    model: str,
+    experiment: str,
+    register: str | None,
+    alias: str,
+    tracking_uri: str | None,
+    track: bool,
+) -> Any:
+    from training.run import Target
+
+    name = None if (register or "").lower() in {"", "none"} else register
+    return Target(out or Path("bundles") / model, experiment, name, alias, tracking_uri, track)
+
+
+@one_line_errors
+def sweep(
+    events: EventsPath,
+    grid: Annotated[
+        list[str], typer.Option("--grid", help="Candidates, e.g. factors=32,64,128 (repeatable).")
+    ],
+    model: Annotated[str, typer.Option("--model", help="Model kind to tune.")] = "als",
+    trials: Annotated[int | None, typer.Option(min=1, help="Random search: this many grid points.")] = None,
+    metric: Annotated[str, typer.Option(help="Validation metric to maximise.")] = "ndcg_at_10",
+    items: ItemsPath = None,
+    preset: PresetOpt = None,
+    mapping: MapOpt = None,
+    event_type: EventTypeOpt = None,
+    event_map: EventMap = None,
+    cancel_prefix: CancelPrefix = None,
+    non_product: NonProduct = None,
+    timestamp_format: TimestampFormat = None,
+    timezone: Timezone = None,
+    holdout: HoldoutOpt = "0.2",
+    holdout_date: HoldoutDate = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random search.")] = 42,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift",
+    register: Annotated[
+        str | None, typer.Option(help="Registered model name; 'none' to skip.")
+    ] = "orderlift",
+    alias: Annotated[str, typer.Option(help="Alias given to the new version.")] = "candidate",
+    out: Annotated[Path | None, typer.Option(help="Bundle directory (default bundles/<model>).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the runs to MLflow.")] = True,
+) -> None:
+    """Tune a model on a validation split of the train period, test the winner once, register it."""
+    from training.job import TrainConfig
+    from training.models import create_model
+    from training.run import sweep_and_log
+    from training.sweep import parse_grid
+
+    space = parse_grid(grid)
+    for name, values in space.items():
+        create_model(model, **{name: values[0]})  # fail fast on an unknown parameter
+    config = TrainConfig(model=model, holdout=_holdout(holdout), holdout_date=holdout_date, seed=seed)
+    inputs = _inputs(
+        events,
+        items,
+        preset,
+        mapping,
+        event_type,
+        event_map,
+        cancel_prefix,
+        non_product,
+        timestamp_format,
+        timezone,
+    )
+    target = _target(out, model, experiment, register, alias, tracking_uri, track)
+    sweep_and_log(console, inputs, config, target, space, metric, trials)
+
+
+@one_line_errors
+def compare(
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift",
+    metric: Annotated[str, typer.Option(help="Metric to rank by.")] = "ndcg_at_10",
+    limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 20,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the experiment's runs ranked by a metric, with their key params."""
+    from training import tracking
+    from training.display import render_runs
+
+    tracking.configure(tracking_uri)
+    runs = tracking.compare_runs(experiment, metric, limit)
+    if as_json:
+        typer.echo(runs.to_json(orient="records", date_format="iso", indent=2))
+        return
+    render_runs(runs, metric, console)
+
+
+@one_line_errors
+def promote(
+    model: Annotated[str, typer.Option("--model", help="Registered model name.")] = "orderlift",
+    version: Annotated[str | None, typer.Option(help="Model version to promote.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Or the run id that registered it.")] = None,
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """Move an alias (e.g. production) to a model version."""
+    from training import tracking
+
+    if (version is None) == (run is None):
+        raise ValueError("give exactly one of --version or --run")
+    tracking.configure(tracking_uri)
+    chosen = tracking.promote(model, alias, version=version, run_id=run)
+    console.print(f"models:/{model}@{alias} -> version {chosen}")

@@ -1,0 +1,114 @@
+"""The model interface: fit, score histories, similar items, explain; and ranking by score."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ModelError", "OnEpoch", "Recommender", "top_n"]
+
+logger = logging.getLogger(__name__)
+
+#: Called after each training epoch with (epoch, metric or None).
+OnEpoch = Callable[[int, float | None], None]
+
+
+class ModelError(ValueError):
+    """A model cannot be built, fitted or loaded as asked."""
+
+
+def top_n(
+    scores: np.ndarray, n: int, exclude: sp.csr_matrix | np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the best ``n`` item indexes and scores per row, best first, skipping ``exclude``.
+
+    ``exclude`` is a sparse matrix (its stored cells) or a boolean mask of the same shape (or one
+    row for all). Excluded and non-finite items score ``-inf`` and sort last; callers drop them.
+    """
+    scores = np.array(np.atleast_2d(scores), dtype=np.float32, copy=True)
+    if isinstance(exclude, sp.spmatrix | sp.sparray):
+        rows, cols = exclude.nonzero()
+        scores[rows, cols] = -np.inf
+    elif exclude is not None:
+        scores[np.broadcast_to(exclude, scores.shape)] = -np.inf
+    scores[~np.isfinite(scores)] = -np.inf
+    n = min(n, scores.shape[1])
+    if n <= 0:
+        empty = np.zeros((scores.shape[0], 0))
+        return empty.astype(np.int64), empty.astype(np.float32)
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx.astype(np.int64), np.take_along_axis(scores, idx, axis=1)
+
+
+class Recommender(ABC):
+    """Fit on a user x item confidence matrix; score histories; find similar items."""
+
+    kind: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    fold_in: ClassVar[str] = "native"
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise ModelError(f"{self.kind} has no parameter {', '.join(sorted(unknown))}; known: {known}")
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.n_items = 0
+
+    @abstractmethod
+    def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
+        """Learn from the training matrix."""
+
+    @abstractmethod
+    def score(self, history: sp.csr_matrix, user_idx: np.ndarray | None = None) -> np.ndarray:
+        """Return dense scores (rows x items) for histories; ``user_idx`` marks known users."""
+
+    @abstractmethod
+    def item_similarity(self, item_idx: int) -> np.ndarray:
+        """Return the similarity of one item to every item (dense)."""
+
+    @abstractmethod
+    def arrays(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        """Return the learned state to save."""
+
+    @abstractmethod
+    def restore(self, arrays: Mapping[str, np.ndarray | sp.csr_matrix]) -> None:
+        """Set the learned state from saved arrays."""
+
+    def recommend(
+        self,
+        history: sp.csr_matrix,
+        n: int,
+        user_idx: np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the top ``n`` items per history row, already-seen items left out by default."""
+        return top_n(self.score(history, user_idx), n, history if exclude_seen else None)
+
+    def similar_items(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``n`` items most similar to one item (itself excluded)."""
+        sims = self.item_similarity(item_idx)[None, :]
+        mask = np.zeros_like(sims, dtype=bool)
+        mask[0, item_idx] = True
+        idx, vals = top_n(sims, n, mask)
+        return idx[0], vals[0]
+
+    def influence(self, item_idx: int) -> np.ndarray:
+        """Return how much one unit of each item in a history adds to ``item_idx``'s score."""
+        return self.item_similarity(item_idx)
+
+    def _inputs(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """Return the history as this model scores it."""
+        return sp.csr_matrix(history, dtype=np.float32)
+
+    def contributions(self, history: sp.csr_matrix, item_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return each item of one history row and what it adds to ``item_idx``'s score."""
+        row = self._inputs(history[0] if history.shape[0] > 1 else history)
+        return row.indices.copy(), (row.data * self.influence(item_idx)[row.indices]).astype(np.float32)

@@ -1,0 +1,173 @@
+"""Matrix factorisation from implicit: ALS, BPR and LMF."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from implicit.cpu.bpr import BayesianPersonalizedRanking
+from implicit.cpu.lmf import LogisticMatrixFactorization
+from threadpoolctl import threadpool_limits
+
+from training.models.base import OnEpoch, Recommender
+
+__all__ = ["BPRModel", "FactorModel", "LMFModel"]
+
+
+class FactorModel(Recommender):
+    """Matrix factorisation from implicit: ALS, BPR or LMF."""
+
+    kind = "als"
+    fold_in = "native"
+    defaults: ClassVar[dict[str, Any]] = {
+        "factors": 64,
+        "iterations": 15,
+        "regularization": 0.01,
+        "alpha": 1.0,
+        "random_state": 42,
+    }
+
+    def _implicit(self) -> Any:
+        p = self.params
+        return AlternatingLeastSquares(
+            factors=int(p["factors"]),
+            regularization=float(p["regularization"]),
+            alpha=float(p["alpha"]),
+            iterations=int(p["iterations"]),
+            calculate_training_loss=True,
+            random_state=p["random_state"],
+        )
+
+    def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
+        """Fit with BLAS on one thread (much faster here), reporting each epoch."""
+
+        def callback(epoch: int, _elapsed: float, *metric: Any) -> None:
+            if on_epoch is not None:
+                value = metric[0] if metric and self.kind == "als" else None
+                if self.kind == "bpr" and len(metric) == 2 and sum(metric) > 0:
+                    value = float(metric[0]) / float(sum(metric))  # share of correctly ranked pairs
+                on_epoch(epoch, None if value is None else float(value))
+
+        with threadpool_limits(1, "blas"):
+            model = self._implicit()
+            model.fit(user_items.astype(np.float32), show_progress=False, callback=callback)
+        self._model = model
+        self.restore({"user_factors": model.user_factors, "item_factors": model.item_factors})
+
+    def _user_vectors(self, history: sp.csr_matrix, user_idx: np.ndarray | None) -> np.ndarray:
+        """Return fitted factors for known users and folded-in factors for the others."""
+        vectors = np.empty((history.shape[0], self.item_factors.shape[1]), dtype=np.float32)
+        known = np.zeros(history.shape[0], dtype=bool)
+        if user_idx is not None:
+            user_idx = np.asarray(user_idx)
+            known = (user_idx >= 0) & (user_idx < len(self.user_factors))
+            vectors[known] = self.user_factors[user_idx[known]]
+        if (~known).any():
+            vectors[~known] = self._fold_in(history[np.flatnonzero(~known)])
+        return vectors
+
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Solve ALS user factors for new histories; approximate for BPR and LMF."""
+        if self.kind == "als":
+            with threadpool_limits(1, "blas"):
+                return np.asarray(
+                    self._als().recalculate_user(np.arange(history.shape[0]), history.astype(np.float32))
+                )
+        weights = sp.diags(1.0 / np.maximum(history.getnnz(axis=1), 1)) @ (history > 0).astype(np.float32)
+        vectors = np.asarray(weights @ self.item_factors, dtype=np.float32)
+        vectors[:, self._constant_user_columns] = 1.0
+        return vectors
+
+    def _als(self) -> Any:
+        if getattr(self, "_model", None) is None:
+            with threadpool_limits(1, "blas"):
+                self._model = self._implicit()
+            self._model.user_factors, self._model.item_factors = (
+                self.user_factors,
+                self.item_factors,
+            )
+        return self._model
+
+    def score(self, history: sp.csr_matrix, user_idx: np.ndarray | None = None) -> np.ndarray:
+        """Return user vectors @ item factorsᵀ."""
+        return self._user_vectors(history, user_idx) @ self.item_factors.T
+
+    def item_similarity(self, item_idx: int) -> np.ndarray:
+        """Return the cosine of the item's factors with every item's."""
+        return self._normed @ self._normed[item_idx]
+
+    def contributions(self, history: sp.csr_matrix, item_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Explain through implicit's ALS ``explain``; cosine of factors for BPR and LMF."""
+        if self.kind != "als":
+            return super().contributions(history, item_idx)
+        row = sp.csr_matrix(history[0] if history.shape[0] > 1 else history, dtype=np.float32)
+        _, top, _ = self._als().explain(0, row, item_idx, N=row.nnz or 1)
+        idx = np.array([i for i, _ in top], dtype=np.int64)
+        return idx, np.array([s for _, s in top], dtype=np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        """Return user and item factors."""
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    def restore(self, arrays: Mapping[str, np.ndarray | sp.csr_matrix]) -> None:
+        """Set factors and the caches derived from them."""
+        self.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+        self.n_items = len(self.item_factors)
+        norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
+        self._normed = self.item_factors / np.maximum(norms, 1e-12)
+        ones = np.all(self.user_factors == 1.0, axis=0) if len(self.user_factors) else np.zeros(0, bool)
+        self._constant_user_columns = np.flatnonzero(ones)
+
+
+class BPRModel(FactorModel):
+    """Bayesian personalised ranking (implicit); fold-in approximated from item factors."""
+
+    kind = "bpr"
+    fold_in = "approximate"
+    defaults: ClassVar[dict[str, Any]] = {
+        "factors": 64,
+        "iterations": 100,
+        "regularization": 0.01,
+        "learning_rate": 0.01,
+        "random_state": 42,
+    }
+
+    def _implicit(self) -> Any:
+        p = self.params
+        return BayesianPersonalizedRanking(
+            factors=int(p["factors"]),
+            learning_rate=float(p["learning_rate"]),
+            regularization=float(p["regularization"]),
+            iterations=int(p["iterations"]),
+            random_state=p["random_state"],
+        )
+
+
+class LMFModel(FactorModel):
+    """Logistic matrix factorisation (implicit); fold-in approximated from item factors."""
+
+    kind = "lmf"
+    fold_in = "approximate"
+    defaults: ClassVar[dict[str, Any]] = {
+        "factors": 30,
+        "iterations": 30,
+        "regularization": 0.6,
+        "learning_rate": 1.0,
+        "neg_prop": 30,
+        "random_state": 42,
+    }
+
+    def _implicit(self) -> Any:
+        p = self.params
+        return LogisticMatrixFactorization(
+            factors=int(p["factors"]),
+            learning_rate=float(p["learning_rate"]),
+            regularization=float(p["regularization"]),
+            iterations=int(p["iterations"]),
+            neg_prop=int(p["neg_prop"]),
+            random_state=p["random_state"],
+        )

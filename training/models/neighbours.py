@@ -1,0 +1,73 @@
+"""Item-item nearest neighbours from implicit (cosine, bm25, tfidf), scored with scipy."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from implicit import nearest_neighbours as nn
+from implicit.utils import ParameterWarning
+from threadpoolctl import threadpool_limits
+
+from training.models.base import OnEpoch, Recommender
+
+__all__ = ["BM25Model", "ItemKNNModel", "TFIDFModel"]
+
+
+class ItemKNNModel(Recommender):
+    """Item-item nearest neighbours from implicit (cosine, bm25, tfidf); scored with scipy."""
+
+    kind = "cosine"
+    defaults: ClassVar[dict[str, Any]] = {"neighbours": 100}
+
+    def _implicit(self) -> Any:
+        k = int(self.params["neighbours"])
+        if self.kind == "bm25":
+            return nn.BM25Recommender(K=k, K1=float(self.params["k1"]), B=float(self.params["b"]))
+        return {"cosine": nn.CosineRecommender, "tfidf": nn.TFIDFRecommender}[self.kind](K=k)
+
+    def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
+        """Compute the top-K item-item similarity matrix."""
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ParameterWarning)  # implicit converts its own COO
+            model = self._implicit()
+            model.fit(user_items.astype(np.float32), show_progress=False)
+        self.restore({"similarity": model.similarity})
+
+    def score(self, history: sp.csr_matrix, user_idx: np.ndarray | None = None) -> np.ndarray:
+        """Return history @ similarity."""
+        return np.asarray((history.astype(np.float32) @ self.similarity).toarray())
+
+    def item_similarity(self, item_idx: int) -> np.ndarray:
+        """Return the item's row of the similarity matrix."""
+        return np.asarray(self.similarity[item_idx].toarray()).ravel()
+
+    def influence(self, item_idx: int) -> np.ndarray:
+        """Return the item's column of the similarity matrix."""
+        return np.asarray(self._by_column[:, item_idx].toarray()).ravel()
+
+    def arrays(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        """Return the similarity matrix."""
+        return {"similarity": self.similarity}
+
+    def restore(self, arrays: Mapping[str, np.ndarray | sp.csr_matrix]) -> None:
+        """Set the similarity matrix."""
+        self.similarity = sp.csr_matrix(arrays["similarity"], dtype=np.float32)
+        self._by_column = self.similarity.tocsc()
+        self.n_items = self.similarity.shape[0]
+
+
+class BM25Model(ItemKNNModel):
+    """Item-kNN on BM25-weighted interactions."""
+
+    kind = "bm25"
+    defaults: ClassVar[dict[str, Any]] = {"neighbours": 100, "k1": 1.2, "b": 0.75}
+
+
+class TFIDFModel(ItemKNNModel):
+    """Item-kNN on TF-IDF-weighted interactions."""
+
+    kind = "tfidf"

@@ -1,0 +1,217 @@
+"""The train and sweep commands' flow: load with progress, train, show figures, log to MLflow."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from features.dataset import Dataset, load_dataset
+from features.io import SourceFormat
+from features.report import data_report
+from training.display import render_metrics
+from training.job import TrainConfig, TrainResult, fingerprint, run_training
+from training.sweep import SweepResult, Trial, sweep
+
+__all__ = ["Inputs", "Target", "sweep_and_log", "train_and_log"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the events come from and how to read and filter them."""
+
+    events: Path
+    items: Path | None
+    fmt: SourceFormat
+    min_user: int = 1
+    min_item: int = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the result goes: the bundle directory and MLflow."""
+
+    out: Path
+    experiment: str
+    register: str | None
+    alias: str | None
+    tracking_uri: str | None
+    track: bool = True
+
+
+class _Display:
+    """A progress display with a stage line and an epoch bar."""
+
+    def __init__(self, progress: Progress, epochs: int | None) -> None:
+        self.progress = progress
+        self.stage: TaskID = progress.add_task("starting", total=None)
+        self.epochs: TaskID = progress.add_task("epochs", total=epochs, visible=False)
+
+    def on_stage(self, text: str) -> None:
+        self.progress.update(self.stage, description=text)
+        if text.startswith("fitting") and " all " in text:
+            self.progress.update(self.epochs, visible=True, completed=0)
+
+    def on_epoch(self, epoch: int, value: float | None) -> None:
+        suffix = "" if value is None else f" (loss {value:.5f})"
+        self.progress.update(self.epochs, completed=epoch + 1, description=f"epoch {epoch + 1}{suffix}")
+
+
+@contextmanager
+def _display(console: Console, epochs: int | None) -> Iterator[_Display]:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield _Display(progress, epochs)
+
+
+def _load(
+    inputs: Inputs, config: TrainConfig, show: _Display
+) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
+    show.on_stage(f"reading {inputs.events}")
+    dataset = load_dataset(
+        inputs.events, inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
+    )
+    report = data_report(dataset.validation.report, dataset.events, dataset.interactions)
+    data: dict[str, Any] = {
+        "events_path": str(inputs.events),
+        "items_path": None if inputs.items is None else str(inputs.items),
+        "fingerprint": fingerprint(inputs.events, inputs.items),
+        "mapping": dict(inputs.fmt.columns),
+        "event_type": inputs.fmt.event_type,
+        "min_user": inputs.min_user,
+        "min_item": inputs.min_item,
+        **{k: report[k] for k in ("rows_read", "rows_accepted", "users", "items")},
+    }
+    return dataset, report, data
+
+
+def _summary(console: Console, config: TrainConfig, result: TrainResult, report: dict[str, Any]) -> None:
+    console.print(
+        f"data: {report['rows_accepted']:,} of {report['rows_read']:,} rows accepted, "
+        f"{report['users']:,} users x {report['items']:,} items"
+    )
+    ev = result.evaluation
+    if ev is not None:
+        split = ev.split
+        console.print(
+            f"holdout ({split['method']}, cutoff {split['cutoff']}): {split['test_users']:,} test users, "
+            f"{split['test_users_unseen']:,} unseen in train (counted, not scored)"
+        )
+        render_metrics(
+            config.model, {**ev.model, **ev.crosssell}, {**ev.baseline, **ev.crosssell_baseline}, console
+        )
+        console.print(
+            f"the bundled model is a refit of {config.model} on all events given ({result.fit_seconds:.1f}s)"
+        )
+    else:
+        console.print(f"no holdout: {config.model} fitted on all events given ({result.fit_seconds:.1f}s)")
+    console.print(f"bundle: {result.bundle}")
+
+
+def train_and_log(console: Console, inputs: Inputs, config: TrainConfig, target: Target) -> TrainResult:
+    """Run one training job end to end and print what a data scientist needs to judge it."""
+    with _display(console, config.params.get("iterations")) as show:
+        dataset, report, data = _load(inputs, config, show)
+        result = run_training(dataset, config, target.out, data, show.on_stage, show.on_epoch)
+    _summary(console, config, result, report)
+    if target.track:
+        _log(console, result, config, report, target)
+    return result
+
+
+def sweep_and_log(
+    console: Console,
+    inputs: Inputs,
+    config: TrainConfig,
+    target: Target,
+    grid: dict[str, list[Any]],
+    metric: str,
+    trials: int | None,
+) -> tuple[SweepResult, TrainResult]:
+    """Search on a validation split of the train period, test the winner once, refit and bundle it."""
+
+    def on_trial(number: int, total: int, trial: Trial) -> None:
+        console.print(
+            f"trial {number}/{total} {trial.params}: validation {metric} = {trial.metrics[metric]:.4f}"
+        )
+
+    with _display(console, None) as show:
+        dataset, report, data = _load(inputs, config, show)
+        found = sweep(dataset, config, grid, metric, trials, on_trial, show.on_stage)
+        best = replace(config, params={**config.params, **found.best.params})
+        extra = {
+            "sweep": {
+                "metric": metric,
+                "grid": grid,
+                "best_params": found.best.params,
+                "trials": [{"params": t.params, "validation": t.metrics} for t in found.trials],
+                "test_cutoff": None if found.test_cutoff is None else found.test_cutoff.isoformat(),
+            }
+        }
+        result = run_training(
+            dataset, best, target.out, data, show.on_stage, show.on_epoch, evaluation=found.test, extra=extra
+        )
+    console.print(f"winner on validation {metric}: {found.best.params}")
+    _summary(console, best, result, report)
+    if target.track:
+        children = [
+            (
+                f"trial-{i}",
+                {"model": best.model, "params": t.params},
+                {f"val_{k}": v for k, v in t.metrics.items()},
+            )
+            for i, t in enumerate(found.trials, start=1)
+        ]
+        _log(console, result, best, report, target, children)
+    return found, result
+
+
+def _log(
+    console: Console,
+    result: TrainResult,
+    config: TrainConfig,
+    report: dict[str, Any],
+    target: Target,
+    children: list[tuple[str, dict[str, Any], dict[str, float]]] | None = None,
+) -> None:
+    from training import tracking
+    from training.plots import plot_metrics_at_k
+
+    uri = tracking.configure(target.tracking_uri)
+    artifacts = {"reports": tracking.temporary_artifact("data_report.json", report)}
+    if result.evaluation is not None:
+        png = tracking.temporary_artifact("metrics.json", result.evaluation.flat()).with_name(
+            "metrics_at_k.png"
+        )
+        artifacts["plots"] = plot_metrics_at_k(result.evaluation, config.ks, png, config.model)
+    params = {
+        **config.describe(),
+        "params": result.manifest["model"]["params"],
+        "data": {k: v for k, v in result.manifest["data"].items() if k != "fingerprint"},
+    }
+    metrics = result.evaluation.flat() if result.evaluation is not None else {}
+    metrics["fit_seconds"] = result.fit_seconds
+    logged = tracking.log_run(
+        experiment=target.experiment,
+        params=params,
+        metrics=metrics,
+        epochs=result.epochs,
+        tags={"data_fingerprint": result.manifest["data"]["fingerprint"], "model_kind": config.model},
+        bundle=result.bundle,
+        artifacts=artifacts,
+        register=target.register,
+        alias=target.alias,
+        run_name=config.model if not children else f"{config.model}-sweep",
+        children=children or (),
+    )
+    console.print(f"mlflow: run {logged.run_id} in experiment {target.experiment!r} ({uri})")
+    if logged.model_version is not None:
+        console.print(f"registered: models:/{target.register}/{logged.model_version}, alias @{target.alias}")
