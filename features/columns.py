@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,9 @@ __all__ = ["EncodedColumn", "encode", "parse_float", "parse_timestamp", "timesta
 
 _FLOAT_ID = r"^-?\d+\.0+$"
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)\s*$"
+_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+#: Naive layouts parsed in Arrow before the slower pandas fallback.
+_FAST_LAYOUTS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -48,26 +52,93 @@ def encode(column: pa.ChunkedArray | None, n_rows: int, float_ids: bool = False)
     return EncodedColumn(remap[indices], values)  # index -1 hits the trailing -1
 
 
-def parse_float(column: EncodedColumn) -> tuple[np.ndarray, np.ndarray]:
+def _chunks(column: pa.ChunkedArray | None, n_rows: int) -> list[pa.DictionaryArray]:
+    """Return the column's chunks as dictionary arrays (each with its own small dictionary)."""
+    if column is None:
+        return [pc.dictionary_encode(pa.nulls(n_rows, pa.string()))]
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in chunks] or [
+        pc.dictionary_encode(pa.array([], pa.string()))
+    ]
+
+
+def _per_chunk(
+    column: pa.ChunkedArray | None, n_rows: int, parse: Callable[[pa.Array], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse each chunk's distinct values once and spread them over its rows.
+
+    ``parse`` maps stripped, non-empty distinct strings to (values, bad mask); missing rows get the
+    value's missing marker (NaN, or INT64 min for int64) and are not bad.
+    """
+    values_out, bad_out = [], []
+    for chunk in _chunks(column, n_rows):
+        words = pc.utf8_trim_whitespace(chunk.dictionary)
+        present = pc.fill_null(pc.greater(pc.utf8_length(words), 0), False).to_numpy(zero_copy_only=False)
+        values, bad = parse(words.filter(pa.array(present)))
+        missing = np.iinfo(np.int64).min if values.dtype == np.int64 else np.nan
+        full = np.full(len(words) + 1, missing, dtype=values.dtype)
+        full_bad = np.zeros(len(words) + 1, dtype=bool)
+        full[:-1][present], full_bad[:-1][present] = values, bad
+        indices = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        values_out.append(full[indices])
+        bad_out.append(full_bad[indices])
+    return np.concatenate(values_out), np.concatenate(bad_out)
+
+
+def parse_float(column: pa.ChunkedArray | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (values with NaN where missing or bad, mask of present-but-unparseable rows)."""
-    parsed = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-    bad_value = ~np.isfinite(parsed)
-    parsed = np.append(parsed, np.nan)
-    bad_value = np.append(bad_value, False)
-    return parsed[column.codes], bad_value[column.codes]
+
+    def parse(words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        ok = pc.match_substring_regex(words, _NUMBER)
+        parsed = pc.cast(pc.if_else(ok, words, pa.scalar(None, pa.string())), pa.float64())
+        values = parsed.fill_null(np.nan).to_numpy(zero_copy_only=False)
+        bad = ~np.isfinite(values)
+        return np.where(bad, np.nan, values), bad
+
+    return _per_chunk(column, n_rows, parse)
 
 
-def parse_timestamp(column: EncodedColumn, fmt: str | None = None, timezone: str = "UTC") -> np.ndarray:
-    """Return UTC epoch nanoseconds per row (int64); INT64 min where missing or bad."""
-    text = pd.Series(column.values, dtype=object)
-    parsed = _to_datetime(text, fmt or "ISO8601", timezone)
-    if fmt is None and parsed.isna().any():
-        retry = parsed.isna()
-        parsed[retry] = _to_datetime(text[retry], "mixed", timezone)
+def parse_timestamp(
+    column: pa.ChunkedArray | None, n_rows: int, fmt: str | None = None, timezone: str = "UTC"
+) -> np.ndarray:
+    """Return UTC epoch nanoseconds per row (int64); INT64 min where missing or unparseable.
+
+    Common layouts parse in Arrow; anything else falls back to pandas (ISO 8601, then guessed).
+    """
     nat = np.iinfo(np.int64).min
-    ns = parsed.dt.as_unit("ns").astype("int64").to_numpy() if len(parsed) else np.array([], np.int64)
-    ns = np.where(parsed.isna().to_numpy(), nat, ns)
-    return np.append(ns, nat)[column.codes]
+
+    def parse(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        ns = np.full(len(text), nat, dtype=np.int64)
+        for layout in [fmt] if fmt else list(_FAST_LAYOUTS):
+            parsed = pc.strptime(text, format=layout, unit="ns", error_is_null=True)
+            got = parsed.cast(pa.int64()).fill_null(nat).to_numpy(zero_copy_only=False)
+            ns = np.where(ns == nat, got, ns)
+        if timezone != "UTC":
+            ns = _localize(ns, timezone)
+        left = ns == nat
+        if left.any():
+            words = pd.Series(text.filter(pa.array(left)).to_numpy(zero_copy_only=False), dtype=object)
+            slow = _to_datetime(words, fmt or "ISO8601", timezone)
+            if fmt is None and slow.isna().any():
+                retry = slow.isna()
+                slow[retry] = _to_datetime(words[retry], "mixed", timezone)
+            ns[left] = np.where(slow.isna().to_numpy(), nat, slow.dt.as_unit("ns").astype("int64").to_numpy())
+        return ns, ns == nat
+
+    values, _ = _per_chunk(column, n_rows, parse)
+    return values
+
+
+def _localize(ns: np.ndarray, timezone: str) -> np.ndarray:
+    """Read naive epoch nanoseconds as wall time in ``timezone``; return UTC nanoseconds."""
+    nat = np.iinfo(np.int64).min
+    ok = ns != nat
+    local = pd.DatetimeIndex(ns[ok].view("datetime64[ns]")).tz_localize(
+        timezone, ambiguous=np.zeros(int(ok.sum()), dtype=bool), nonexistent="shift_forward"
+    )
+    out = ns.copy()
+    out[ok] = local.tz_convert("UTC").tz_localize(None).asi8
+    return out
 
 
 def _to_datetime(text: pd.Series, fmt: str, timezone: str) -> pd.Series:

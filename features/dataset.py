@@ -44,7 +44,7 @@ def load_catalog(path: Path) -> pd.DataFrame:
             col = encode(table.column(name), n)
             frame[name] = np.append(col.values.astype(object), [None])[col.codes][keep]
     if "price" in table.column_names:
-        frame["price"] = parse_float(encode(table.column("price"), n))[0][keep]
+        frame["price"] = parse_float(table.column("price"), n)[0][keep]
     if "in_stock" in table.column_names:
         col = encode(table.column("in_stock"), n)
         flags = np.array([str(v).strip().lower() in _TRUE for v in col.values] + [True])

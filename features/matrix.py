@@ -26,6 +26,7 @@ __all__ = [
     "build_matrix",
     "event_confidence",
     "item_metadata",
+    "observed",
     "rows_of",
 ]
 
@@ -88,6 +89,14 @@ def event_confidence(events: pd.DataFrame, weighting: Weighting) -> np.ndarray:
     elif weighting.quantity_scale == "linear":
         conf = conf * quantity
     return conf
+
+
+def observed(column: pd.Series) -> np.ndarray:
+    """Return the categories of a categorical column that occur in it."""
+    codes = column.cat.codes.to_numpy()
+    categories = column.cat.categories
+    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    return categories.to_numpy(dtype=object)[used]
 
 
 def rows_of(column: pd.Series, index: IdIndex) -> np.ndarray:
@@ -154,7 +163,7 @@ def build_interactions(
     events: pd.DataFrame, weighting: Weighting | None = None, catalog: pd.DataFrame | None = None
 ) -> Interactions:
     """Index the events' users and items and build the weighted matrix and item metadata."""
-    users = IdIndex.from_values(events["user_id"].cat.remove_unused_categories().cat.categories)
-    items = IdIndex.from_values(events["item_id"].cat.remove_unused_categories().cat.categories)
+    users = IdIndex.from_values(observed(events["user_id"]))
+    items = IdIndex.from_values(observed(events["item_id"]))
     matrix = build_matrix(events, users, items, weighting)
     return Interactions(matrix, users, items, item_metadata(events, items, catalog))

@@ -100,15 +100,17 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     """Validate canonical raw columns (see ``read_table``) into an events frame."""
     n = table.num_rows
 
-    def col(name: str, float_ids: bool = False) -> EncodedColumn:
-        raw = table.column(name) if name in table.column_names else None
-        return encode(raw, n, float_ids=float_ids or name in fmt.float_id_columns)
+    def raw(name: str) -> pa.ChunkedArray | None:
+        return table.column(name) if name in table.column_names else None
+
+    def col(name: str) -> EncodedColumn:
+        return encode(raw(name), n, float_ids=name in fmt.float_id_columns)
 
     user, item, order = col("user_id"), col("item_id"), col("order_id")
-    ts = parse_timestamp(col("timestamp"), fmt.timestamp_format, fmt.timezone)
+    ts = parse_timestamp(raw("timestamp"), n, fmt.timestamp_format, fmt.timezone)
     event = _event_codes(col("event_type"), fmt, n)
-    qty, qty_unparsed = parse_float(col("quantity"))
-    price, price_unparsed = parse_float(col("price"))
+    qty, qty_unparsed = parse_float(raw("quantity"), n)
+    price, price_unparsed = parse_float(raw("price"), n)
 
     is_return = _matches(order, f"{re.escape(fmt.cancel_prefix)}.*" if fmt.cancel_prefix else None)
     is_return |= (event == _PURCHASE) & (qty < 0)
@@ -129,18 +131,8 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     for code, mask in ((_REASONS.index(r), m) for r, m in checks):
         reason[(reason < 0) & mask] = code
     candidate = np.flatnonzero(reason < 0)
-    keys = pd.DataFrame(
-        {
-            "u": user.codes[candidate],
-            "i": item.codes[candidate],
-            "e": event[candidate],
-            "t": ts[candidate],
-            "o": order.codes[candidate],
-            "q": qty[candidate],
-            "p": price[candidate],
-        }
-    )
-    reason[candidate[keys.duplicated().to_numpy()]] = _REASONS.index(Reason.DUPLICATE)
+    columns = (user.codes, item.codes, event, ts, order.codes, qty, price)
+    reason[candidate[_duplicated([c[candidate] for c in columns])]] = _REASONS.index(Reason.DUPLICATE)
 
     accepted = reason < 0
     quantity = np.where(np.isnan(qty), 1.0, qty)
@@ -158,6 +150,23 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     )
     logger.info("validated %d rows: %d accepted", n, report.rows_accepted)
     return ValidationResult(events, _rejected_rows(table, reason), report)
+
+
+def _duplicated(columns: list[np.ndarray]) -> np.ndarray:
+    """Return a mask of rows that repeat an earlier row exactly (hash first, then compare)."""
+    if not len(columns[0]):
+        return np.zeros(0, dtype=bool)
+    digest = np.zeros(len(columns[0]), dtype=np.uint64)
+    for number, column in enumerate(columns):
+        bits = np.ascontiguousarray(column, dtype=np.float64 if column.dtype.kind == "f" else np.int64)
+        mixed = bits.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15 + 2 * number + 1)
+        digest ^= mixed + np.uint64(0x632BE59BD9B4E019) + (digest << np.uint64(6)) + (digest >> np.uint64(2))
+    shared = np.flatnonzero(pd.Series(digest).duplicated(keep=False).to_numpy())
+    out = np.zeros(len(digest), dtype=bool)
+    if len(shared):
+        exact = pd.DataFrame({str(k): c[shared] for k, c in enumerate(columns)}).duplicated().to_numpy()
+        out[shared[exact]] = True
+    return out
 
 
 def _event_codes(column: EncodedColumn, fmt: SourceFormat, n: int) -> np.ndarray:
@@ -241,30 +250,35 @@ def _frame(
     """Build the events frame of accepted rows with categorical ids."""
 
     def cat(column: EncodedColumn) -> pd.Categorical:
+        """Return the accepted rows' values as a categorical of only the values they use."""
         codes = column.codes[accepted]
-        return pd.Categorical.from_codes(codes, categories=pd.Index(column.values, dtype=object))
+        used = np.bincount(codes[codes >= 0], minlength=len(column.values)) > 0
+        renumber = np.append(np.cumsum(used) - 1, -1).astype(np.int32)
+        categories = pd.Index(column.values[used].astype(object), dtype=object)
+        return pd.Categorical.from_codes(renumber[codes], categories=categories, validate=False)
 
     frame = pd.DataFrame(
         {
-            "user_id": cat(user).remove_unused_categories(),
-            "item_id": cat(item).remove_unused_categories(),
+            "user_id": cat(user),
+            "item_id": cat(item),
             "event_type": pd.Categorical.from_codes(event[accepted], categories=pd.Index(list(_EVENT_TYPES))),
-            "timestamp": pd.to_datetime(ts[accepted], utc=True),
-            "order_id": cat(order).remove_unused_categories(),
+            "timestamp": pd.Series(ts[accepted].view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "order_id": cat(order),
             "quantity": quantity[accepted].astype(np.float32),
             "price": price[accepted],
         }
     )
     for name in ("item_name", "category"):
         if name in table.column_names:
-            frame[name] = cat(encode(table.column(name), n)).remove_unused_categories()
+            frame[name] = cat(encode(table.column(name), n))
     return frame
 
 
 def _rejected_rows(table: pa.Table, reason: np.ndarray) -> pa.Table:
     """Return the raw rejected rows with their 1-based row number and reason."""
-    rows = np.flatnonzero(reason >= 0)
-    picked = table.take(pa.array(rows))
+    rejected = reason >= 0
+    rows = np.flatnonzero(rejected)
+    picked = table.filter(pa.array(rejected))  # chunk by chunk: no dictionary unification
     columns = {name: picked.column(name).cast(pa.string()) for name in picked.column_names}
     reasons = np.array([r.value for r in _REASONS], dtype=object)[reason[rows]]
     return pa.table({"row": pa.array(rows + 1), **columns, "reason": pa.array(reasons, pa.string())})

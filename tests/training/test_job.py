@@ -1,0 +1,109 @@
+"""The training job and its bundle: evaluation beside the baseline, the refit, a bundle that round-trips."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.bundle import SCHEMA_VERSION, load_bundle
+from features.dataset import Dataset
+from features.errors import BundleError
+from training.job import TrainConfig, TrainResult, run_training
+from training.models import create_model, load_model
+
+DATA = {"events_path": "events.csv", "fingerprint": "abc123"}
+
+
+@pytest.fixture(scope="module")
+def trained(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    out = tmp_path_factory.mktemp("bundles") / "cosine"
+    return run_training(dataset, TrainConfig(model="cosine", holdout=0.2), out, DATA)
+
+
+def test_training_scores_the_model_and_the_baseline_on_the_same_holdout(trained: TrainResult) -> None:
+    ev = trained.evaluation
+    assert ev is not None
+    assert ev.model["users_evaluated"] == ev.baseline["users_evaluated"] > 0
+    assert ev.model["ndcg_at_10"] > ev.baseline["ndcg_at_10"]
+    assert ev.crosssell["crosssell_hit_at_10"] > ev.crosssell_baseline["crosssell_hit_at_10"]
+    assert ev.split["method"] == "chronological"
+    assert ev.split["test_users_unseen"] >= 0
+    flat = ev.flat()
+    assert flat["ndcg_at_10"] == ev.model["ndcg_at_10"]
+    assert flat["baseline_ndcg_at_10"] == ev.baseline["ndcg_at_10"]
+
+
+def test_the_bundle_holds_the_refit_on_all_events_and_says_so(trained: TrainResult, dataset: Dataset) -> None:
+    manifest = json.loads((trained.bundle / "manifest.json").read_text())
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["model"]["kind"] == "cosine"
+    assert manifest["trained_on"].startswith("all events given (refit after evaluation)")
+    assert manifest["data"]["fingerprint"] == "abc123"
+    assert manifest["metrics"]["model"]["ndcg_at_10"] == trained.evaluation.model["ndcg_at_10"]  # type: ignore[union-attr]
+    assert manifest["counts"]["users"] == len(dataset.interactions.users)
+    assert {"numpy", "implicit", "python"} <= set(manifest["versions"])
+    assert not list(trained.bundle.rglob("*.pkl"))
+
+
+def test_bundle_round_trip_gives_identical_recommendations(trained: TrainResult, dataset: Dataset) -> None:
+    bundle = load_bundle(trained.bundle)
+    model = load_model(bundle.model_dir)
+    fresh = create_model("cosine")
+    fresh.fit(dataset.interactions.matrix)
+    users = np.arange(100)
+    got, _ = model.recommend(bundle.history[users], 10, user_idx=users)
+    want, _ = fresh.recommend(dataset.interactions.matrix[users], 10, user_idx=users)
+    np.testing.assert_array_equal(got, want)
+    assert bundle.users == dataset.interactions.users
+    assert bundle.item_meta["name"].tolist() == dataset.interactions.item_meta["name"].tolist()
+    assert bundle.copurchase.n_baskets > 0 and bundle.coview is not None
+
+
+def test_holdout_none_fits_on_everything_without_evaluating(dataset: Dataset, tmp_path: Path) -> None:
+    result = run_training(dataset, TrainConfig(model="popular", holdout=None), tmp_path / "b", DATA)
+    assert result.evaluation is None
+    assert result.manifest["trained_on"] == "all events given"
+    assert result.manifest["metrics"] == {}
+
+
+@pytest.fixture
+def bundle_copy(trained: TrainResult, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(trained.bundle, tmp_path / "copy"))
+
+
+def test_a_changed_bundle_file_fails_the_checksum_naming_the_file(bundle_copy: Path) -> None:
+    (bundle_copy / "popularity.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(BundleError, match=r"popularity\.npy: checksum mismatch"):
+        load_bundle(bundle_copy)
+
+
+def test_a_missing_bundle_file_is_named(bundle_copy: Path) -> None:
+    (bundle_copy / "history.npz").unlink()
+    with pytest.raises(BundleError, match=r"history\.npz: missing from the bundle"):
+        load_bundle(bundle_copy)
+
+
+def test_a_corrupt_file_fails_clearly_even_without_checksums(bundle_copy: Path) -> None:
+    (bundle_copy / "history.npz").write_bytes(b"PK not really")
+    with pytest.raises(BundleError, match=r"history\.npz: cannot be read"):
+        load_bundle(bundle_copy, verify=False)
+
+
+def test_an_unknown_schema_version_is_refused(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["schema_version"] = 99
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="schema version 99 is not supported"):
+        load_bundle(bundle_copy)
+
+
+def test_a_directory_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no such bundle directory"):
+        load_bundle(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match=r"manifest\.json: missing"):
+        load_bundle(tmp_path / "empty")

@@ -1,0 +1,134 @@
+"""MLflow on a temporary SQLite store: runs, artifacts, registry, aliases, compare; sweeps stay honest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from features.dataset import Dataset
+from training import tracking
+from training.cli import app
+from training.errors import TrackingError
+from training.job import TrainConfig
+from training.sweep import candidates, parse_grid, sweep
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def _train(store_dir: Path, *extra: str) -> str:
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--events",
+            str(store_dir / "events.csv"),
+            "--items",
+            str(store_dir / "items.csv"),
+            "--model",
+            "cosine",
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output + str(result.exception)
+    return result.output
+
+
+def test_a_training_run_is_logged_with_params_metrics_artifacts_and_registered(
+    store_dir: Path, store_uri: str
+) -> None:
+    output = _train(store_dir)
+    assert "registered: models:/orderlift/1, alias @candidate" in output
+    tracking.configure(store_uri)
+    run = mlflow.search_runs(experiment_names=["orderlift"], output_format="list")[0]
+    assert run.data.params["model"] == "cosine"
+    assert run.data.params["params.neighbours"] == "100"
+    assert run.data.params["weights.purchase"] == "10.0"
+    assert run.data.metrics["ndcg_at_10"] > run.data.metrics["baseline_ndcg_at_10"]
+    assert len(run.data.tags["data_fingerprint"]) == 64
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"bundle", "reports", "plots"} <= artifacts
+    bundle_files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "bundle")}
+    assert "bundle/manifest.json" in bundle_files
+    version = MlflowClient().get_model_version_by_alias("orderlift", "candidate")
+    assert version.run_id == run.info.run_id
+    local = mlflow.artifacts.download_artifacts("models:/orderlift@candidate")
+    assert (Path(local) / "manifest.json").is_file()
+
+
+def test_promote_moves_an_alias_by_version_or_by_run(store_dir: Path, store_uri: str) -> None:
+    _train(store_dir)
+    _train(store_dir, "--model", "popular")
+    tracking.configure(store_uri)
+    client = MlflowClient()
+    first_run = client.get_model_version("orderlift", "1").run_id
+    result = runner.invoke(
+        app, ["promote", "--model", "orderlift", "--version", "2", "--alias", "production"]
+    )
+    assert result.exit_code == 0, result.output
+    assert str(client.get_model_version_by_alias("orderlift", "production").version) == "2"
+    result = runner.invoke(app, ["promote", "--run", first_run, "--alias", "production"])
+    assert result.exit_code == 0, result.output
+    assert str(client.get_model_version_by_alias("orderlift", "production").version) == "1"
+    result = runner.invoke(app, ["promote", "--version", "7", "--alias", "production"])
+    assert result.exit_code == 2 and "not found" in result.stderr
+
+
+def test_compare_ranks_runs_by_the_metric_with_the_baseline_beside(store_dir: Path, store_uri: str) -> None:
+    _train(store_dir)
+    _train(store_dir, "--model", "popular", "--register", "none")
+    result = runner.invoke(app, ["compare", "--metric", "ndcg_at_10", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    runs = json.loads(result.stdout)
+    assert [r["params.model"] for r in runs] == ["cosine", "popular"]
+    assert runs[0]["metrics.ndcg_at_10"] >= runs[1]["metrics.ndcg_at_10"]
+    assert "metrics.baseline_ndcg_at_10" in runs[0]
+    bad = runner.invoke(app, ["compare", "--metric", "nope"])
+    assert bad.exit_code == 2 and "no runs logged metric 'nope'" in bad.stderr
+
+
+def test_promote_without_a_version_or_run_is_refused(store_uri: str) -> None:
+    tracking.configure(store_uri)
+    with pytest.raises(TrackingError, match="give --version or --run"):
+        tracking.promote("orderlift", "production")
+
+
+def test_sweep_chooses_on_the_train_period_and_never_sees_the_test_split(dataset: Dataset) -> None:
+    config = TrainConfig(model="als", params={"iterations": 3}, holdout=0.2)
+    seen = []
+    result = sweep(
+        dataset,
+        config,
+        parse_grid(["factors=8,16"]),
+        trials=None,
+        on_trial=lambda number, total, trial: seen.append(trial),
+    )
+    assert len(seen) == 2
+    assert result.test_cutoff is not None
+    assert all(t.latest_event_seen < result.test_cutoff for t in seen)
+    assert result.best in seen
+    assert result.best.metrics["ndcg_at_10"] == max(t.metrics["ndcg_at_10"] for t in seen)
+    assert result.test.split["cutoff"] == result.test_cutoff.isoformat()
+
+
+def test_random_search_picks_distinct_grid_points_reproducibly() -> None:
+    grid = parse_grid(["factors=8,16,32", "regularization=0.01,0.1"])
+    picks = candidates(grid, trials=3, seed=1)
+    assert len(picks) == 3 and len({tuple(sorted(p.items())) for p in picks}) == 3
+    assert picks == candidates(grid, trials=3, seed=1)
+    assert len(candidates(grid, trials=None, seed=1)) == 6
+    with pytest.raises(ValueError, match="is not of the form name=v1,v2"):
+        parse_grid(["factors"])
