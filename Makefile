@@ -20,6 +20,18 @@ demo: $(STAMP)
 	$(BIN)/orderlift generate --out $(DEMO)/store --users 5000 --items 2000 --days 90 --seed 7
 	$(BIN)/orderlift inspect --events $(DEMO)/store/events.csv --items $(DEMO)/store/items.csv \
 		--quarantine $(DEMO)/store/quarantine.csv
+	$(BIN)/orderlift train --events $(DEMO)/store/events.csv --items $(DEMO)/store/items.csv \
+		--model als --out $(DEMO)/bundle --register orderlift --alias candidate
+	$(BIN)/orderlift promote --model orderlift --from-alias candidate --alias production
+	@echo ""
+	@echo "Serving models:/orderlift@production on http://127.0.0.1:8000 (Ctrl+C stops). Try, in another shell:"
+	@echo "  curl 'http://127.0.0.1:8000/v1/users/u0042/recommendations?n=5&explain=true'"
+	@echo "  curl -X POST http://127.0.0.1:8000/v1/cart/cross-sell -H 'content-type: application/json' \\"
+	@echo "       -d '{\"items\": [{\"item_id\": \"i0098\", \"quantity\": 1}], \"n\": 5}'"
+	@echo "  curl 'http://127.0.0.1:8000/v1/items/i0098/similar?kind=also_bought&n=5'"
+	@echo "  curl 'http://127.0.0.1:8000/v1/bundles?n=5&format=csv'"
+	@echo "  open http://127.0.0.1:8000/docs for the API, mlflow ui --backend-store-uri sqlite:///mlflow.db for runs"
+	$(BIN)/orderlift serve --model-uri models:/orderlift@production --port 8000
 
 test: $(STAMP)
 	$(BIN)/pytest -q

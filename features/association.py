@@ -53,20 +53,30 @@ class Associations:
         base = self.item_counts / max(self.n_baskets, 1)
         return self._scaled(1.0 / np.maximum(self.item_counts, 1), 1.0 / np.maximum(base, 1e-12))
 
-    def cart_probability(self, carts: sp.csr_matrix, shrinkage: float = 5.0) -> np.ndarray:
+    def miss_log(self, shrinkage: float = 5.0) -> sp.csr_matrix:
+        """Return log(1 - c(i, j) / (c(i) + shrinkage)) per stored pair: the cart model's weights."""
+        shrunk = self._scaled(1.0 / (self.item_counts + float(shrinkage)))
+        shrunk.data = np.log1p(-np.minimum(shrunk.data, 1.0 - 1e-6))
+        return shrunk
+
+    def base_rate(self) -> np.ndarray:
+        """Return the share of baskets holding each item."""
+        return self.item_counts / max(self.n_baskets, 1)
+
+    def cart_probability(
+        self, carts: sp.csr_matrix, shrinkage: float = 5.0, miss_log: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """Return P(j is added | cart) per cart row (dense), a shrunk noisy-or over cart items.
 
         ``P = 1 - (1 - P(j)) * prod_i (1 - c(i, j) / (c(i) + shrinkage))`` over the cart's items
         ``i``: each cart item is an independent chance to pull ``j`` in, with confidences shrunk
         towards zero when item ``i`` is rare, on top of ``j``'s base rate ``P(j)``.
         """
-        shrunk = self._scaled(1.0 / (self.item_counts + float(shrinkage)))
-        shrunk.data = np.log1p(-np.minimum(shrunk.data, 1.0 - 1e-6))
+        weights = self.miss_log(shrinkage) if miss_log is None else miss_log
         binary = sp.csr_matrix(carts, dtype=np.float64)
         binary.data[:] = 1.0
-        log_miss = np.asarray((binary @ shrunk).toarray())
-        base = self.item_counts / max(self.n_baskets, 1)
-        return 1.0 - (1.0 - base)[None, :] * np.exp(log_miss)
+        log_miss = np.asarray((binary @ weights).toarray())
+        return 1.0 - (1.0 - self.base_rate())[None, :] * np.exp(log_miss)
 
     def pair(self, i: int, j: int) -> tuple[int, float, float, float]:
         """Return (count, support, confidence of j given i, lift) for one pair."""

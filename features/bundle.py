@@ -11,6 +11,7 @@ A bundle is a directory::
     popularity.npy     distinct users per item (float32)
     copurchase.npz     items x items co-purchase counts; copurchase_items.npy per-item order counts
     coview.npz         the same over browse sessions (optional); coview_items.npy
+    orders.npz         orders x items, binary (scipy CSR): the baskets behind bundles of 3+
     model/             the model's own arrays and model.json (written by training.models)
 
 Nothing is pickled: arrays load with ``allow_pickle=False``. ``load_bundle`` checks the schema
@@ -59,6 +60,7 @@ class Bundle:
     popularity: np.ndarray
     copurchase: Associations
     coview: Associations | None
+    orders: sp.csr_matrix
 
     @property
     def model_dir(self) -> Path:
@@ -91,6 +93,7 @@ def save_bundle(
     popularity: np.ndarray,
     copurchase: Associations,
     coview: Associations | None,
+    orders: sp.csr_matrix,
     write_model: Callable[[Path], None],
 ) -> Path:
     """Write a bundle into a temporary directory, then move it into place."""
@@ -110,6 +113,7 @@ def save_bundle(
             if assoc is not None:
                 sp.save_npz(staging / f"{name}.npz", assoc.pair_counts, compressed=False)
                 np.save(staging / f"{name}_items.npy", assoc.item_counts, allow_pickle=False)
+        sp.save_npz(staging / "orders.npz", sp.csr_matrix(orders, dtype=np.float32), compressed=False)
         write_model(staging / MODEL_DIR)
         files = {
             str(p.relative_to(staging)): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()
@@ -177,17 +181,29 @@ def load_bundle(directory: Path, verify: bool = True) -> Bundle:
         stats[name] = Associations(pairs, counts, int(n_baskets))
     if stats["copurchase"] is None:
         raise BundleError(f"{directory}: copurchase statistics are missing")
+    orders = _load(directory / "orders.npz", lambda p: sp.load_npz(p).tocsr(), None)
+    if orders.shape[1] != n_items:
+        raise BundleError(f"{directory / 'orders.npz'}: {orders.shape[1]} item columns, expected {n_items}")
     return Bundle(
-        directory, manifest, users, items, history, meta, popularity, stats["copurchase"], stats["coview"]
+        directory,
+        manifest,
+        users,
+        items,
+        history,
+        meta,
+        popularity,
+        stats["copurchase"],
+        stats["coview"],
+        orders,
     )
 
 
-def _load(path: Path, reader: Callable[[Path], Any], shape: tuple[int, ...]) -> Any:
+def _load(path: Path, reader: Callable[[Path], Any], shape: tuple[int, ...] | None) -> Any:
     """Read one file and check its shape."""
     try:
         value = reader(path)
     except Exception as exc:  # any reader failure means a corrupt file
         raise BundleError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
-    if tuple(value.shape) != shape:
+    if shape is not None and tuple(value.shape) != shape:
         raise BundleError(f"{path}: shape {tuple(value.shape)} does not match the bundle's {shape}")
     return value

@@ -47,6 +47,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Exponents g of price tried when ranking cross-sell by ``P x price**g`` (0 = P alone).
+PRICE_EXPONENTS = (0.25, 0.5, 1.0)
+
 OnStage = Callable[[str], None]
 OnEpoch = Callable[[int, float | None], None]
 
@@ -97,11 +100,30 @@ class Evaluation:
     baseline: dict[str, float]
     crosssell: dict[str, float]
     crosssell_baseline: dict[str, float]
+    crosssell_by_value: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def price_exponent(self, k: int = 10) -> float:
+        """Return the exponent g of price in ``P x price**g`` that won on held-out orders.
+
+        g = 0 ranks by P alone; g = 1 by expected value. A variant is kept only if it beats P alone
+        on both hit@k and revenue@k; among those the best revenue@k wins (ties: the smaller g).
+        """
+        hit, revenue = f"crosssell_hit_at_{k}", f"crosssell_revenue_at_{k}"
+        best, best_revenue = 0.0, self.crosssell.get(revenue, 0.0)
+        for exponent, figures in sorted(self.crosssell_by_value.items(), key=lambda kv: float(kv[0])):
+            if (
+                figures.get(hit, 0.0) >= self.crosssell.get(hit, 0.0)
+                and figures.get(revenue, 0.0) > best_revenue
+            ):
+                best, best_revenue = float(exponent), figures[revenue]
+        return best
 
     def flat(self) -> dict[str, float]:
         """Return every figure under one name: model metrics bare, the baseline's prefixed."""
         out = {**self.model, **self.crosssell}
         out |= {f"baseline_{k}": v for k, v in {**self.baseline, **self.crosssell_baseline}.items()}
+        for exponent, figures in self.crosssell_by_value.items():
+            out |= {f"price{exponent}_{k}": v for k, v in figures.items()}
         return out
 
 
@@ -176,8 +198,19 @@ def evaluate_split(
         return np.broadcast_to(popularity, (carts.shape[0], len(popularity))).copy()
 
     cross = crosssell_metrics(cart_scores, test_baskets, per_item, config.ks, seed=config.seed)
+
     cross_base = crosssell_metrics(popular_scores, test_baskets, per_item, config.ks, seed=config.seed)
-    return Evaluation(split.report(), figures, base_figures, cross, cross_base)
+    price = np.nan_to_num(per_item, nan=0.0)
+    by_value = {}
+    for exponent in PRICE_EXPONENTS:
+
+        def value_scores(carts: sp.csr_matrix, g: float = exponent) -> np.ndarray:
+            return cart_scores(carts) * np.power(price, g)[None, :]
+
+        by_value[str(exponent)] = crosssell_metrics(
+            value_scores, test_baskets, per_item, config.ks, seed=config.seed
+        )
+    return Evaluation(split.report(), figures, base_figures, cross, cross_base, by_value)
 
 
 def _versions() -> dict[str, str]:
@@ -222,7 +255,8 @@ def run_training(
     model.fit(inter.matrix, record)
     fit_seconds = time.perf_counter() - began
     on_stage("computing co-purchase and co-view statistics")
-    copurchase = _copurchase(dataset.events, inter, config)
+    orders = order_baskets(dataset.events, inter.users, inter.items)
+    copurchase = association_stats(orders, min_count=config.min_pair_count)
     sessions = session_baskets(dataset.events, inter.users, inter.items, config.session_gap_minutes)
     coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
     popularity = np.asarray(inter.matrix.getnnz(axis=0), dtype=np.float32)
@@ -234,6 +268,10 @@ def run_training(
         "config": config.describe(),
         "split": evaluation.split if evaluation else None,
         "metrics": asdict(evaluation) if evaluation else {},
+        "crosssell": {
+            "price_exponent": evaluation.price_exponent() if evaluation else 0.0,
+            "shrinkage": config.crosssell_shrinkage,
+        },
         "fit_seconds": round(fit_seconds, 3),
         "versions": _versions(),
         **(extra or {}),
@@ -249,6 +287,7 @@ def run_training(
         popularity=popularity,
         copurchase=copurchase,
         coview=coview,
+        orders=orders.matrix,
         write_model=lambda directory: save_model(model, directory),
     )
     full = json.loads((Path(out) / "manifest.json").read_text())

@@ -276,14 +276,17 @@ def promote(
     model: Annotated[str, typer.Option("--model", help="Registered model name.")] = "orderlift",
     version: Annotated[str | None, typer.Option(help="Model version to promote.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Or the run id that registered it.")] = None,
+    from_alias: Annotated[
+        str | None, typer.Option(help="Or the version behind this alias (e.g. candidate).")
+    ] = None,
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
 ) -> None:
     """Move an alias (e.g. production) to a model version."""
     from training import tracking
 
-    if (version is None) == (run is None):
-        raise ValueError("give exactly one of --version or --run")
+    if sum(x is not None for x in (version, run, from_alias)) != 1:
+        raise ValueError("give exactly one of --version, --run or --from-alias")
     tracking.configure(tracking_uri)
-    chosen = tracking.promote(model, alias, version=version, run_id=run)
+    chosen = tracking.promote(model, alias, version=version, run_id=run, from_alias=from_alias)
     console.print(f"models:/{model}@{alias} -> version {chosen}")

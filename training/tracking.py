@@ -140,13 +140,21 @@ def register_bundle(run_id: str, name: str, alias: str | None) -> str:
     return str(version.version)
 
 
-def promote(name: str, alias: str, version: str | None = None, run_id: str | None = None) -> str:
-    """Point ``alias`` of model ``name`` at a version, given directly or by the run that made it."""
+def promote(
+    name: str,
+    alias: str,
+    version: str | None = None,
+    run_id: str | None = None,
+    from_alias: str | None = None,
+) -> str:
+    """Point ``alias`` of model ``name`` at a version: given, made by a run, or behind another alias."""
     client = MlflowClient()
     try:
+        if version is None and from_alias is not None:
+            version = str(client.get_model_version_by_alias(name, from_alias).version)
         if version is None:
             if run_id is None:
-                raise TrackingError("give --version or --run")
+                raise TrackingError("give --version, --run or --from-alias")
             found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
             if not found:
                 raise TrackingError(f"no version of model {name!r} was registered from run {run_id}")

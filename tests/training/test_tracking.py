@@ -102,7 +102,7 @@ def test_compare_ranks_runs_by_the_metric_with_the_baseline_beside(store_dir: Pa
 
 def test_promote_without_a_version_or_run_is_refused(store_uri: str) -> None:
     tracking.configure(store_uri)
-    with pytest.raises(TrackingError, match="give --version or --run"):
+    with pytest.raises(TrackingError, match="give --version, --run or --from-alias"):
         tracking.promote("orderlift", "production")
 
 

@@ -1,0 +1,290 @@
+"""Response cache: a bounded in-process TTL/LRU store, or Redis behind a circuit breaker; never raises."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Protocol, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
+
+__all__ = ["Cache", "CacheState", "CacheStats", "InProcessCache", "RedisCache", "cache_key", "open_cache"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+_KEY_ESCAPES = str.maketrans({"%": "%25", ":": "%3A"})
+_GLOB_ESCAPES = str.maketrans({c: "\\" + c for c in "\\*?[]"})
+
+
+@dataclass
+class CacheStats:
+    """Count cache outcomes; `skipped` counts calls not sent because the breaker was open."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    sets: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class CacheState:
+    """Describe a cache's health as a JSON-ready snapshot (for /readyz)."""
+
+    backend: str
+    healthy: bool
+    last_error: str | None
+    stats: dict[str, int]
+
+
+class Cache(Protocol):
+    """Store bytes under string keys with a TTL; every data method is best-effort and never raises."""
+
+    backend: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    async def delete(self, *keys: str) -> None: ...
+
+    async def delete_prefix(self, prefix: str) -> int: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+    def state(self) -> CacheState: ...
+
+
+def cache_key(kind: str, model_version: str, *parts: str) -> str:
+    """Build "orderlift:{kind}:{model_version}:{part}...", percent-encoding '%' and ':' in every segment."""
+    return ":".join(["orderlift", *(s.translate(_KEY_ESCAPES) for s in (kind, model_version, *parts))])
+
+
+class InProcessCache:
+    """Keep up to `max_entries` values in memory with a TTL each, evicting the least recently used."""
+
+    backend: str = "memory"
+
+    def __init__(self, max_entries: int = 50_000, *, clock: Clock = time.monotonic) -> None:
+        """Create an empty cache; `clock` returns monotonic seconds (injectable for tests)."""
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.stats = CacheStats()
+
+    def __len__(self) -> int:
+        """Return the number of stored entries, expired ones included until touched."""
+        return len(self._entries)
+
+    # No method awaits anything, so each one runs atomically on the event loop.
+    async def get(self, key: str) -> bytes | None:
+        """Return the live value for `key` and mark it recently used, or None."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] <= self._clock():
+            del self._entries[key]
+            entry = None
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry[1]
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store `value` for `ttl_s` seconds (a non-positive TTL drops the key); evict LRU entries."""
+        if ttl_s <= 0:
+            self._entries.pop(key, None)
+            return
+        self._entries[key] = (self._clock() + ttl_s, value)
+        self._entries.move_to_end(key)
+        self.stats.sets += 1
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    async def delete(self, *keys: str) -> None:
+        """Remove `keys`, ignoring absent ones."""
+        for key in keys:
+            self._entries.pop(key, None)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key starting with `prefix`; return how many were removed."""
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
+
+    async def ping(self) -> bool:
+        """Report that memory is always reachable."""
+        return True
+
+    async def close(self) -> None:
+        """Drop all entries."""
+        self._entries.clear()
+
+    def state(self) -> CacheState:
+        """Return a health snapshot."""
+        return CacheState(self.backend, True, None, asdict(self.stats))
+
+
+class RedisCache:
+    """Cache in Redis with short timeouts; after a failure, skip Redis for `retry_after_s`, then probe."""
+
+    backend: str = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        socket_timeout_s: float = 0.05,
+        socket_connect_timeout_s: float = 0.05,
+        retry_after_s: float = 1.0,
+        max_connections: int = 64,
+        scan_count: int = 1000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        """Configure a lazily connecting client; no I/O happens until the first call."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout_s,  # longest wait for a free pooled connection
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_connect_timeout_s,
+            health_check_interval=0,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+            # Keep connection set-up to SELECT alone: RESP3's HELLO, CLIENT SETINFO and the maintenance
+            # handshake each cost a round trip, and a burst of fresh connections paying them all blew
+            # through the 50 ms timeouts. "auto" maintenance mode also stops the pool from noticing
+            # that an idle connection was closed by a restarted server.
+            protocol=2,
+            driver_info=None,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
+        self._client = aioredis.Redis.from_pool(pool)
+        self._retry_after_s = retry_after_s
+        self._scan_count = scan_count
+        self._clock = clock
+        self._broken = False
+        self._open_until = 0.0
+        self._last_error: str | None = None
+        self.stats = CacheStats()
+
+    async def _run(self, op: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """Run one backend operation through the breaker; return (succeeded, result) and never raise."""
+        now = self._clock()
+        if now < self._open_until:
+            self.stats.skipped += 1
+            return False, None
+        if self._broken:  # half-open: this call probes, concurrent ones are skipped until it ends
+            self._open_until = now + self._retry_after_s
+        try:
+            result = await op()
+        except Exception as exc:  # RedisError, OSError, TimeoutError; anything else is handled alike
+            await self._fail(exc)
+            return False, None
+        if self._broken:
+            self._broken, self._open_until = False, 0.0
+            logger.info("redis cache reachable again; breaker closed")
+        return True, result
+
+    async def _fail(self, exc: Exception) -> None:
+        """Count the failure, open the breaker and warn once per outage."""
+        self.stats.errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._open_until = self._clock() + self._retry_after_s
+        if self._broken:
+            logger.debug("redis cache still failing: %s", self._last_error)
+            return
+        self._broken = True
+        logger.warning("redis cache failed, skipping it for %.2fs: %s", self._retry_after_s, self._last_error)
+        try:  # idle sockets to a dead server are dead too: reconnect them lazily after the pause
+            await self._client.connection_pool.disconnect(inuse_connections=False)
+        except Exception:  # pragma: no cover - best-effort cleanup
+            logger.debug("ignoring error while dropping idle redis connections", exc_info=True)
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the cached bytes for `key`, or None on a miss, an error or an open breaker."""
+        ok, value = await self._run(lambda: self._client.get(key))
+        if not ok:
+            return None
+        if value is None:
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return value if isinstance(value, bytes) else str(value).encode()
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store `value` with a millisecond TTL (a non-positive TTL deletes the key)."""
+        if ttl_s <= 0:
+            await self.delete(key)
+            return
+        ok, _ = await self._run(lambda: self._client.set(key, value, px=max(1, int(ttl_s * 1000))))
+        if ok:
+            self.stats.sets += 1
+
+    async def delete(self, *keys: str) -> None:
+        """Unlink `keys`, ignoring absent ones."""
+        if keys:
+            await self._run(lambda: self._client.unlink(*keys))
+
+    async def _unlink_matching(self, pattern: str) -> int:
+        """SCAN for `pattern` and UNLINK each batch; return how many keys were removed."""
+        removed, cursor = 0, 0
+        while True:
+            cursor, keys = await self._client.scan(cursor=cursor, match=pattern, count=self._scan_count)
+            if keys:
+                removed += int(await self._client.unlink(*keys))
+            if cursor == 0:
+                return removed
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key starting with `prefix`; return how many were removed (0 on failure)."""
+        ok, removed = await self._run(lambda: self._unlink_matching(prefix.translate(_GLOB_ESCAPES) + "*"))
+        return removed if ok and removed is not None else 0
+
+    async def ping(self) -> bool:
+        """Return whether Redis answers PING now (False while the breaker is open)."""
+        ok, pong = await self._run(lambda: self._client.ping())
+        return ok and bool(pong)
+
+    async def close(self) -> None:
+        """Close the client and its connection pool."""
+        try:
+            await self._client.aclose()
+        except Exception:
+            logger.debug("ignoring error while closing the redis cache", exc_info=True)
+
+    def state(self) -> CacheState:
+        """Return a health snapshot: healthy until a failure, and again after the next success."""
+        return CacheState(self.backend, not self._broken, self._last_error, asdict(self.stats))
+
+
+def open_cache(
+    redis_url: str | None,
+    *,
+    socket_timeout_s: float = 0.05,
+    retry_after_s: float = 1.0,
+    max_entries: int = 50_000,
+) -> Cache:
+    """Return a RedisCache for `redis_url`, or an InProcessCache when no URL is given."""
+    if not redis_url:
+        return InProcessCache(max_entries)
+    return RedisCache(
+        redis_url,
+        socket_timeout_s=socket_timeout_s,
+        socket_connect_timeout_s=socket_timeout_s,
+        retry_after_s=retry_after_s,
+    )

@@ -1,0 +1,54 @@
+"""Settings of the service, read from the environment (prefix ``ORDERLIFT_``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+logger = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; built once in the app factory and passed in."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERLIFT_", extra="ignore", frozen=True)
+
+    model_uri: str | None = Field(None, description="A bundle directory, or models:/NAME@ALIAS.")
+    redis_url: str | None = Field(None, description="Redis for the cache; unset: an in-process cache.")
+    cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")
+    cache_max_entries: int = Field(50_000, gt=0, description="Bound of the in-process cache.")
+    redis_timeout_s: float = Field(0.05, gt=0, description="Socket timeout of Redis calls.")
+    redis_retry_after_s: float = Field(1.0, gt=0, description="Pause after a Redis failure.")
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), repr=False, description="Keys for /v1 (comma-separated)."
+    )
+    admin_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), repr=False, description="Keys for admin routes."
+    )
+    max_cart_items: int = Field(200, ge=1, description="Largest cart accepted.")
+    crosssell_shrinkage: float = Field(5.0, ge=0, description="Shrinks confidences of rarely bought items.")
+    personal_weight: float = Field(0.5, ge=0, description="Weight of personal scores in cross-sell.")
+    verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "ORDERLIFT_MLFLOW_TRACKING_URI"),
+        description="Where models:/ URIs are resolved (MLflow's own variable).",
+    )
+
+    @field_validator("api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """Accept a comma-separated string."""
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Return whether /v1 routes need a key."""
+        return bool(self.api_keys or self.admin_keys)

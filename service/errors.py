@@ -1,0 +1,140 @@
+"""Domain errors of the service and the one table that maps them to HTTP.
+
+Every error body is ``{"error": {"code", "message", "field"?, "value"?}}`` and says what was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "InvalidRequest",
+    "ModelNotReady",
+    "ServiceError",
+    "Unauthorized",
+    "UnknownItem",
+    "install_error_handlers",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of the domain errors; ``status`` and ``code`` say how it reaches the client."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.field, self.value = message, field, value
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON error body."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+            error["value"] = self.value
+        return {"error": error}
+
+
+class InvalidRequest(ServiceError):
+    """A parameter or body is malformed or out of range."""
+
+    status, code = 422, "invalid_request"
+
+
+class UnknownItem(ServiceError):
+    """The item on an item endpoint is not in the model."""
+
+    status, code = 404, "unknown_item"
+
+
+class ModelNotReady(ServiceError):
+    """No model is loaded yet (or it failed to load)."""
+
+    status, code = 503, "model_not_ready"
+
+
+class Unauthorized(ServiceError):
+    """A key is missing or wrong."""
+
+    status, code = 401, "unauthorized"
+
+
+def _error_schema(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "example": {"error": {"code": "invalid_request", "message": "n must be between 1 and 100"}}
+            }
+        },
+    }
+
+
+#: Documented error responses for routes (OpenAPI).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error_schema("Missing or wrong X-API-Key."),
+    422: _error_schema("A parameter or the body is invalid; the body names the field and the value."),
+    503: _error_schema("No model is loaded."),
+}
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors, HTTP errors and anything unexpected to JSON bodies."""
+
+    @app.exception_handler(ServiceError)
+    async def _domain(_: Request, exc: ServiceError) -> Response:
+        headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+        return _json(exc.status, exc.body(), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            location = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            problems.append(
+                {
+                    "field": ".".join(location) or "body",
+                    "value": _plain(err.get("input")),
+                    "message": str(err.get("msg", "invalid")),
+                }
+            )
+        first = problems[0] if problems else {"field": "body", "value": None, "message": "invalid"}
+        message = f"{first['field']}: {first['message']} (got {first['value']!r})"
+        body = {"error": {"code": "invalid_request", **first, "message": message, "problems": problems}}
+        return _json(422, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail) if exc.status_code != 404 else f"no route {request.url.path}"
+        return _json(exc.status_code, {"error": {"code": f"http_{exc.status_code}", "message": message}})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unexpected error on %s", request.url.path)
+        body = {
+            "error": {"code": "internal_error", "message": f"unexpected {type(exc).__name__}; it is logged"}
+        }
+        return _json(500, body)
+
+
+def _plain(value: Any) -> Any:
+    """Return a JSON-safe, short form of an offending input."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = str(value)
+    return text if len(text) <= 200 else text[:200] + "..."

@@ -1,0 +1,77 @@
+"""Resolve MODEL_URI (a bundle directory or models:/NAME@ALIAS) and load the bundle and its model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.bundle import Bundle, load_bundle
+from features.errors import BundleError
+from training.models import ModelError, Recommender, load_model
+
+__all__ = ["LoadError", "LoadedModel", "load", "resolve"]
+
+logger = logging.getLogger(__name__)
+
+
+class LoadError(RuntimeError):
+    """The model could not be resolved or loaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A bundle, its model, and the version the service reports."""
+
+    bundle: Bundle
+    model: Recommender
+    version: str
+    source: str
+    load_seconds: float
+
+
+def resolve(uri: str, tracking_uri: str) -> tuple[Path, str | None]:
+    """Return the local bundle directory for ``uri`` and its registry version (``NAME/N``) if any."""
+    if not uri.startswith("models:/"):
+        return Path(uri), None
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError as exc:  # pragma: no cover - mlflow-skinny is a dependency
+        raise LoadError(f"{uri}: resolving models:/ URIs needs mlflow-skinny ({exc})") from exc
+    reference = uri.removeprefix("models:/")
+    name, _, version = reference.partition("/")
+    name, _, alias = name.partition("@")
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        client = MlflowClient()
+        if alias:
+            version = str(client.get_model_version_by_alias(name, alias).version)
+        elif not version:
+            raise LoadError(f"{uri}: give an alias (models:/NAME@ALIAS) or a version (models:/NAME/N)")
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+    except MlflowException as exc:
+        raise LoadError(f"{uri}: the registry at {tracking_uri} cannot resolve it ({exc.message})") from exc
+    except OSError as exc:
+        raise LoadError(f"{uri}: the registry at {tracking_uri} is unreachable ({exc})") from exc
+    return Path(local), f"{name}/{version}"
+
+
+def load(uri: str, tracking_uri: str, verify: bool = True) -> LoadedModel:
+    """Load a bundle and its model; raise LoadError naming what is wrong."""
+    began = time.perf_counter()
+    directory, registry_version = resolve(uri, tracking_uri)
+    try:
+        bundle = load_bundle(directory, verify=verify)
+        model = load_model(bundle.model_dir)
+    except (BundleError, ModelError) as exc:
+        raise LoadError(str(exc)) from exc
+    if model.n_items != len(bundle.items):
+        raise LoadError(f"{directory}: the model has {model.n_items} items, the bundle {len(bundle.items)}")
+    version = registry_version or f"bundle-{bundle.manifest['bundle_id']}"
+    seconds = time.perf_counter() - began
+    logger.info("loaded %s (%s) in %.2fs", uri, version, seconds)
+    return LoadedModel(bundle, model, version, uri, seconds)

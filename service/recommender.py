@@ -1,0 +1,250 @@
+"""The scoring object: per-user recommendations, session fold-in, similar items.
+
+It holds one loaded model and precomputes what every request needs (item arrays aligned to the
+index, the popularity order); requests then cost a few numpy operations over the item axis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.association import Associations
+from service.config import Settings
+from service.errors import InvalidRequest, UnknownItem
+from service.loading import LoadedModel
+from training.models import top_n
+
+__all__ = ["Catalog", "Filters", "Scorer"]
+
+logger = logging.getLogger(__name__)
+
+SimilarKind = Literal["also_bought", "also_viewed", "similar"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the storefront allows on the page."""
+
+    category: str | None = None
+    exclude: tuple[str, ...] = ()
+    in_stock_only: bool = False
+    min_price: float | None = None
+    max_price: float | None = None
+
+    def key(self) -> str:
+        """Return a short stable digest for cache keys ('-' when no filter is set)."""
+        if self == Filters():
+            return "-"
+        text = repr((self.category, sorted(self.exclude), self.in_stock_only, self.min_price, self.max_price))
+        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+class Catalog:
+    """Item facts aligned to the model's item index."""
+
+    def __init__(self, ids: np.ndarray, meta: pd.DataFrame) -> None:
+        self.ids = ids
+        self.names = meta["name"].astype(str).to_numpy(dtype=object)
+        self.categories = meta["category"].fillna("").astype(str).to_numpy(dtype=object)
+        self.prices = meta["price"].to_numpy(dtype=np.float64)
+        self.in_stock = meta["in_stock"].fillna(True).to_numpy(dtype=bool)
+        self.lookup = {str(item): i for i, item in enumerate(ids)}
+        codes, self.category_names = pd.factorize(pd.Series(self.categories))
+        self.category_codes = np.asarray(codes, dtype=np.int64)
+        self.category_lookup = {str(name): i for i, name in enumerate(self.category_names)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, item_ids: list[str] | tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+        """Return the rows of known ids (in order, deduplicated) and the unknown ids."""
+        rows, unknown = [], []
+        for item_id in item_ids:
+            row = self.lookup.get(item_id)
+            (unknown.append(item_id) if row is None else rows.append(row))
+        return np.array(list(dict.fromkeys(rows)), dtype=np.int64), unknown
+
+    def allowed(self, filters: Filters) -> np.ndarray | None:
+        """Return a mask of items the filters allow, or None when nothing is filtered."""
+        if filters == Filters():
+            return None
+        mask = np.ones(len(self.ids), dtype=bool)
+        if filters.category is not None:
+            code = self.category_lookup.get(filters.category)
+            mask &= self.category_codes == (-2 if code is None else code)
+        if filters.in_stock_only:
+            mask &= self.in_stock
+        if filters.min_price is not None:
+            mask &= self.prices >= filters.min_price
+        if filters.max_price is not None:
+            mask &= self.prices <= filters.max_price
+        if filters.exclude:
+            mask[self.index(list(filters.exclude))[0]] = False
+        return mask
+
+    def describe(self, row: int) -> dict[str, Any]:
+        """Return the item's public facts."""
+        price = self.prices[row]
+        return {
+            "item_id": str(self.ids[row]),
+            "name": self.names[row],
+            "category": self.categories[row] or None,
+            "price": None if np.isnan(price) else round(float(price), 2),
+        }
+
+
+class Scorer:
+    """Everything the read endpoints compute, for one loaded model."""
+
+    def __init__(self, loaded: LoadedModel, settings: Settings) -> None:
+        bundle = loaded.bundle
+        self.loaded, self.settings = loaded, settings
+        self.model, self.version = loaded.model, loaded.version
+        self.catalog = Catalog(bundle.items.ids, bundle.item_meta)
+        self.users = bundle.users
+        self.history = bundle.history
+        self.popular_order = np.argsort(-bundle.popularity, kind="stable")
+        weights = bundle.manifest.get("config", {}).get("weights", {})
+        self.session_weight = float(weights.get("cart", 4.0))
+        self.copurchase: Associations = bundle.copurchase
+        self.coview: Associations | None = bundle.coview
+
+    def _envelope(self, items: list[dict[str, Any]], source: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "items": items,
+            "source": source,
+            "model_version": self.version,
+            "recommendation_id": uuid.uuid4().hex,
+            **extra,
+        }
+
+    def _popular(self, n: int, allowed: np.ndarray | None, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = self.popular_order
+        keep = np.ones(len(order), dtype=bool) if allowed is None else allowed[order]
+        keep &= ~np.isin(order, seen)
+        rows = order[keep][:n]
+        return rows, self.loaded.bundle.popularity[rows].astype(np.float32)
+
+    def _rank(
+        self, history: sp.csr_matrix, user_idx: np.ndarray | None, n: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.model.score(history, user_idx)
+        blocked = np.zeros(scores.shape[1], dtype=bool) if allowed is None else ~allowed
+        blocked[history.indices] = True
+        idx, vals = top_n(scores, n, blocked[None, :])
+        keep = np.isfinite(vals[0])
+        return idx[0][keep], vals[0][keep]
+
+    def _items(
+        self, rows: np.ndarray, scores: np.ndarray, history: sp.csr_matrix | None, explain: bool
+    ) -> list[dict[str, Any]]:
+        items = []
+        for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+            item = {**self.catalog.describe(row), "score": round(float(score), 6)}
+            if explain and history is not None and history.nnz:
+                item["because"] = self._because(history, row)
+            items.append(item)
+        return items
+
+    def _because(self, history: sp.csr_matrix, row: int, top: int = 3) -> list[dict[str, Any]]:
+        """Return the history items that add most to ``row``'s score."""
+        idx, parts = self.model.contributions(history, row)
+        order = np.argsort(-parts)[:top]
+        return [
+            {**self.catalog.describe(int(idx[i])), "contribution": round(float(parts[i]), 6)}
+            for i in order
+            if parts[i] > 0
+        ]
+
+    def for_user(self, user_id: str, n: int, filters: Filters, explain: bool = False) -> dict[str, Any]:
+        """Recommend for a known user; the popular list (filtered) for anyone else."""
+        allowed = self.catalog.allowed(filters)
+        row = self.users.get(user_id)
+        if row is None:
+            rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
+            return self._envelope(self._items(rows, scores, None, False), "popular")
+        history = self.history[row]
+        rows, scores = self._rank(history, np.array([row]), n, allowed)
+        return self._envelope(self._items(rows, scores, history, explain), "personalized")
+
+    def for_session(
+        self, user_id: str | None, recent_items: list[str], n: int, filters: Filters, explain: bool = False
+    ) -> dict[str, Any]:
+        """Fold a session's recent items (and the user's history, if known) into recommendations."""
+        recent, unknown = self.catalog.index(recent_items)
+        row = None if user_id is None else self.users.get(user_id)
+        history = sp.csr_matrix((1, len(self.catalog)), dtype=np.float32)
+        if row is not None:
+            history = self.history[row].astype(np.float32)
+        if len(recent):
+            session = sp.csr_matrix(
+                (np.full(len(recent), self.session_weight, np.float32), (np.zeros(len(recent), int), recent)),
+                shape=(1, len(self.catalog)),
+            )
+            history = sp.csr_matrix(history + session)
+        allowed = self.catalog.allowed(filters)
+        if not history.nnz:
+            rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
+            return self._envelope(self._items(rows, scores, None, False), "popular", unknown_items=unknown)
+        user_idx = np.array([row]) if row is not None and not len(recent) else None
+        rows, scores = self._rank(history, user_idx, n, allowed)
+        source = "personalized" if row is not None and not len(recent) else "session"
+        return self._envelope(self._items(rows, scores, history, explain), source, unknown_items=unknown)
+
+    def similar(self, item_id: str, n: int, kind: SimilarKind) -> dict[str, Any]:
+        """Return items bought with, viewed with, or similar to one item, with the statistics behind each."""
+        row = self.catalog.lookup.get(item_id)
+        if row is None:
+            raise UnknownItem(f"item {item_id!r} is not in the model", field="item_id", value=item_id)
+        if kind == "similar":
+            idx, sims = self.model.similar_items(row, n)
+            keep = np.isfinite(sims)
+            items = [
+                {**self.catalog.describe(int(i)), "similarity": round(float(s), 6)}
+                for i, s in zip(idx[keep], sims[keep], strict=True)
+            ]
+        else:
+            assoc = self.copurchase if kind == "also_bought" else self.coview
+            if assoc is None:
+                raise InvalidRequest(
+                    "this model has no browse sessions, so no also_viewed statistics",
+                    field="kind",
+                    value=kind,
+                )
+            items = _associated(assoc, row, n, self.catalog)
+        return {
+            "item": self.catalog.describe(row),
+            "kind": kind,
+            "items": items,
+            "model_version": self.version,
+        }
+
+
+def _associated(assoc: Associations, row: int, n: int, catalog: Catalog) -> list[dict[str, Any]]:
+    """Return the partners of ``row`` by lift (ties by count), with count, confidence and lift."""
+    pairs = assoc.pair_counts[row]
+    if not pairs.nnz:
+        return []
+    counts = pairs.data.astype(np.float64)
+    partners = pairs.indices
+    base = assoc.item_counts[partners] / max(assoc.n_baskets, 1)
+    confidence = counts / max(int(assoc.item_counts[row]), 1)
+    lift = confidence / np.maximum(base, 1e-12)
+    order = np.lexsort((-counts, -lift))[:n]
+    return [
+        {
+            **catalog.describe(int(partners[i])),
+            "co_count": int(counts[i]),
+            "confidence": round(float(confidence[i]), 6),
+            "lift": round(float(lift[i]), 4),
+        }
+        for i in order
+    ]

@@ -1,0 +1,1 @@
+"""One router per audience: storefront (users, items, cart), marketers (bundles), operators (ops)."""

@@ -1,0 +1,71 @@
+"""Bundles for marketers, as JSON or as a CSV download."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from service.deps import State, require_key
+from service.errors import ERROR_RESPONSES
+from service.schemas import BundlesResponse
+
+router = APIRouter(
+    prefix="/v1", tags=["marketing"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
+)
+
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "Bundles as JSON, or CSV with format=csv."}
+}
+
+
+def to_csv(bundles: list[dict[str, Any]]) -> str:
+    """Render bundles as CSV, one row per bundle."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["item_ids", "item_names", "prices", "orders_with_bundle", "support", "confidence", "lift",
+         "combined_price", "suggested_discount_pct", "expected_revenue"]
+    )  # fmt: skip
+    for b in bundles:
+        items = b["items"]
+        writer.writerow(
+            [
+                " + ".join(i["item_id"] for i in items),
+                " + ".join(i["name"] for i in items),
+                " + ".join("" if i["price"] is None else f"{i['price']:.2f}" for i in items),
+                b["orders_with_bundle"],
+                b["support"],
+                b["confidence"],
+                b["lift"],
+                b["combined_price"],
+                b["suggested_discount_pct"],
+                b["expected_revenue"],
+            ]
+        )
+    return out.getvalue()
+
+
+@router.get("/bundles", response_model=BundlesResponse, responses=CSV_RESPONSE)
+async def bundles(
+    state: State,
+    n: Annotated[int, Query(ge=1, le=100)] = 20,
+    size: Annotated[int, Query(ge=2, le=3, description="Items per bundle: 2 or 3.")] = 2,
+    min_lift: Annotated[float, Query(ge=0, le=1e6)] = 1.5,
+    category: Annotated[str | None, Query(max_length=200, description="Bundles with an item in it.")] = None,
+    min_orders: Annotated[int, Query(ge=2, le=1_000_000, description="Orders a bundle must be seen in.")] = 3,
+    format: Annotated[Literal["json", "csv"], Query(description="csv: a file download.")] = "json",
+) -> Response:
+    """Return bundles bought together, sorted by expected revenue, with the numbers behind each."""
+    engine = state.require()
+    found = await run_in_threadpool(engine.bundler.top, n, size, min_lift, category, min_orders)
+    if format == "csv":
+        headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
+        return Response(to_csv(found), media_type="text/csv", headers=headers)
+    body = {"bundles": found, "size": size, "model_version": engine.version}
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")

@@ -1,0 +1,37 @@
+"""Items related to an item: bought together, viewed together, or similar."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from service.cache import cache_key
+from service.deps import State, require_key
+from service.errors import ERROR_RESPONSES
+from service.schemas import SimilarResponse
+
+router = APIRouter(
+    prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
+)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {**ERROR_RESPONSES[422], "description": "The item is not in the model."}
+}
+
+
+@router.get("/items/{item_id}/similar", response_model=SimilarResponse, responses=NOT_FOUND)
+async def similar_items(
+    state: State,
+    item_id: Annotated[str, Path(min_length=1, max_length=200, examples=["i0042"])],
+    n: Annotated[int, Query(ge=1, le=100)] = 10,
+    kind: Annotated[
+        Literal["also_bought", "also_viewed", "similar"],
+        Query(description="also_bought: co-purchase; also_viewed: co-view; similar: the model's similarity."),
+    ] = "also_bought",
+) -> Response:
+    """Return related items with the statistics behind each."""
+    engine = state.require()
+    key = cache_key("similar", engine.version, item_id, kind, str(n))
+    return await state.cached(key, lambda: engine.scorer.similar(item_id, n, kind))

@@ -1,0 +1,60 @@
+"""Per-user and per-session recommendations."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from service.cache import cache_key
+from service.deps import State, require_key
+from service.errors import ERROR_RESPONSES
+from service.recommender import Filters
+from service.schemas import RecommendationsResponse, SessionRequest
+
+router = APIRouter(
+    prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
+)
+
+
+def _ids(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
+
+
+@router.get("/users/{user_id}/recommendations", response_model=RecommendationsResponse)
+async def user_recommendations(
+    state: State,
+    user_id: Annotated[str, Path(min_length=1, max_length=200, examples=["u0042"])],
+    n: Annotated[int, Query(ge=1, le=100, description="How many items (1-100).")] = 10,
+    category: Annotated[str | None, Query(max_length=200)] = None,
+    exclude: Annotated[
+        list[str] | None, Query(description="Item ids to leave out (repeat or comma-separate).")
+    ] = None,
+    in_stock_only: bool = False,
+    min_price: Annotated[float | None, Query(ge=0)] = None,
+    max_price: Annotated[float | None, Query(ge=0)] = None,
+    explain: Annotated[bool, Query(description="Add the history items behind each recommendation.")] = False,
+) -> Response:
+    """Recommend items the user has not bought; the popular list for users the model does not know."""
+    engine = state.require()
+    filters = Filters(category, _ids(exclude), in_stock_only, min_price, max_price)
+    key = cache_key("recs", engine.version, user_id, str(n), filters.key(), "explain" if explain else "-")
+    return await state.cached(key, lambda: engine.scorer.for_user(user_id, n, filters, explain))
+
+
+@router.post("/recommendations", response_model=RecommendationsResponse)
+async def session_recommendations(state: State, body: SessionRequest) -> Response:
+    """Recommend from a session's recent items (folded into the model); popular when nothing is known."""
+    engine = state.require()
+    f = body.filters
+    filters = Filters(f.category, tuple(f.exclude), f.in_stock_only, f.min_price, f.max_price)
+    recent = "|".join(sorted(set(body.recent_items)))
+    digest = hashlib.sha1(recent.encode(), usedforsecurity=False).hexdigest()[:16]
+    key = cache_key(
+        "session", engine.version, body.user_id or "-", digest, str(body.n), filters.key(), str(body.explain)
+    )
+    return await state.cached(
+        key, lambda: engine.scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain)
+    )

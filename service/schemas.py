@@ -1,0 +1,213 @@
+"""Request and response models of the HTTP API (pydantic), with examples for the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BundleItem",
+    "BundleOut",
+    "BundlesResponse",
+    "CartItem",
+    "CrossSellItem",
+    "CrossSellRequest",
+    "CrossSellResponse",
+    "Health",
+    "Item",
+    "ModelInfo",
+    "Ready",
+    "RecommendationFilters",
+    "RecommendationsResponse",
+    "RecommendedItem",
+    "SessionRequest",
+    "SimilarItem",
+    "SimilarResponse",
+]
+
+N_FIELD = Field(10, ge=1, le=100, description="How many items (1-100).")
+
+
+class Item(BaseModel):
+    """An item's public facts."""
+
+    item_id: str = Field(examples=["i0042"])
+    name: str = Field(examples=["Phone case 17"])
+    category: str | None = Field(None, examples=["phone_accessories"])
+    price: float | None = Field(None, examples=[14.99])
+
+
+class Contribution(Item):
+    """A history item and what it adds to a recommendation's score."""
+
+    contribution: float
+
+
+class RecommendedItem(Item):
+    """A recommended item with its score (and, with explain=true, why)."""
+
+    score: float
+    because: list[Contribution] | None = None
+
+
+class RecommendationsResponse(BaseModel):
+    """Recommendations for a user or a session."""
+
+    items: list[RecommendedItem]
+    source: Literal["personalized", "popular", "session"] = Field(
+        description="personalized: from the user's history; session: folded in from recent items; "
+        "popular: the user is unknown to the model."
+    )
+    model_version: str
+    recommendation_id: str = Field(description="Send it back with events to attribute them.")
+    unknown_items: list[str] | None = None
+
+
+class RecommendationFilters(BaseModel):
+    """Filters a storefront may apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = None
+    exclude: list[str] = Field(default_factory=list, max_length=1000)
+    in_stock_only: bool = False
+    min_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(None, ge=0)
+
+
+class SessionRequest(BaseModel):
+    """Recent items of an anonymous or new visitor (and their id, when known)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user_id": None, "recent_items": ["i0042", "i0007"], "n": 5}]},
+    )
+
+    user_id: str | None = Field(None, min_length=1, max_length=200)
+    recent_items: list[str] = Field(default_factory=list, max_length=200)
+    n: int = N_FIELD
+    filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
+    explain: bool = False
+
+
+class SimilarItem(Item):
+    """A related item with the statistic behind it."""
+
+    co_count: int | None = None
+    confidence: float | None = None
+    lift: float | None = None
+    similarity: float | None = None
+
+
+class SimilarResponse(BaseModel):
+    """Items related to one item."""
+
+    item: Item
+    kind: Literal["also_bought", "also_viewed", "similar"]
+    items: list[SimilarItem]
+    model_version: str
+
+
+class CartItem(BaseModel):
+    """A line of the cart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(1, ge=1, le=100_000)
+
+
+class CrossSellRequest(BaseModel):
+    """A cart to complete."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [{"item_id": "i0042", "quantity": 1}], "n": 5}]},
+    )
+
+    items: list[CartItem] = Field(min_length=1, max_length=200)
+    user_id: str | None = Field(None, min_length=1, max_length=200)
+    n: int = N_FIELD
+    include_substitutes: bool = False
+    rank_by: Literal["model", "expected_value", "probability"] = Field(
+        "model", description="model: the ordering training found best on held-out orders."
+    )
+
+
+class CrossSellItem(Item):
+    """A complement with the numbers behind it."""
+
+    probability: float = Field(description="Calibrated P(item is added | cart).")
+    expected_value: float = Field(description="probability x price: the expected order-value gain.")
+    support: float
+    confidence: float
+    lift: float
+    rank_score: float
+    reason: str = Field(examples=["often bought with Phone 17"])
+    because_of: str | None = None
+
+
+class CrossSellResponse(BaseModel):
+    """Complements for a cart."""
+
+    items: list[CrossSellItem]
+    cart_items: list[str]
+    unknown_items: list[str]
+    substitutes_left_out: int
+    ranked_by: str
+    personalized: bool
+    model_version: str
+    recommendation_id: str
+
+
+class BundleItem(Item):
+    """An item of a bundle."""
+
+
+class BundleOut(BaseModel):
+    """A bundle with its statistics, its suggested discount and its expected revenue."""
+
+    items: list[BundleItem]
+    orders_with_bundle: int
+    support: float
+    confidence: float
+    lift: float
+    combined_price: float
+    suggested_discount_pct: float
+    expected_revenue: float
+
+
+class BundlesResponse(BaseModel):
+    """Bundles sorted by expected revenue."""
+
+    bundles: list[BundleOut]
+    size: int
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    """What is being served."""
+
+    version: str
+    source: str
+    trained_at: str | None
+    model: dict[str, object]
+    metrics: dict[str, object]
+    data_fingerprint: str | None
+    counts: dict[str, object]
+
+
+class Health(BaseModel):
+    """The process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    """Whether the service can answer, and the state of what it depends on."""
+
+    ready: bool
+    model_version: str | None
+    model_error: str | None
+    cache: dict[str, object]

@@ -1,0 +1,238 @@
+"""Every endpoint over HTTP on a small trained bundle: shapes, semantics, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from features.bundle import Bundle
+from service.app import create_app
+from service.config import Settings
+
+
+def _known_user(bundle: Bundle, min_items: int = 5) -> tuple[str, set[str]]:
+    counts = np.diff(bundle.history.indptr)
+    row = int(np.flatnonzero(counts >= min_items)[0])
+    bought = set(bundle.items.ids[bundle.history[row].indices].tolist())
+    return str(bundle.users.ids[row]), bought
+
+
+def test_user_recommendations_leave_out_what_the_user_already_has(client: TestClient, bundle: Bundle) -> None:
+    user, bought = _known_user(bundle)
+    body = client.get(f"/v1/users/{user}/recommendations", params={"n": 20}).json()
+    assert body["source"] == "personalized"
+    assert len(body["items"]) == 20
+    assert not {i["item_id"] for i in body["items"]} & bought
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["model_version"].startswith("bundle-") and len(body["recommendation_id"]) == 32
+    assert {"item_id", "name", "category", "price", "score"} <= set(body["items"][0])
+
+
+def test_filters_are_obeyed(client: TestClient, bundle: Bundle) -> None:
+    user, _ = _known_user(bundle)
+    category = str(bundle.item_meta["category"].value_counts().index[0])
+    params: dict[str, object] = {"n": 10, "category": category, "min_price": 5, "max_price": 200}
+    items = client.get(f"/v1/users/{user}/recommendations", params=params).json()["items"]
+    assert items and all(i["category"] == category and 5 <= i["price"] <= 200 for i in items)
+    first = client.get(f"/v1/users/{user}/recommendations", params={"n": 3}).json()["items"]
+    excluded = [i["item_id"] for i in first]
+    again = client.get(f"/v1/users/{user}/recommendations", params={"n": 3, "exclude": ",".join(excluded)})
+    assert not {i["item_id"] for i in again.json()["items"]} & set(excluded)
+    stock = bundle.item_meta.set_index("item_id")["in_stock"]
+    in_stock = client.get(f"/v1/users/{user}/recommendations", params={"n": 30, "in_stock_only": True}).json()
+    assert all(bool(stock[i["item_id"]]) for i in in_stock["items"])
+
+
+def test_an_unknown_user_gets_the_popular_list(client: TestClient, bundle: Bundle) -> None:
+    body = client.get("/v1/users/never-seen/recommendations", params={"n": 5}).json()
+    assert body["source"] == "popular"
+    top = bundle.items.ids[np.argsort(-bundle.popularity, kind="stable")[:5]].tolist()
+    assert [i["item_id"] for i in body["items"]] == top
+
+
+def test_explain_names_history_items_behind_each_recommendation(client: TestClient, bundle: Bundle) -> None:
+    user, bought = _known_user(bundle)
+    items = client.get(f"/v1/users/{user}/recommendations", params={"n": 3, "explain": True}).json()["items"]
+    because = [b for item in items for b in item["because"]]
+    assert because and {b["item_id"] for b in because} <= bought
+    assert all(b["contribution"] > 0 for b in because)
+
+
+def test_session_fold_in_changes_results_and_lists_unknown_items(client: TestClient, bundle: Bundle) -> None:
+    phones = bundle.item_meta[bundle.item_meta["category"] == "phones"]["item_id"].tolist()[:3]
+    books = bundle.item_meta[bundle.item_meta["category"] == "books"]["item_id"].tolist()[:3]
+    a = client.post("/v1/recommendations", json={"recent_items": [*phones, "nope"], "n": 5}).json()
+    b = client.post("/v1/recommendations", json={"recent_items": books, "n": 5}).json()
+    assert a["source"] == b["source"] == "session"
+    assert a["unknown_items"] == ["nope"]
+    assert {i["item_id"] for i in a["items"]} != {i["item_id"] for i in b["items"]}
+    assert not {i["item_id"] for i in a["items"]} & set(phones)
+    empty = client.post("/v1/recommendations", json={"recent_items": [], "n": 5}).json()
+    assert empty["source"] == "popular"
+
+
+def test_similar_items_carry_the_statistics_behind_them(client: TestClient, bundle: Bundle) -> None:
+    row = int(np.argmax(bundle.copurchase.item_counts))
+    item = str(bundle.items.ids[row])
+    body = client.get(f"/v1/items/{item}/similar", params={"n": 5, "kind": "also_bought"}).json()
+    assert body["item"]["item_id"] == item and body["items"]
+    first = body["items"][0]
+    partner = bundle.items.get(first["item_id"])
+    assert first["co_count"] == int(bundle.copurchase.pair_counts[row, partner])
+    assert first["confidence"] == pytest.approx(
+        first["co_count"] / bundle.copurchase.item_counts[row], rel=1e-4
+    )
+    lifts = [i["lift"] for i in body["items"]]
+    assert lifts == sorted(lifts, reverse=True)
+    for kind, stat in (("also_viewed", "lift"), ("similar", "similarity")):
+        items = client.get(f"/v1/items/{item}/similar", params={"n": 3, "kind": kind}).json()["items"]
+        assert items and all(i[stat] is not None for i in items)
+
+
+def test_an_unknown_item_is_404_naming_it(client: TestClient) -> None:
+    response = client.get("/v1/items/ghost/similar")
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "unknown_item",
+        "message": "item 'ghost' is not in the model",
+        "field": "item_id",
+        "value": "ghost",
+    }
+
+
+def test_cross_sell_excludes_the_cart_and_ranks_by_its_score(client: TestClient, bundle: Bundle) -> None:
+    row = int(np.argmax(bundle.copurchase.item_counts))
+    item = str(bundle.items.ids[row])
+    body = client.post(
+        "/v1/cart/cross-sell", json={"items": [{"item_id": item, "quantity": 2}, {"item_id": "nope"}], "n": 8}
+    ).json()
+    assert body["unknown_items"] == ["nope"] and body["cart_items"] == [item]
+    ids = [s["item_id"] for s in body["items"]]
+    assert item not in ids and len(ids) == 8
+    ranks = [s["rank_score"] for s in body["items"]]
+    assert ranks == sorted(ranks, reverse=True)
+    top = body["items"][0]
+    assert top["expected_value"] == pytest.approx(top["probability"] * top["price"], rel=1e-3)
+    assert top["reason"].startswith("often bought with ")
+    assert {"support", "confidence", "lift"} <= set(top)
+    by_value = client.post(
+        "/v1/cart/cross-sell", json={"items": [{"item_id": item}], "n": 8, "rank_by": "expected_value"}
+    ).json()["items"]
+    values = [s["expected_value"] for s in by_value]
+    assert values == sorted(values, reverse=True)
+
+
+def test_cross_sell_leaves_out_substitutes_unless_asked(client: TestClient, bundle: Bundle) -> None:
+    from service.crosssell import CrossSeller
+    from service.loading import load
+    from service.recommender import Scorer
+
+    seller = CrossSeller(Scorer(load(str(bundle.path), ""), Settings()))
+    rows = np.arange(len(bundle.items))
+    subs_per_item = [(r, seller.substitutes(np.array([r]))) for r in rows[:300]]
+    row, subs = max(subs_per_item, key=lambda rs: len(rs[1]))
+    assert len(subs), "the synthetic store should have co-viewed substitutes"
+    item = str(bundle.items.ids[row])
+    cart = {"items": [{"item_id": item}], "n": 100}
+    plain = client.post("/v1/cart/cross-sell", json=cart).json()
+    assert plain["substitutes_left_out"] == len(subs)
+    assert not {s["item_id"] for s in plain["items"]} & set(bundle.items.ids[subs].tolist())
+    allowed = client.post("/v1/cart/cross-sell", json={**cart, "include_substitutes": True}).json()
+    assert allowed["substitutes_left_out"] == 0
+
+
+def test_cross_sell_blends_in_a_known_users_taste(client: TestClient, bundle: Bundle) -> None:
+    user, _ = _known_user(bundle)
+    item = str(bundle.items.ids[int(np.argmax(bundle.copurchase.item_counts))])
+    body = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": item}], "user_id": user}).json()
+    assert body["personalized"] is True
+
+
+def test_bundles_are_sorted_by_expected_revenue_and_export_as_csv(client: TestClient) -> None:
+    body = client.get("/v1/bundles", params={"n": 5, "min_lift": 1.0}).json()
+    revenue = [b["expected_revenue"] for b in body["bundles"]]
+    assert body["bundles"] and revenue == sorted(revenue, reverse=True)
+    first = body["bundles"][0]
+    assert len(first["items"]) == 2 and first["lift"] >= 1.0 and first["orders_with_bundle"] >= 3
+    assert 5.0 <= first["suggested_discount_pct"] <= 20.0
+    triples = client.get("/v1/bundles", params={"n": 3, "size": 3, "min_lift": 1.0, "min_orders": 2}).json()
+    assert all(len(b["items"]) == 3 for b in triples["bundles"])
+    csv = client.get("/v1/bundles", params={"n": 5, "min_lift": 1.0, "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv.headers["content-disposition"]
+    assert csv.text.splitlines()[0].startswith("item_ids,item_names,prices,orders_with_bundle")
+    assert len(csv.text.strip().splitlines()) == 1 + len(body["bundles"])
+
+
+def test_model_info_and_health(client: TestClient) -> None:
+    info = client.get("/v1/model").json()
+    assert info["model"]["kind"] == "als" and info["data_fingerprint"] == "test"
+    assert "ndcg_at_10" in info["metrics"]["model"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True and ready["cache"]["backend"] == "memory"
+
+
+def test_a_repeated_request_is_a_cache_hit_with_identical_bytes(client: TestClient, bundle: Bundle) -> None:
+    user, _ = _known_user(bundle)
+    first = client.get(f"/v1/users/{user}/recommendations", params={"n": 7})
+    second = client.get(f"/v1/users/{user}/recommendations", params={"n": 7})
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert first.content == second.content
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "payload", "field"),
+    [
+        ("get", "/v1/users/u1/recommendations?n=0", None, "n"),
+        ("get", "/v1/users/u1/recommendations?n=101", None, "n"),
+        ("get", "/v1/users/u1/recommendations?min_price=-1", None, "min_price"),
+        ("get", "/v1/items/i1/similar?kind=weird", None, "kind"),
+        ("get", "/v1/bundles?size=4", None, "size"),
+        ("post", "/v1/cart/cross-sell", {"items": []}, "items"),
+        ("post", "/v1/cart/cross-sell", {"items": [{"item_id": "a", "quantity": 0}]}, "items.0.quantity"),
+        ("post", "/v1/cart/cross-sell", {"items": [{"item_id": "a"}], "n": "lots"}, "n"),
+        ("post", "/v1/recommendations", {"recent_items": "a", "n": 5}, "recent_items"),
+        ("post", "/v1/recommendations", {"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_parameters_are_422_naming_the_field_and_value(
+    client: TestClient, method: str, url: str, payload: object, field: str
+) -> None:
+    response = getattr(client, method)(url, **({"json": payload} if payload is not None else {}))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["field"] == field
+    assert field in error["message"]
+
+
+def test_a_malformed_body_is_422_not_500(client: TestClient) -> None:
+    response = client.post(
+        "/v1/cart/cross-sell", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_without_a_model_v1_is_503_and_readyz_says_why(tmp_path: Path) -> None:
+    app = create_app(Settings(model_uri=str(tmp_path / "missing")))
+    with TestClient(app) as c:
+        response = c.get("/v1/users/u1/recommendations")
+        assert response.status_code == 503
+        assert "no such bundle directory" in response.json()["error"]["message"]
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and "no such bundle directory" in ready.json()["model_error"]
+        assert c.get("/healthz").status_code == 200
+
+
+def test_api_keys_guard_v1_but_not_health(bundle_dir: Path) -> None:
+    app = create_app(Settings(model_uri=str(bundle_dir), api_keys=("secret-1", "secret-2")))
+    with TestClient(app) as c:
+        missing = c.get("/v1/model")
+        assert missing.status_code == 401 and "X-API-Key" in missing.json()["error"]["message"]
+        assert c.get("/v1/model", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert c.get("/v1/model", headers={"X-API-Key": "secret-2"}).status_code == 200
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200

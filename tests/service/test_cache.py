@@ -1,0 +1,392 @@
+"""Tests for service.cache: the in-process TTL/LRU cache, the Redis cache and its circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from service.cache import InProcessCache, RedisCache, cache_key, open_cache
+
+VALUE = os.urandom(2048) + b"\x00\r\n\xff"  # binary, not UTF-8, with RESP delimiters inside
+
+
+class FakeClock:
+    """A hand-advanced monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThrowawayRedis:
+    """A private redis-server on its own port that a test may kill -9 and restart."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._workdir = workdir
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._proc = subprocess.Popen(
+            [*args, "--dir", str(self._workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
+        deadline = time.monotonic() + 10.0
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError:
+                    if time.monotonic() > deadline or self._proc.poll() is not None:
+                        raise
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """Start a private redis-server (never the shared one) and kill it at teardown."""
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed"
+        if os.environ.get("ORDERLIFT_REQUIRE_REDIS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = ThrowawayRedis(free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+# --- cache_key ---------------------------------------------------------------------------------------
+
+
+def test_cache_key_joins_namespace_kind_version_and_parts() -> None:
+    assert cache_key("recs", "v1", "u1", "10") == "orderlift:recs:v1:u1:10"
+    assert cache_key("recs", "v1") == "orderlift:recs:v1"
+
+
+def test_cache_key_escapes_colons_so_ids_cannot_collide() -> None:
+    assert cache_key("recs", "v1", "a:b", "c") != cache_key("recs", "v1", "a", "b:c")
+    assert cache_key("recs", "v1", "a:b") == "orderlift:recs:v1:a%3Ab"
+
+
+def test_cache_key_escapes_percent_so_escaped_and_raw_ids_differ() -> None:
+    assert cache_key("recs", "v1", "a%3Ab") != cache_key("recs", "v1", "a:b")
+
+
+# --- InProcessCache ----------------------------------------------------------------------------------
+
+
+def test_in_process_get_after_set_returns_identical_bytes() -> None:
+    async def scenario() -> bytes | None:
+        cache = InProcessCache()
+        await cache.set("k", VALUE, 60)
+        return await cache.get("k")
+
+    assert asyncio.run(scenario()) == VALUE
+
+
+def test_in_process_entry_expires_when_its_ttl_elapses() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        cache = InProcessCache(clock=clock)
+        await cache.set("k", b"v", 10)
+        clock.now += 9.9
+        assert await cache.get("k") == b"v"
+        clock.now += 0.1
+        assert await cache.get("k") is None
+        assert len(cache) == 0
+
+    asyncio.run(scenario())
+
+
+def test_in_process_evicts_least_recently_used_beyond_max_entries() -> None:
+    async def scenario() -> None:
+        cache = InProcessCache(max_entries=2)
+        await cache.set("a", b"1", 60)
+        await cache.set("b", b"2", 60)
+        assert await cache.get("a") == b"1"  # "b" is now the least recently used
+        await cache.set("c", b"3", 60)
+        assert len(cache) == 2
+        assert await cache.get("b") is None
+        assert await cache.get("a") == b"1"
+        assert await cache.get("c") == b"3"
+
+    asyncio.run(scenario())
+
+
+def test_in_process_delete_removes_only_given_keys() -> None:
+    async def scenario() -> None:
+        cache = InProcessCache()
+        for key in ("a", "b", "c"):
+            await cache.set(key, b"v", 60)
+        await cache.delete("a", "b", "missing")
+        assert await cache.get("a") is None
+        assert await cache.get("b") is None
+        assert await cache.get("c") == b"v"
+
+    asyncio.run(scenario())
+
+
+def test_in_process_delete_prefix_removes_only_matching_keys() -> None:
+    async def scenario() -> None:
+        cache = InProcessCache()
+        for user in ("u1", "u2", "u3"):
+            await cache.set(cache_key("recs", "v1", user), b"old", 60)
+        await cache.set(cache_key("recs", "v10", "u1"), b"other", 60)
+        removed = await cache.delete_prefix(cache_key("recs", "v1") + ":")
+        assert removed == 3
+        assert await cache.get(cache_key("recs", "v1", "u1")) is None
+        assert await cache.get(cache_key("recs", "v10", "u1")) == b"other"
+
+    asyncio.run(scenario())
+
+
+def test_in_process_non_positive_ttl_drops_the_key() -> None:
+    async def scenario() -> None:
+        cache = InProcessCache()
+        await cache.set("k", b"v", 60)
+        await cache.set("k", b"w", 0)
+        assert await cache.get("k") is None
+
+    asyncio.run(scenario())
+
+
+def test_in_process_stats_count_hits_misses_and_sets_in_a_json_ready_state() -> None:
+    async def scenario() -> InProcessCache:
+        cache = InProcessCache()
+        await cache.set("k", b"v", 60)
+        await cache.get("k")
+        await cache.get("k")
+        await cache.get("missing")
+        return cache
+
+    state = asyncio.run(scenario()).state()
+    assert state.backend == "memory"
+    assert state.healthy is True
+    assert state.stats == {"hits": 2, "misses": 1, "errors": 0, "sets": 1, "skipped": 0}
+    json.dumps(dataclasses.asdict(state))
+
+
+def test_open_cache_without_url_is_in_process_and_with_url_is_redis() -> None:
+    assert open_cache(None).backend == "memory"
+    assert open_cache("").backend == "memory"
+    assert open_cache("redis://127.0.0.1:1/0").backend == "redis"  # constructing does no I/O
+
+
+# --- RedisCache against a real server ---------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_redis_round_trip_returns_identical_bytes_and_counts_hits_and_misses(redis_url: str) -> None:
+    async def scenario() -> RedisCache:
+        cache = RedisCache(redis_url)
+        try:
+            await cache.set("k", VALUE, 60)
+            assert await cache.get("k") == VALUE
+            assert await cache.get("missing") is None
+            assert await cache.ping() is True
+        finally:
+            await cache.close()
+        return cache
+
+    state = asyncio.run(scenario()).state()
+    assert state.backend == "redis"
+    assert state.healthy is True
+    assert state.last_error is None
+    assert state.stats == {"hits": 1, "misses": 1, "errors": 0, "sets": 1, "skipped": 0}
+
+
+@pytest.mark.redis
+def test_redis_set_puts_the_ttl_on_the_key(redis_url: str) -> None:
+    async def scenario() -> None:
+        cache = RedisCache(redis_url)
+        await cache.set("k", b"v", 30)
+        await cache.close()
+
+    asyncio.run(scenario())
+    with redis.Redis.from_url(redis_url) as client:
+        assert 0 < client.pttl("k") <= 30_000
+
+
+@pytest.mark.redis
+def test_redis_stores_values_under_the_key_cache_key_built(redis_url: str) -> None:
+    key = cache_key("recs", "v1", "user:1", "10")
+
+    async def scenario() -> None:
+        cache = RedisCache(redis_url)
+        await cache.set(key, b"payload", 60)
+        await cache.close()
+
+    asyncio.run(scenario())
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.keys("*") == [b"orderlift:recs:v1:user%3A1:10"]
+        assert client.get(key) == b"payload"
+
+
+@pytest.mark.redis
+def test_redis_delete_removes_the_keys(redis_url: str) -> None:
+    async def scenario() -> None:
+        cache = RedisCache(redis_url)
+        await cache.set("a", b"1", 60)
+        await cache.set("b", b"2", 60)
+        await cache.delete("a", "missing")
+        assert await cache.get("a") is None
+        assert await cache.get("b") == b"2"
+        await cache.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_redis_delete_prefix_removes_only_that_prefix_across_scan_batches(redis_url: str) -> None:
+    doomed = [cache_key("recs", "v1", f"u{i}") for i in range(250)]
+    kept = [cache_key("recs", "v10", "u1"), cache_key("recs", "v2", "u1"), "other:orderlift:recs:v1:u1"]
+
+    async def scenario() -> int:
+        cache = RedisCache(redis_url, scan_count=20)
+        for key in doomed + kept:
+            await cache.set(key, b"v", 60)
+        removed = await cache.delete_prefix(cache_key("recs", "v1") + ":")
+        await cache.close()
+        return removed
+
+    assert asyncio.run(scenario()) == len(doomed)
+    with redis.Redis.from_url(redis_url) as client:
+        assert sorted(client.keys("*")) == sorted(key.encode() for key in kept)
+
+
+@pytest.mark.redis
+def test_redis_delete_prefix_treats_glob_characters_literally(redis_url: str) -> None:
+    async def scenario() -> int:
+        cache = RedisCache(redis_url)
+        for key in ("p[1]*?\\:a", "p1:a", "p[1]x:a", "pz:a"):
+            await cache.set(key, b"v", 60)
+        removed = await cache.delete_prefix("p[1]*?\\")
+        await cache.close()
+        return removed
+
+    assert asyncio.run(scenario()) == 1
+    with redis.Redis.from_url(redis_url) as client:
+        assert sorted(client.keys("*")) == [b"p1:a", b"p[1]x:a", b"pz:a"]
+
+
+@pytest.mark.redis
+def test_redis_that_dies_is_skipped_quickly_and_used_again_once_it_returns(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    retry_after_s = 0.3
+
+    async def scenario() -> None:
+        cache = RedisCache(throwaway_redis.url, retry_after_s=retry_after_s)
+        await cache.set("k", b"before", 60)
+        assert await cache.get("k") == b"before"
+        assert cache.state().healthy is True
+
+        throwaway_redis.kill()
+        started = time.perf_counter()
+        results = [await cache.get("k") for _ in range(20)]
+        elapsed = time.perf_counter() - started
+        assert results == [None] * 20
+        assert elapsed < 0.5
+        state = cache.state()
+        assert state.healthy is False
+        assert state.last_error is not None
+        assert state.stats["errors"] >= 1
+        assert state.stats["errors"] + state.stats["skipped"] == 20
+        assert state.stats["skipped"] >= 1
+        await cache.set("k", b"lost", 60)  # neither raises nor blocks
+        assert await cache.ping() is False
+
+        throwaway_redis.start()  # same port, empty data set
+        await asyncio.sleep(retry_after_s + 0.05)
+        assert await cache.get("k") is None  # a real miss from the new server, not a skip
+        assert cache.state().healthy is True
+        await cache.set("k", b"after", 60)
+        assert await cache.get("k") == b"after"
+        assert await cache.ping() is True
+        await cache.close()
+
+    asyncio.run(scenario())
+
+
+def test_redis_where_nothing_listens_never_raises_and_reports_unhealthy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+
+    async def scenario() -> RedisCache:
+        cache = RedisCache(url, retry_after_s=0.0)  # no pause: every call really tries the socket
+        assert await cache.get("k") is None
+        await cache.set("k", b"v", 60)
+        await cache.delete("k")
+        assert await cache.delete_prefix("orderlift:") == 0
+        assert await cache.ping() is False
+        assert await cache.get("k") is None
+        await cache.close()
+        return cache
+
+    with caplog.at_level(logging.WARNING, logger="service.cache"):
+        started = time.perf_counter()
+        state = asyncio.run(scenario()).state()
+        assert time.perf_counter() - started < 1.0
+    assert state.healthy is False
+    assert state.last_error is not None
+    assert state.stats["errors"] == 6
+    assert state.stats["hits"] == state.stats["misses"] == state.stats["sets"] == 0
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1  # one per outage
+
+
+def test_redis_breaker_skips_calls_until_retry_after_then_probes_again() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    clock = FakeClock()
+
+    async def scenario() -> None:
+        cache = RedisCache(url, retry_after_s=1.0, clock=clock)
+        assert await cache.get("k") is None
+        assert cache.state().stats["errors"] == 1
+        for _ in range(5):
+            assert await cache.get("k") is None
+        assert cache.state().stats["skipped"] == 5
+        clock.now += 1.0
+        assert await cache.get("k") is None  # the probe really tries, and fails again
+        assert cache.state().stats["errors"] == 2
+        assert await cache.get("k") is None
+        assert cache.state().stats["skipped"] == 6
+        await cache.close()
+
+    asyncio.run(scenario())
