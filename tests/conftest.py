@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from features.dataset import Dataset, load_dataset
 from features.io import resolve_format
@@ -16,7 +21,6 @@ from features.synthetic import SyntheticStore, generate_store, write_store
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Return the URL of a real, empty Redis database; fail if CI requires one and none answers."""
-    import redis
 
     url = os.environ.get("ORDERLIFT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     client = redis.Redis.from_url(url, socket_connect_timeout=1.0)
@@ -53,3 +57,62 @@ def store_dir(store: SyntheticStore, tmp_path_factory: pytest.TempPathFactory) -
 def dataset(store_dir: Path) -> Dataset:
     """Return the store loaded through the event pipeline, with its catalog."""
     return load_dataset(store_dir / "events.csv", resolve_format(), store_dir / "items.csv")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThrowawayRedis:
+    """A private redis-server on its own port that a test may kill -9 and restart."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._workdir = workdir
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._proc = subprocess.Popen(
+            [*args, "--dir", str(self._workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
+        deadline = time.monotonic() + 10.0
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError:
+                    if time.monotonic() > deadline or self._proc.poll() is not None:
+                        raise
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """Start a private redis-server (never the shared one) and kill it at teardown."""
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed"
+        if os.environ.get("ORDERLIFT_REQUIRE_REDIS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = ThrowawayRedis(free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -25,6 +25,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(state: State) -> Response:
     """Say whether a model is loaded, and the state of the cache (200 when ready, else 503)."""
     engine = state.engine
+    await state.cache.ping()  # refreshes the backend's health (bounded by its short timeout)
     cache = state.cache.state()
     body = {
         "ready": engine is not None,

@@ -1,0 +1,88 @@
+"""The service's Redis path against real servers: keys, TTL, identical bytes, and Redis dying mid-test."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from features.bundle import Bundle
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import ThrowawayRedis
+
+pytestmark = pytest.mark.redis
+
+
+def _wait_for_keys(client: redis.Redis, pattern: str, timeout: float = 2.0) -> list[bytes]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            return keys
+        time.sleep(0.01)
+    return []
+
+
+def _users(bundle: Bundle, count: int) -> list[str]:
+    return [str(u) for u in bundle.users.ids[:count]]
+
+
+def test_redis_cache_keys_carry_the_model_version_with_a_ttl_and_hits_return_identical_bytes(
+    bundle_dir: Path, bundle: Bundle, redis_url: str
+) -> None:
+    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url, cache_ttl_s=120)
+    plain = redis.Redis.from_url(redis_url)
+    with TestClient(create_app(settings)) as client:
+        user = _users(bundle, 1)[0]
+        first = client.get(f"/v1/users/{user}/recommendations", params={"n": 5})
+        version = first.json()["model_version"]
+        keys = _wait_for_keys(plain, f"orderlift:recs:{version}:{user}:*")
+        assert len(keys) == 1
+        assert 0 < plain.pttl(keys[0]) <= 120_000
+        assert plain.get(keys[0]) == first.content
+        second = client.get(f"/v1/users/{user}/recommendations", params={"n": 5})
+        assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+        assert second.content == first.content
+        ready = client.get("/readyz").json()
+        assert ready["cache"]["backend"] == "redis" and ready["cache"]["healthy"] is True
+    plain.close()
+
+
+def test_requests_keep_answering_200_while_redis_is_down_and_use_it_again_when_it_returns(
+    bundle_dir: Path, bundle: Bundle, throwaway_redis: ThrowawayRedis
+) -> None:
+    settings = Settings(
+        model_uri=str(bundle_dir),
+        redis_url=throwaway_redis.url,
+        redis_timeout_s=0.05,
+        redis_retry_after_s=0.2,
+    )
+    users = _users(bundle, 60)
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/v1/users/{users[0]}/recommendations").status_code == 200
+        throwaway_redis.kill()
+        began = time.monotonic()
+        statuses = [client.get(f"/v1/users/{u}/recommendations").status_code for u in users[1:41]]
+        assert statuses == [200] * 40
+        assert time.monotonic() - began < 5.0
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True
+        assert ready["cache"]["healthy"] is False and ready["cache"]["errors"] >= 1
+        cart = {"items": [{"item_id": str(bundle.items.ids[int(np.argmax(bundle.popularity))])}]}
+        assert client.post("/v1/cart/cross-sell", json=cart).status_code == 200
+        throwaway_redis.start()
+        time.sleep(0.3)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            client.get(f"/v1/users/{users[50]}/recommendations")
+            if client.get(f"/v1/users/{users[50]}/recommendations").headers["x-cache"] == "hit":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the cache was not used again after Redis came back")
+        assert client.get("/readyz").json()["cache"]["healthy"] is True
