@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/orderlift promote --model orderlift --from-alias candidate --alias production
 	@echo ""
 	@echo "Serving models:/orderlift@production on http://127.0.0.1:8000 (Ctrl+C stops). Try, in another shell:"
-	@echo "  curl 'http://127.0.0.1:8000/v1/users/u0042/recommendations?n=5&explain=true'"
+	@echo "  curl 'http://127.0.0.1:8000/v1/users/u0001/recommendations?n=5&explain=true'"
 	@echo "  curl -X POST http://127.0.0.1:8000/v1/cart/cross-sell -H 'content-type: application/json' \\"
 	@echo "       -d '{\"items\": [{\"item_id\": \"i0098\", \"quantity\": 1}], \"n\": 5}'"
 	@echo "  curl 'http://127.0.0.1:8000/v1/items/i0098/similar?kind=also_bought&n=5'"

@@ -229,7 +229,7 @@ class Scorer:
 
 
 def _associated(assoc: Associations, row: int, n: int, catalog: Catalog) -> list[dict[str, Any]]:
-    """Return the partners of ``row`` by lift (ties by count), with count, confidence and lift."""
+    """Return the partners of ``row`` by co-count (ties by lift), with count, confidence and lift."""
     pairs = assoc.pair_counts[row]
     if not pairs.nnz:
         return []
@@ -238,7 +238,7 @@ def _associated(assoc: Associations, row: int, n: int, catalog: Catalog) -> list
     base = assoc.item_counts[partners] / max(assoc.n_baskets, 1)
     confidence = counts / max(int(assoc.item_counts[row]), 1)
     lift = confidence / np.maximum(base, 1e-12)
-    order = np.lexsort((-counts, -lift))[:n]
+    order = np.lexsort((-lift, -counts))[:n]
     return [
         {
             **catalog.describe(int(partners[i])),

@@ -86,8 +86,8 @@ def test_similar_items_carry_the_statistics_behind_them(client: TestClient, bund
     assert first["confidence"] == pytest.approx(
         first["co_count"] / bundle.copurchase.item_counts[row], rel=1e-4
     )
-    lifts = [i["lift"] for i in body["items"]]
-    assert lifts == sorted(lifts, reverse=True)
+    counts = [i["co_count"] for i in body["items"]]
+    assert counts == sorted(counts, reverse=True)
     for kind, stat in (("also_viewed", "lift"), ("similar", "similarity")):
         items = client.get(f"/v1/items/{item}/similar", params={"n": 3, "kind": kind}).json()["items"]
         assert items and all(i[stat] is not None for i in items)
