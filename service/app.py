@@ -1,32 +1,35 @@
-"""The app factory: settings in, a FastAPI app out; the lifespan loads the model and opens the cache."""
+"""The app factory: settings in, a FastAPI app out; the lifespan loads the models and opens the stores."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from service.cache import open_cache
 from service.config import Settings
 from service.errors import install_error_handlers
-from service.loading import LoadError, load
-from service.routes import bundles, cart, items, ops, users
-from service.state import Engine, ServiceState
+from service.events import EventSink, FileEventSink, LiveStore, RedisEventSink
+from service.loading import LoadError
+from service.routes import admin, bundles, cart, events, experiments, items, ops, users
+from service.state import ServiceState, parse_variants
 
-__all__ = ["app_from_env", "create_app", "load_engine"]
+__all__ = ["app_from_env", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 
-def load_engine(settings: Settings) -> Engine:
-    """Load MODEL_URI and build its engine; raise LoadError saying why not."""
-    if not settings.model_uri:
-        raise LoadError("ORDERLIFT_MODEL_URI is not set (a bundle directory or models:/NAME@ALIAS)")
-    loaded = load(settings.model_uri, settings.mlflow_tracking_uri, settings.verify_bundle)
-    return Engine.build(loaded, settings)
+def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
+    """Return the event log and the live history: Redis when configured, else this process."""
+    if settings.redis_url:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        return RedisEventSink(client), LiveStore(client)
+    return FileEventSink(settings.event_log), LiveStore()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -40,17 +43,27 @@ def create_app(settings: Settings) -> FastAPI:
             retry_after_s=settings.redis_retry_after_s,
             max_entries=settings.cache_max_entries,
         )
-        state = ServiceState(settings, cache)
+        sink, live = _stores(settings)
+        state = ServiceState(settings, cache, sink, live)
         app.state.orderlift = state
         if not settings.auth_enabled:
             logger.warning("no ORDERLIFT_API_KEYS set: /v1 is open (fine for development only)")
         try:
-            state.engine = await run_in_threadpool(load_engine, settings)
+            state.variants = parse_variants(settings)
+            await state.reload(force=True)
         except LoadError as exc:
             state.load_error = str(exc)
-            logger.error("serving without a model: %s", exc)
+        if state.load_error:
+            logger.error("serving without (some) models: %s", state.load_error)
+        if isinstance(sink, FileEventSink):
+            await live.record(await sink.read_all())  # live history survives a restart
+        watcher = asyncio.create_task(state.watch())
         yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await cache.close()
+        await sink.close()
 
     app = FastAPI(
         title="orderlift",
@@ -59,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (users, items, cart, bundles, ops):
+    for module in (users, items, cart, bundles, events, experiments, admin, ops):
         app.include_router(module.router)
     return app
 

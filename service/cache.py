@@ -52,12 +52,28 @@ class Cache(Protocol):
     backend: str
 
     async def get(self, key: str) -> bytes | None: ...
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+    async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None: ...
+    async def invalidate(self, tag: str) -> int: ...
     async def delete(self, *keys: str) -> None: ...
     async def delete_prefix(self, prefix: str) -> int: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
     def state(self) -> CacheState: ...
+
+
+_INVALIDATE = """
+local keys = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #keys, 500 do
+  redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+end
+redis.call('UNLINK', KEYS[1])
+return #keys
+"""
+
+
+def _tag_key(tag: str) -> str:
+    """Return the Redis set that lists a tag's keys."""
+    return "orderlift:tag:" + tag.translate(_KEY_ESCAPES)
 
 
 def cache_key(kind: str, model_version: str, *parts: str) -> str:
@@ -77,6 +93,8 @@ class InProcessCache:
         self._max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._tags: dict[str, set[str]] = {}
+        self._tag_of: dict[str, str] = {}
         self.stats = CacheStats()
 
     def __len__(self) -> int:
@@ -97,16 +115,38 @@ class InProcessCache:
         self.stats.hits += 1
         return entry[1]
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        """Store `value` for `ttl_s` seconds (a non-positive TTL drops the key); evict LRU entries."""
+    async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None:
+        """Store `value` for `ttl_s` seconds under an optional tag; evict LRU entries."""
         if ttl_s <= 0:
-            self._entries.pop(key, None)
+            self._drop(key)
             return
         self._entries[key] = (self._clock() + ttl_s, value)
         self._entries.move_to_end(key)
+        if tag is not None:
+            self._tags.setdefault(tag, set()).add(key)
+            self._tag_of[key] = tag
         self.stats.sets += 1
         while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        """Remove one key and its tag membership."""
+        self._entries.pop(key, None)
+        tag = self._tag_of.pop(key, None)
+        if tag is not None:
+            members = self._tags.get(tag)
+            if members is not None:
+                members.discard(key)
+                if not members:
+                    del self._tags[tag]
+
+    async def invalidate(self, tag: str) -> int:
+        """Remove every key stored under `tag`; return how many."""
+        keys = list(self._tags.pop(tag, ()))
+        for key in keys:
+            self._entries.pop(key, None)
+            self._tag_of.pop(key, None)
+        return len(keys)
 
     async def delete(self, *keys: str) -> None:
         """Remove `keys`, ignoring absent ones."""
@@ -220,14 +260,32 @@ class RedisCache:
         self.stats.hits += 1
         return value if isinstance(value, bytes) else str(value).encode()
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        """Store `value` with a millisecond TTL (a non-positive TTL deletes the key)."""
+    async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None:
+        """Store `value` with a millisecond TTL; a tag's key set lives as long (one round trip)."""
         if ttl_s <= 0:
             await self.delete(key)
             return
-        ok, _ = await self._run(lambda: self._client.set(key, value, px=max(1, int(ttl_s * 1000))))
+        ttl_ms = max(1, int(ttl_s * 1000))
+        if tag is None:
+            ok, _ = await self._run(lambda: self._client.set(key, value, px=ttl_ms))
+        else:
+            tag_key = _tag_key(tag)
+
+            async def tagged() -> object:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.set(key, value, px=ttl_ms)
+                pipe.sadd(tag_key, key)
+                pipe.pexpire(tag_key, ttl_ms)
+                return await pipe.execute()
+
+            ok, _ = await self._run(tagged)
         if ok:
             self.stats.sets += 1
+
+    async def invalidate(self, tag: str) -> int:
+        """Unlink every key stored under `tag` (one round trip); return how many."""
+        ok, removed = await self._run(lambda: self._client.eval(_INVALIDATE, 1, _tag_key(tag)))
+        return int(removed) if ok and removed is not None else 0
 
     async def delete(self, *keys: str) -> None:
         """Unlink `keys`, ignoring absent ones."""

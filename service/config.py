@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
@@ -34,6 +35,12 @@ class Settings(BaseSettings):
     crosssell_shrinkage: float = Field(5.0, ge=0, description="Shrinks confidences of rarely bought items.")
     personal_weight: float = Field(0.5, ge=0, description="Weight of personal scores in cross-sell.")
     verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
+    variants: str | None = Field(
+        None,
+        description="A/B split over model aliases, e.g. production:90,candidate:10 (needs models:/ URI).",
+    )
+    reload_interval_s: float = Field(30.0, ge=0, description="Poll MODEL_URI's alias this often; 0: never.")
+    event_log: Path = Field(Path("events/events.jsonl"), description="Embedded mode's event log file.")
     mlflow_tracking_uri: str = Field(
         "sqlite:///mlflow.db",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "ORDERLIFT_MLFLOW_TRACKING_URI"),

@@ -14,7 +14,6 @@ tenth as often as viewed together) are left out unless asked for.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any, Literal
 
 import numpy as np
@@ -93,7 +92,8 @@ class CrossSeller:
             "ranked_by": f"P x price^{exponent:g}" if exponent else "P",
             "personalized": user_row is not None,
             "model_version": self.scorer.version,
-            "recommendation_id": uuid.uuid4().hex,
+            "variant": self.scorer.variant,
+            "recommendation_id": self.scorer.new_recommendation_id(),
         }
 
     def _describe(

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
     "ERROR_RESPONSES",
+    "EventLogDown",
     "InvalidRequest",
     "ModelNotReady",
     "ServiceError",
@@ -62,6 +63,12 @@ class ModelNotReady(ServiceError):
     """No model is loaded yet (or it failed to load)."""
 
     status, code = 503, "model_not_ready"
+
+
+class EventLogDown(ServiceError):
+    """The event log cannot take events now; nothing was acknowledged."""
+
+    status, code = 503, "event_log_unavailable"
 
 
 class Unauthorized(ServiceError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from features.bundle import Bundle, load_bundle
 from features.errors import BundleError
 from training.models import ModelError, Recommender, load_model
 
-__all__ = ["LoadError", "LoadedModel", "load", "resolve"]
+__all__ = ["LoadError", "LoadedModel", "current_version", "load", "resolve"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,37 @@ def resolve(uri: str, tracking_uri: str) -> tuple[Path, str | None]:
     except OSError as exc:
         raise LoadError(f"{uri}: the registry at {tracking_uri} is unreachable ({exc})") from exc
     return Path(local), f"{name}/{version}"
+
+
+def current_version(uri: str, tracking_uri: str) -> str:
+    """Return the version ``uri`` points at now, without loading it."""
+    if uri.startswith("models:/"):
+        reference = uri.removeprefix("models:/")
+        name, _, version = reference.partition("/")
+        name, _, alias = name.partition("@")
+        if not alias:
+            return f"{name}/{version}"
+        try:
+            import mlflow
+            from mlflow import MlflowClient
+            from mlflow.exceptions import MlflowException
+
+            mlflow.set_tracking_uri(tracking_uri)
+            mlflow.set_registry_uri(tracking_uri)
+            return f"{name}/{MlflowClient().get_model_version_by_alias(name, alias).version}"
+        except MlflowException as exc:
+            raise LoadError(
+                f"{uri}: the registry at {tracking_uri} cannot resolve it ({exc.message})"
+            ) from exc
+        except OSError as exc:
+            raise LoadError(f"{uri}: the registry at {tracking_uri} is unreachable ({exc})") from exc
+    if not Path(uri).is_dir():
+        raise LoadError(f"{uri}: no such bundle directory")
+    try:
+        manifest = json.loads((Path(uri) / "manifest.json").read_text())
+        return f"bundle-{manifest['bundle_id']}"
+    except (OSError, ValueError, KeyError) as exc:
+        raise LoadError(f"{uri}: cannot read its manifest ({exc})") from exc
 
 
 def load(uri: str, tracking_uri: str, verify: bool = True) -> LoadedModel:

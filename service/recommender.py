@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from features.association import Associations
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
+from service.events import LiveHistory
 from service.loading import LoadedModel
 from training.models import top_n
 
@@ -104,9 +105,9 @@ class Catalog:
 class Scorer:
     """Everything the read endpoints compute, for one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, settings: Settings) -> None:
+    def __init__(self, loaded: LoadedModel, settings: Settings, variant: str = "default") -> None:
         bundle = loaded.bundle
-        self.loaded, self.settings = loaded, settings
+        self.loaded, self.settings, self.variant = loaded, settings, variant
         self.model, self.version = loaded.model, loaded.version
         self.catalog = Catalog(bundle.items.ids, bundle.item_meta)
         self.users = bundle.users
@@ -117,12 +118,25 @@ class Scorer:
         self.copurchase: Associations = bundle.copurchase
         self.coview: Associations | None = bundle.coview
 
+    def new_recommendation_id(self) -> str:
+        """Return a fresh id that carries the variant, so events can be attributed without a lookup."""
+        return f"{self.variant}.{uuid.uuid4().hex}"
+
+    def _live_row(self, live: LiveHistory) -> sp.csr_matrix:
+        """Return the live weights as a one-row history over the model's items."""
+        rows, _ = self.catalog.index(list(live.weights))
+        weights = [live.weights[str(self.catalog.ids[r])] for r in rows]
+        return sp.csr_matrix(
+            (np.asarray(weights, np.float32), (np.zeros(len(rows), int), rows)), shape=(1, len(self.catalog))
+        )
+
     def _envelope(self, items: list[dict[str, Any]], source: str, **extra: Any) -> dict[str, Any]:
         return {
             "items": items,
             "source": source,
             "model_version": self.version,
-            "recommendation_id": uuid.uuid4().hex,
+            "variant": self.variant,
+            "recommendation_id": self.new_recommendation_id(),
             **extra,
         }
 
@@ -164,16 +178,31 @@ class Scorer:
             if parts[i] > 0
         ]
 
-    def for_user(self, user_id: str, n: int, filters: Filters, explain: bool = False) -> dict[str, Any]:
-        """Recommend for a known user; the popular list (filtered) for anyone else."""
+    def for_user(
+        self, user_id: str, n: int, filters: Filters, explain: bool = False, live: LiveHistory | None = None
+    ) -> dict[str, Any]:
+        """Recommend for a known user, or from an unknown user's live history; else the popular list.
+
+        Items the user carted or bought since training (``live.owned``) are left out at once.
+        """
         allowed = self.catalog.allowed(filters)
+        live = live or LiveHistory()
+        if live.owned:
+            owned, _ = self.catalog.index(sorted(live.owned))
+            allowed = np.ones(len(self.catalog), dtype=bool) if allowed is None else allowed.copy()
+            allowed[owned] = False
         row = self.users.get(user_id)
-        if row is None:
-            rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
-            return self._envelope(self._items(rows, scores, None, False), "popular")
-        history = self.history[row]
-        rows, scores = self._rank(history, np.array([row]), n, allowed)
-        return self._envelope(self._items(rows, scores, history, explain), "personalized")
+        if row is not None:
+            history = self.history[row]
+            rows, scores = self._rank(history, np.array([row]), n, allowed)
+            return self._envelope(self._items(rows, scores, history, explain), "personalized")
+        if live.weights:
+            history = self._live_row(live)
+            if history.nnz:
+                rows, scores = self._rank(history, None, n, allowed)
+                return self._envelope(self._items(rows, scores, history, explain), "live")
+        rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
+        return self._envelope(self._items(rows, scores, None, False), "popular")
 
     def for_session(
         self, user_id: str | None, recent_items: list[str], n: int, filters: Filters, explain: bool = False

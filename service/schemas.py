@@ -14,6 +14,8 @@ __all__ = [
     "CrossSellItem",
     "CrossSellRequest",
     "CrossSellResponse",
+    "EventError",
+    "EventsAccepted",
     "Health",
     "Item",
     "ModelInfo",
@@ -55,11 +57,12 @@ class RecommendationsResponse(BaseModel):
     """Recommendations for a user or a session."""
 
     items: list[RecommendedItem]
-    source: Literal["personalized", "popular", "session"] = Field(
+    source: Literal["personalized", "popular", "session", "live"] = Field(
         description="personalized: from the user's history; session: folded in from recent items; "
-        "popular: the user is unknown to the model."
+        "live: folded in from the events of a user the model does not know; popular: nothing is known."
     )
     model_version: str
+    variant: str = Field(description="The A/B variant (model alias) that answered.")
     recommendation_id: str = Field(description="Send it back with events to attribute them.")
     unknown_items: list[str] | None = None
 
@@ -158,6 +161,7 @@ class CrossSellResponse(BaseModel):
     ranked_by: str
     personalized: bool
     model_version: str
+    variant: str
     recommendation_id: str
 
 
@@ -198,6 +202,23 @@ class ModelInfo(BaseModel):
     counts: dict[str, object]
 
 
+class EventError(BaseModel):
+    """Why one event of a batch was refused."""
+
+    index: int
+    field: str
+    reason: str
+
+
+class EventsAccepted(BaseModel):
+    """What happened to a batch of events."""
+
+    accepted: int = Field(description="Newly logged events.")
+    duplicates: int = Field(description="Events whose event_id was logged before (not counted twice).")
+    rejected: int
+    errors: list[EventError]
+
+
 class Health(BaseModel):
     """The process is alive."""
 
@@ -210,4 +231,8 @@ class Ready(BaseModel):
     ready: bool
     model_version: str | None
     model_error: str | None
+    variants: dict[str, object]
+    last_reload: dict[str, object]
+    events: dict[str, object]
+    counters: dict[str, int]
     cache: dict[str, object]

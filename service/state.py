@@ -1,8 +1,17 @@
-"""What a running service holds: the settings, the cache, and the engine of the loaded model."""
+"""What a running service holds: settings, cache, event log, live history, and one engine per variant.
+
+Variants: ``ORDERLIFT_VARIANTS=production:90,candidate:10`` serves each alias of the registered
+model named by ``MODEL_URI`` (``models:/NAME@ALIAS``) side by side; a user lands in a variant by a
+stable hash of their id, anonymous requests in the first (the control). Reload: a new version is
+loaded off the event loop, checked (schema, shapes, a smoke recommendation), then swapped in with
+one assignment, so requests in flight finish on the engine they started with. A broken version
+never replaces a working one; the failure and its reason are kept for ``/readyz`` and the metrics.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,10 +27,11 @@ from service.cache import Cache
 from service.config import Settings
 from service.crosssell import CrossSeller
 from service.errors import ModelNotReady
-from service.loading import LoadedModel
-from service.recommender import Scorer
+from service.events import EventSink, LiveHistory, LiveStore
+from service.loading import LoadedModel, LoadError, current_version, load
+from service.recommender import Filters, Scorer
 
-__all__ = ["Engine", "ServiceState", "json_response"]
+__all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants", "user_tag"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +46,64 @@ class Engine:
     bundler: Bundler
 
     @classmethod
-    def build(cls, loaded: LoadedModel, settings: Settings) -> Engine:
-        """Precompute the scoring objects of a loaded model."""
-        scorer = Scorer(loaded, settings)
-        return cls(loaded, scorer, CrossSeller(scorer), Bundler(scorer))
+    def build(cls, loaded: LoadedModel, settings: Settings, variant: str = "default") -> Engine:
+        """Precompute the scoring objects of a loaded model and check that they answer."""
+        scorer = Scorer(loaded, settings, variant)
+        engine = cls(loaded, scorer, CrossSeller(scorer), Bundler(scorer))
+        engine.smoke_test()
+        return engine
+
+    def smoke_test(self) -> None:
+        """Recommend for a known user and cross-sell the most popular item; raise LoadError if not."""
+        scorer = self.scorer
+        try:
+            if len(scorer.users):
+                scorer.for_user(str(scorer.users.ids[0]), 5, Filters())
+            top = str(scorer.catalog.ids[scorer.popular_order[0]])
+            self.crosssell.suggest([(top, 1)], 5)
+        except Exception as exc:
+            raise LoadError(f"the model failed its smoke test: {type(exc).__name__}: {exc}") from exc
 
     @property
     def version(self) -> str:
         """Return the served model version."""
         return self.loaded.version
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named share of traffic served by one model URI."""
+
+    name: str
+    weight: float
+    uri: str
+
+
+def parse_variants(settings: Settings) -> list[Variant]:
+    """Return the configured variants; one (the MODEL_URI) when no split is set."""
+    uri = settings.model_uri
+    if not uri:
+        raise LoadError("ORDERLIFT_MODEL_URI is not set (a bundle directory or models:/NAME@ALIAS)")
+    base, _, alias = uri.partition("@")
+    if not settings.variants:
+        return [Variant(alias if uri.startswith("models:/") and alias else "default", 100.0, uri)]
+    if not (uri.startswith("models:/") and alias):
+        raise LoadError("ORDERLIFT_VARIANTS needs ORDERLIFT_MODEL_URI=models:/NAME@ALIAS")
+    variants = []
+    for part in settings.variants.split(","):
+        name, sep, share = part.strip().partition(":")
+        try:
+            weight = float(share)
+        except ValueError:
+            weight = -1.0
+        if not sep or not name or weight < 0:
+            raise LoadError(
+                f"ORDERLIFT_VARIANTS entry {part.strip()!r} is not alias:weight (e.g. candidate:10)"
+            )
+        variants.append(Variant(name, weight, f"{base}@{name}"))
+    if sum(v.weight for v in variants) <= 0:
+        raise LoadError("ORDERLIFT_VARIANTS weights add up to zero")
+    return variants
 
 
 def json_response(body: bytes, cache: str | None = None) -> Response:
@@ -53,38 +112,130 @@ def json_response(body: bytes, cache: str | None = None) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
+def user_tag(user_id: str) -> str:
+    """Return the cache tag of everything answered for one user."""
+    return f"user:{user_id}"
+
+
+def _bucket(user_id: str) -> float:
+    """Return a stable position in [0, 100) for a user."""
+    digest = hashlib.sha256(user_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 / 100.0
+
+
 @dataclass
 class ServiceState:
-    """The service's mutable state: one engine at a time, the cache, counters."""
+    """The service's mutable state."""
 
     settings: Settings
     cache: Cache
-    engine: Engine | None = None
+    sink: EventSink
+    live: LiveStore
+    variants: list[Variant] = field(default_factory=list)
+    engines: dict[str, Engine] = field(default_factory=dict)
     load_error: str | None = None
     started_at: float = field(default_factory=time.time)
-    counters: dict[str, int] = field(default_factory=lambda: {"fallback_popular": 0})
+    counters: dict[str, int] = field(
+        default_factory=lambda: {
+            "fallback_popular": 0,
+            "reloads": 0,
+            "reloads_failed": 0,
+            "events_accepted": 0,
+            "events_rejected": 0,
+            "events_duplicate": 0,
+        }
+    )
+    last_reload: dict[str, Any] = field(default_factory=dict)
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def require(self) -> Engine:
-        """Return the engine, or raise ModelNotReady saying why there is none."""
-        engine = self.engine
-        if engine is None:
+    @property
+    def engine(self) -> Engine | None:
+        """Return the control variant's engine (the first), if loaded."""
+        return self.engines.get(self.variants[0].name) if self.variants else None
+
+    def require(self, user_id: str | None = None) -> Engine:
+        """Return the engine serving ``user_id`` (the control for anonymous requests)."""
+        if not self.engines:
             reason = self.load_error or "the model is still loading"
             raise ModelNotReady(f"no model is loaded: {reason}")
-        return engine
+        if user_id is None or len(self.variants) == 1:
+            engine = self.engine
+        else:
+            spot, edge, engine = _bucket(user_id), 0.0, None
+            total = sum(v.weight for v in self.variants)
+            for variant in self.variants:
+                edge += 100.0 * variant.weight / total
+                if spot < edge:
+                    engine = self.engines.get(variant.name)
+                    break
+        return engine or self.engine or next(iter(self.engines.values()))
 
-    async def cached(self, key: str, compute: Callable[[], dict[str, Any]]) -> Response:
-        """Answer from the cache, or compute off the event loop, store in the background and answer."""
+    async def reload(self, force: bool = False) -> dict[str, Any]:
+        """Load every variant whose version changed (all when forced); keep the old one on failure."""
+        async with self._reload_lock:
+            outcome: dict[str, Any] = {}
+            for variant in self.variants:
+                old = self.engines.get(variant.name)
+                try:
+                    version = await run_in_threadpool(
+                        current_version, variant.uri, self.settings.mlflow_tracking_uri
+                    )
+                    if old is not None and old.version == version and not force:
+                        outcome[variant.name] = {"status": "unchanged", "version": version}
+                        continue
+                    engine = await run_in_threadpool(self._load, variant)
+                except LoadError as exc:
+                    self.counters["reloads_failed"] += 1
+                    kept = None if old is None else old.version
+                    outcome[variant.name] = {"status": "failed", "reason": str(exc), "serving": kept}
+                    logger.error("reload of %s failed, still serving %s: %s", variant.name, kept, exc)
+                    continue
+                self.engines[variant.name] = engine  # one assignment: in-flight requests keep the old one
+                self.counters["reloads"] += 1
+                outcome[variant.name] = {"status": "loaded", "version": engine.version}
+                logger.info("variant %s now serves %s", variant.name, engine.version)
+            self.load_error = next((o["reason"] for o in outcome.values() if o["status"] == "failed"), None)
+            self.last_reload = {"at": time.time(), "variants": outcome}
+            return outcome
+
+    def _load(self, variant: Variant) -> Engine:
+        loaded = load(variant.uri, self.settings.mlflow_tracking_uri, self.settings.verify_bundle)
+        return Engine.build(loaded, self.settings, variant.name)
+
+    async def watch(self) -> None:
+        """Poll the model URIs and reload what changed, forever."""
+        interval = self.settings.reload_interval_s
+        while interval > 0:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload()
+            except Exception:  # never let the watcher die
+                logger.exception("model watcher failed; trying again in %.0fs", interval)
+
+    def _background(self, job: Any) -> None:
+        task = asyncio.create_task(job)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def cached(
+        self, key: str, compute: Callable[[LiveHistory], dict[str, Any]], user_id: str | None = None
+    ) -> Response:
+        """Answer from the cache, or compute off the event loop, store in the background and answer.
+
+        With ``user_id``, a miss reads the user's live history first and the stored answer is tagged
+        with the user, so their next event invalidates it.
+        """
         hit = await self.cache.get(key)
         if hit is not None:
             return json_response(hit, "hit")
-        payload = await run_in_threadpool(compute)
+        live = await self.live.get(user_id) if user_id is not None else LiveHistory()
+        payload = await run_in_threadpool(compute, live)
         if payload.get("source") == "popular":
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        task = asyncio.create_task(self.cache.set(key, body, self.settings.cache_ttl_s))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        tag = None if user_id is None else user_tag(user_id)
+        self._background(self.cache.set(key, body, self.settings.cache_ttl_s, tag))
         return json_response(body, "miss")
 
     async def compute(self, compute: Callable[[], Any]) -> Response:

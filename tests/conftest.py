@@ -116,3 +116,11 @@ def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _event_log_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep every app's embedded event log out of the working tree."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORDERLIFT_EVENT_LOG", str(tmp_path_factory.mktemp("events") / "events.jsonl"))
+        yield

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -159,6 +159,91 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
+events_app = typer.Typer(help="The service's live events.", no_args_is_help=True)
+experiments_app = typer.Typer(help="A/B experiments over live events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+app.add_typer(experiments_app, name="experiments")
+
+LogOpt = Annotated[Path, typer.Option("--log", help="Embedded mode's event log (ORDERLIFT_EVENT_LOG).")]
+RedisOpt = Annotated[
+    str | None, typer.Option("--redis-url", help="Read the Redis stream instead of the file.")
+]
+
+
+def _logged_events(log: Path, redis_url: str | None) -> list[dict[str, Any]]:
+    from features.eventlog import read_jsonl, read_stream
+
+    if redis_url:
+        return read_stream(redis_url)
+    if not log.exists():
+        raise ValueError(f"{log}: no event log here (give --log, or --redis-url for Redis mode)")
+    return read_jsonl(log)[0]
+
+
+@events_app.command("export")
+@one_line_errors
+def events_export(
+    out: Annotated[
+        Path, typer.Option("--out", help="Parquet (or .csv) file in the pipeline's event format.")
+    ],
+    log: LogOpt = Path("events/events.jsonl"),
+    redis_url: RedisOpt = None,
+    append_to: Annotated[
+        Path | None, typer.Option("--append-to", help="A history file (canonical columns) to put first.")
+    ] = None,
+) -> None:
+    """Write logged views, carts and purchases (clicks as views) for ``orderlift train``."""
+    import pandas as pd
+
+    from features.eventlog import to_pipeline_frame
+
+    frame = to_pipeline_frame(_logged_events(log, redis_url))
+    if append_to is not None:
+        history = pd.read_parquet(append_to) if append_to.suffix == ".parquet" else pd.read_csv(append_to)
+        frame = pd.concat([history, frame], ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.astype({"user_id": str, "item_id": str}).to_parquet(out, index=False)
+    console.print(f"wrote {len(frame):,} events to {out}")
+
+
+@experiments_app.command("report")
+@one_line_errors
+def experiments_report(
+    log: LogOpt = Path("events/events.jsonl"),
+    redis_url: RedisOpt = None,
+    control: Annotated[str | None, typer.Option(help="Control variant (default: most impressions).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print conversion, order value and revenue per variant, with differences to the control."""
+    import json
+
+    import pandas as pd
+
+    from features.attribution import experiment_report
+    from training.display import render_experiment
+
+    columns = [
+        "event_id",
+        "user_id",
+        "item_id",
+        "type",
+        "timestamp",
+        "order_id",
+        "quantity",
+        "price",
+        "variant",
+    ]
+    frame = pd.DataFrame.from_records(_logged_events(log, redis_url), columns=columns)
+    found = experiment_report(frame, control)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    render_experiment(found, console)
 
 
 for command in (train, sweep, compare, promote):

@@ -92,3 +92,36 @@ def render_runs(runs: Any, metric: str, console: Console) -> None:
             " ".join(settings),
         )
     console.print(table)
+
+
+def render_experiment(report: dict[str, Any], console: Console) -> None:
+    """Print the A/B report: one column per variant, differences to the control with their interval."""
+    variants = report["variants"]
+    if not variants:
+        console.print("no attributed events yet (events need a recommendation_id)")
+        return
+    names = list(variants)
+    table = _table(
+        f"Experiment (control: {report['control']}, {report['method']} intervals)", "metric", *names
+    )
+
+    def fmt(value: Any) -> str:
+        return "-" if value is None else (f"{value:,.4f}" if isinstance(value, float) else f"{value:,}")
+
+    for metric in (
+        "users", "impressions", "clicks", "ctr", "add_to_carts", "orders", "conversion_rate", "aov",
+        "revenue", "revenue_per_1000_impressions", "revenue_per_user",
+    ):  # fmt: skip
+        table.add_row(metric, *[fmt(variants[n].get(metric)) for n in names])
+    for metric in ("ctr", "conversion_rate", "aov", "revenue_per_user"):
+        cells = []
+        for n in names:
+            diff = (variants[n].get("vs_control") or {}).get(metric)
+            if not diff:
+                cells.append("control" if n == report["control"] else "-")
+                continue
+            low, high = diff.get("ci_low"), diff.get("ci_high")
+            interval = "" if low is None or high is None else f" [{low:+.4f}, {high:+.4f}]"
+            cells.append(f"{diff['diff']:+.4f}{interval}")
+        table.add_row(f"Δ {metric}", *cells)
+    console.print(table)

@@ -20,20 +20,16 @@ router = APIRouter(
 @router.post("/cart/cross-sell", response_model=CrossSellResponse)
 async def cross_sell(state: State, body: CrossSellRequest) -> Response:
     """Suggest complements not in the cart; unknown cart items are listed, not fatal."""
-    engine = state.require()
+    engine = state.require(body.user_id)
     cart = sorted({line.item_id for line in body.items})
     digest = hashlib.sha1("|".join(cart).encode(), usedforsecurity=False).hexdigest()[:16]
-    key = cache_key(
-        "cart",
-        engine.version,
-        digest,
-        body.user_id or "-",
-        str(body.n),
-        str(body.include_substitutes),
-        body.rank_by,
-    )
+    flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
+    key = cache_key("cart", engine.version, engine.scorer.variant, digest, body.user_id or "-", flags)
     lines = [(line.item_id, line.quantity) for line in body.items]
     return await state.cached(
         key,
-        lambda: engine.crosssell.suggest(lines, body.n, body.user_id, body.include_substitutes, body.rank_by),
+        lambda _: engine.crosssell.suggest(
+            lines, body.n, body.user_id, body.include_substitutes, body.rank_by
+        ),
+        user_id=body.user_id,
     )

@@ -31,6 +31,17 @@ async def readyz(state: State) -> Response:
         "ready": engine is not None,
         "model_version": None if engine is None else engine.version,
         "model_error": state.load_error,
+        "variants": {
+            v.name: {
+                "weight": v.weight,
+                "uri": v.uri,
+                "version": state.engines[v.name].version if v.name in state.engines else None,
+            }
+            for v in state.variants
+        },
+        "last_reload": state.last_reload,
+        "events": {"backend": state.sink.backend},
+        "counters": state.counters,
         "cache": {
             "backend": cache.backend,
             "healthy": cache.healthy,

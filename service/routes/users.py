@@ -37,24 +37,37 @@ async def user_recommendations(
     max_price: Annotated[float | None, Query(ge=0)] = None,
     explain: Annotated[bool, Query(description="Add the history items behind each recommendation.")] = False,
 ) -> Response:
-    """Recommend items the user has not bought; the popular list for users the model does not know."""
-    engine = state.require()
+    """Recommend items the user has not bought; the popular list for users nothing is known about."""
+    engine = state.require(user_id)
     filters = Filters(category, _ids(exclude), in_stock_only, min_price, max_price)
-    key = cache_key("recs", engine.version, user_id, str(n), filters.key(), "explain" if explain else "-")
-    return await state.cached(key, lambda: engine.scorer.for_user(user_id, n, filters, explain))
+    key = cache_key(
+        "recs", engine.version, engine.scorer.variant, user_id, str(n), filters.key(), "x" if explain else "-"
+    )
+    return await state.cached(
+        key, lambda live: engine.scorer.for_user(user_id, n, filters, explain, live), user_id=user_id
+    )
 
 
 @router.post("/recommendations", response_model=RecommendationsResponse)
 async def session_recommendations(state: State, body: SessionRequest) -> Response:
     """Recommend from a session's recent items (folded into the model); popular when nothing is known."""
-    engine = state.require()
+    engine = state.require(body.user_id)
     f = body.filters
     filters = Filters(f.category, tuple(f.exclude), f.in_stock_only, f.min_price, f.max_price)
     recent = "|".join(sorted(set(body.recent_items)))
     digest = hashlib.sha1(recent.encode(), usedforsecurity=False).hexdigest()[:16]
     key = cache_key(
-        "session", engine.version, body.user_id or "-", digest, str(body.n), filters.key(), str(body.explain)
+        "session",
+        engine.version,
+        engine.scorer.variant,
+        body.user_id or "-",
+        digest,
+        str(body.n),
+        filters.key(),
+        str(body.explain),
     )
     return await state.cached(
-        key, lambda: engine.scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain)
+        key,
+        lambda _: engine.scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain),
+        user_id=body.user_id,
     )

@@ -28,7 +28,8 @@ def test_user_recommendations_leave_out_what_the_user_already_has(client: TestCl
     assert not {i["item_id"] for i in body["items"]} & bought
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert body["model_version"].startswith("bundle-") and len(body["recommendation_id"]) == 32
+    assert body["model_version"].startswith("bundle-") and body["variant"] == "default"
+    assert body["recommendation_id"].startswith("default.") and len(body["recommendation_id"]) == 40
     assert {"item_id", "name", "category", "price", "score"} <= set(body["items"][0])
 
 

@@ -41,7 +41,7 @@ def test_redis_cache_keys_carry_the_model_version_with_a_ttl_and_hits_return_ide
         user = _users(bundle, 1)[0]
         first = client.get(f"/v1/users/{user}/recommendations", params={"n": 5})
         version = first.json()["model_version"]
-        keys = _wait_for_keys(plain, f"orderlift:recs:{version}:{user}:*")
+        keys = _wait_for_keys(plain, f"orderlift:recs:{version}:default:{user}:*")
         assert len(keys) == 1
         assert 0 < plain.pttl(keys[0]) <= 120_000
         assert plain.get(keys[0]) == first.content

@@ -1,0 +1,217 @@
+"""A/B experiment report over live events attributed to the variant that served a recommendation.
+
+Only events with a non-null ``variant`` count (``events_attributed``); the rest are
+``events_ignored``. The variant is attached at ingest, so no attribution window is applied here and
+``timestamp`` is not used. Per variant ``v``, over its attributed events:
+
+- ``users`` = distinct non-null ``user_id``; ``purchasers`` = distinct users with a purchase;
+- ``impressions``, ``clicks``, ``add_to_carts`` = events of type impression, click, cart;
+- purchase line value = ``price * quantity`` (``price`` None -> 0, ``quantity`` None -> 1);
+  order key = ``order_id``, or the purchase's ``event_id`` when ``order_id`` is None (its own order);
+  ``orders`` = distinct order keys; order value = sum of its attributed line values;
+- ``revenue`` = sum of line values; ``ctr`` = clicks / impressions;
+  ``conversion_rate`` = purchasers / users; ``aov`` = revenue / orders (the mean order value);
+  ``revenue_per_1000_impressions`` = 1000 * revenue / impressions;
+  ``revenue_per_user`` = revenue / users (the mean of per-user revenue, 0 for users who did not buy).
+
+``control`` defaults to the variant with the most impressions (ties: the first name in sort order).
+For every other variant and each metric ``m`` in ctr, conversion_rate, aov, revenue_per_user:
+``diff = m(v) - m(control)``, ``relative = diff / m(control)``, and a two-sided interval at
+``confidence`` with ``z = Phi^-1((1 + confidence) / 2)``:
+
+- ctr (per impression, ``n`` = impressions) and conversion_rate (per user, ``n`` = users): unpooled
+  two-proportion ``se = sqrt(p1 (1 - p1) / n1 + p0 (1 - p0) / n0)`` (``p (1 - p)`` clipped at 0
+  when clicks exceed impressions); interval ``diff -/+ z * se``;
+- aov (order values) and revenue_per_user (per-user revenue with zeros): Welch
+  ``se = sqrt(s1^2 / n1 + s0^2 / n0)`` with sample variances (ddof 1; needs ``n >= 2`` per arm);
+  interval ``diff -/+ z * se``. With ``n_bootstrap > 0`` (``method`` "bootstrap") these two use a
+  percentile bootstrap instead: each arm's orders / users are resampled with replacement
+  ``n_bootstrap`` times (numpy ``default_rng(seed)``, variants in sort order), and the interval is
+  the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the replicate differences.
+
+Any ratio with a zero denominator, and any interval that cannot be formed, is None (JSON null).
+An explicit ``control`` without attributed events, or a missing input column, raises ValueError.
+The output holds plain Python types only, so ``json.dumps`` takes it as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["experiment_report"]
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = ("event_id", "user_id", "type", "order_id", "quantity", "price", "variant")
+_COUNTED = {"impressions": "impression", "clicks": "click", "add_to_carts": "cart"}
+_PROPORTIONS = {"ctr": "impressions", "conversion_rate": "users"}  # metric -> its sample size
+_MEANS = ("aov", "revenue_per_user")
+_CHUNK = 1 << 22  # bootstrap indices (replicates x sample size) drawn at once
+
+
+def experiment_report(
+    events: pd.DataFrame,
+    control: str | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Return per-variant metrics and their differences to the control as a JSON-ready dict."""
+    missing = [c for c in _COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"events lack columns {missing}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    df = events.loc[events["variant"].notna(), list(_COLUMNS)]
+    df = df.assign(variant=df["variant"].astype(str))
+    totals, samples = _aggregate(df)
+    names = sorted(totals)
+    if control is None and names:
+        control = max(names, key=lambda v: totals[v]["impressions"])  # max keeps the first of ties
+    elif control is not None and control not in names:
+        raise ValueError(f"control {control!r} has no attributed events; variants seen: {names}")
+    metrics = {name: _metrics(totals[name]) for name in names}
+    boots = _bootstraps(samples, names, n_bootstrap, seed) if n_bootstrap > 0 else None
+    z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+    variants: dict[str, Any] = {}
+    for name in names:
+        vs = None
+        if control is not None and name != control:
+            vs = {
+                m: _compare(m, name, control, totals, metrics, samples, boots, z, confidence)
+                for m in (*_PROPORTIONS, *_MEANS)
+            }
+        variants[name] = {**metrics[name], "vs_control": vs}
+    logger.debug("experiment report: %d variants, control %s, %d events", len(names), control, len(df))
+    return {
+        "control": control,
+        "confidence": float(confidence),
+        "method": "bootstrap" if n_bootstrap > 0 else "normal",
+        "variants": variants,
+        "events_attributed": len(df),
+        "events_ignored": len(events) - len(df),
+    }
+
+
+def _aggregate(df: pd.DataFrame) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
+    """Return per-variant totals and, per mean metric and variant, the values it averages."""
+    flags = pd.DataFrame({col: df["type"].eq(kind) for col, kind in _COUNTED.items()})
+    totals = flags.groupby(df["variant"]).sum().astype(np.int64)
+    totals["users"] = df.groupby("variant")["user_id"].nunique()
+    buys = df[df["type"].eq("purchase")]
+    value = pd.to_numeric(buys["price"]).astype(np.float64).fillna(0.0) * pd.to_numeric(
+        buys["quantity"]
+    ).astype(np.float64).fillna(1.0)
+    has_order = buys["order_id"].notna()
+    key = ("o:" + buys["order_id"].astype(str)).where(has_order, "e:" + buys["event_id"].astype(str))
+    order_values = value.groupby([buys["variant"], key]).sum()
+    user_spend = value.groupby([buys["variant"], buys["user_id"]]).sum()
+    all_users = df.groupby(["variant", "user_id"]).size().index
+    user_values = user_spend.reindex(all_users, fill_value=0.0)
+    totals["orders"] = order_values.groupby(level=0).size()
+    totals["purchasers"] = user_spend.groupby(level=0).size()
+    totals = totals.fillna(0).astype(np.int64)
+    totals["revenue"] = value.groupby(buys["variant"]).sum().reindex(totals.index, fill_value=0.0)
+    samples: dict[str, dict[str, np.ndarray]] = {
+        metric: {str(v): g.to_numpy(np.float64) for v, g in series.groupby(level=0)}
+        for metric, series in (("aov", order_values), ("revenue_per_user", user_values))
+    }
+    rows = totals.to_dict("index")
+    return {str(v): {str(c): x for c, x in row.items()} for v, row in rows.items()}, samples
+
+
+def _metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """Return one variant's counts and ratios as plain Python numbers."""
+    users, purchasers, impressions = int(row["users"]), int(row["purchasers"]), int(row["impressions"])
+    clicks, orders, revenue = int(row["clicks"]), int(row["orders"]), float(row["revenue"])
+    return {
+        "users": users,
+        "purchasers": purchasers,
+        "impressions": impressions,
+        "clicks": clicks,
+        "ctr": _ratio(clicks, impressions),
+        "add_to_carts": int(row["add_to_carts"]),
+        "orders": orders,
+        "revenue": revenue,
+        "conversion_rate": _ratio(purchasers, users),
+        "aov": _ratio(revenue, orders),
+        "revenue_per_1000_impressions": _ratio(1000.0 * revenue, impressions),
+        "revenue_per_user": _ratio(revenue, users),
+    }
+
+
+def _compare(
+    metric: str,
+    name: str,
+    control: str,
+    totals: dict[str, dict[str, Any]],
+    metrics: dict[str, dict[str, Any]],
+    samples: dict[str, dict[str, np.ndarray]],
+    boots: dict[str, dict[str, np.ndarray | None]] | None,
+    z: float,
+    confidence: float,
+) -> dict[str, float | None]:
+    """Return the difference of one metric to the control with its interval and relative change."""
+    value, base = metrics[name][metric], metrics[control][metric]
+    if value is None or base is None:
+        return {"diff": None, "ci_low": None, "ci_high": None, "relative": None}
+    diff = value - base
+    low = high = None
+    if metric in _PROPORTIONS:
+        den = _PROPORTIONS[metric]
+        n1, n0 = int(totals[name][den]), int(totals[control][den])
+        var = max(value * (1.0 - value), 0.0) / n1 + max(base * (1.0 - base), 0.0) / n0
+        low, high = diff - z * math.sqrt(var), diff + z * math.sqrt(var)
+    elif boots is not None:
+        b1, b0 = boots[metric][name], boots[metric][control]
+        if b1 is not None and b0 is not None:
+            tail = (1.0 - confidence) / 2.0
+            low, high = (float(q) for q in np.quantile(b1 - b0, [tail, 1.0 - tail]))
+    else:
+        x1, x0 = samples[metric].get(name, np.empty(0)), samples[metric].get(control, np.empty(0))
+        if len(x1) >= 2 and len(x0) >= 2:
+            se = math.sqrt(x1.var(ddof=1) / len(x1) + x0.var(ddof=1) / len(x0))
+            low, high = diff - z * se, diff + z * se
+    return {
+        "diff": _finite(diff),
+        "ci_low": _finite(low),
+        "ci_high": _finite(high),
+        "relative": _ratio(diff, base),
+    }
+
+
+def _bootstraps(
+    samples: dict[str, dict[str, np.ndarray]], names: list[str], n: int, seed: int
+) -> dict[str, dict[str, np.ndarray | None]]:
+    """Return, per mean metric and variant, ``n`` bootstrap replicate means (None without values)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, np.ndarray | None]] = {}
+    for metric in _MEANS:
+        out[metric] = {}
+        for name in names:
+            x = samples[metric].get(name)
+            if x is None or len(x) == 0:
+                out[metric][name] = None
+                continue
+            step = max(1, _CHUNK // len(x))  # replicates per draw, to bound memory
+            draws = [rng.integers(0, len(x), (min(step, n - i), len(x))) for i in range(0, n, step)]
+            out[metric][name] = np.concatenate([x[idx].mean(axis=1) for idx in draws])
+    return out
+
+
+def _ratio(num: float, den: float) -> float | None:
+    """Return ``num / den`` as a float, or None when the denominator is zero or the result not finite."""
+    return _finite(num / den) if den else None
+
+
+def _finite(x: float | None) -> float | None:
+    """Return ``x`` as a plain float, or None when it is missing, NaN or infinite."""
+    return float(x) if x is not None and math.isfinite(x) else None

@@ -1,0 +1,99 @@
+"""Live events as the service logs them, and their conversion to the pipeline's event format.
+
+A logged event is a JSON object: ``event_id``, ``user_id``, ``item_id``, ``type`` (view, cart,
+purchase, click, impression), ``timestamp`` (ISO 8601, UTC), ``order_id``, ``quantity``, ``price``,
+``recommendation_id`` and ``variant`` (the A/B variant encoded in the recommendation id as
+``{variant}.{hex}``). Embedded mode keeps them in a JSON-lines file, Redis mode in a stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "LIVE_EVENT_TYPES",
+    "STREAM_KEY",
+    "read_jsonl",
+    "read_stream",
+    "to_pipeline_frame",
+    "variant_of",
+]
+
+logger = logging.getLogger(__name__)
+
+LIVE_EVENT_TYPES = ("view", "cart", "purchase", "click", "impression")
+STREAM_KEY = "orderlift:events"
+_PIPELINE_TYPE = {"view": "view", "click": "view", "cart": "cart", "purchase": "purchase"}
+
+
+def variant_of(recommendation_id: str | None) -> str | None:
+    """Return the variant encoded in a recommendation id (``{variant}.{hex}``), if any."""
+    if not recommendation_id or "." not in recommendation_id:
+        return None
+    return recommendation_id.rsplit(".", 1)[0] or None
+
+
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Read a JSON-lines event log; return (events, lines that were not valid JSON objects)."""
+    events, bad = [], 0
+    path = Path(path)
+    if not path.exists():
+        return [], 0
+    with path.open("r", encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+            else:
+                bad += 1
+    if bad:
+        logger.warning("%s: %d lines are not JSON events (a torn final write?)", path, bad)
+    return events, bad
+
+
+def read_stream(redis_url: str, stream: str = STREAM_KEY, page: int = 10_000) -> list[dict[str, Any]]:
+    """Read every event of a Redis stream, oldest first."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    events: list[dict[str, Any]] = []
+    start = "-"
+    try:
+        while True:
+            batch: Any = client.xrange(stream, min=start, max="+", count=page)
+            if not batch:
+                break
+            events.extend(json.loads(fields[b"e"]) for _, fields in batch)
+            last = batch[-1][0]
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+            if len(batch) < page:
+                break
+    finally:
+        client.close()
+    return events
+
+
+def to_pipeline_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    """Return views, carts and purchases in the pipeline's columns; clicks count as views."""
+    columns = ["user_id", "item_id", "event_type", "timestamp", "order_id", "quantity", "price"]
+    frame = pd.DataFrame(events)
+    if frame.empty or "type" not in frame.columns:
+        return pd.DataFrame(columns=columns)
+    frame = frame[frame["type"].isin(list(_PIPELINE_TYPE))].copy()
+    frame["event_type"] = frame["type"].map(_PIPELINE_TYPE)
+    for name in columns:
+        if name not in frame.columns:
+            frame[name] = None
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    return frame[columns].reset_index(drop=True)

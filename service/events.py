@@ -1,0 +1,259 @@
+"""Live events: validation one by one, a durable append, and each user's live history.
+
+Durability: an accepted batch is appended before the service answers 202: to a Redis stream
+(``orderlift:events``) when Redis is configured, else to a JSON-lines file that is flushed and
+fsynced per request. ``event_id`` makes retries idempotent: Redis keeps a marker per id for
+``EVENT_ID_TTL_S`` and adds an event only if its marker is new (one Lua script per batch); the file
+mode keeps the ids it has seen (one process: several workers need Redis). The live history is what
+requests read: per user, the items they interacted with (weighted like training) and the items
+they carted or bought (left out of their recommendations at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from features.eventlog import STREAM_KEY, read_jsonl, variant_of
+
+__all__ = [
+    "EventIn",
+    "EventLogUnavailable",
+    "EventSink",
+    "FileEventSink",
+    "LiveHistory",
+    "LiveStore",
+    "RedisEventSink",
+    "validate_events",
+]
+
+logger = logging.getLogger(__name__)
+
+EVENT_ID_TTL_S = 7 * 24 * 3600
+LIVE_TTL_S = 30 * 24 * 3600
+OWNING_TYPES = frozenset({"cart", "purchase"})
+LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "cart": 4.0, "purchase": 10.0}
+
+
+class EventLogUnavailable(RuntimeError):
+    """The event log cannot take events now; nothing was acknowledged."""
+
+
+class EventIn(BaseModel):
+    """One event sent by the storefront."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str | None = Field(None, min_length=1, max_length=200, description="Makes retries idempotent.")
+    user_id: str = Field(min_length=1, max_length=200)
+    item_id: str = Field(min_length=1, max_length=200)
+    type: Literal["view", "cart", "purchase", "click", "impression"]
+    timestamp: datetime | None = Field(None, description="ISO 8601; naive means UTC; default: now.")
+    order_id: str | None = Field(None, min_length=1, max_length=200)
+    quantity: float | None = Field(None, gt=0, le=1_000_000)
+    price: float | None = Field(None, ge=0, le=1_000_000_000)
+    recommendation_id: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Read naive times as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+_ADAPTER = TypeAdapter(EventIn)
+
+
+def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validate each event on its own; return (records to log, errors with index, field, reason)."""
+    records, errors = [], []
+    now = datetime.now(UTC)
+    for index, item in enumerate(raw):
+        try:
+            event = _ADAPTER.validate_python(item)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err.get("loc", ())) or "event"
+                errors.append({"index": index, "field": where, "reason": err.get("msg", "invalid")})
+            continue
+        record = event.model_dump()
+        record["event_id"] = event.event_id or uuid.uuid4().hex
+        record["timestamp"] = (event.timestamp or now).astimezone(UTC).isoformat()
+        record["variant"] = variant_of(event.recommendation_id)
+        records.append(record)
+    return records, errors
+
+
+class EventSink(Protocol):
+    """A durable, idempotent event log."""
+
+    backend: str
+
+    async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def read_all(self) -> list[dict[str, Any]]: ...
+    async def close(self) -> None: ...
+
+
+class FileEventSink:
+    """Append-only JSON lines, flushed and fsynced per batch; remembers the ids it has logged."""
+
+    backend = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing, _ = read_jsonl(self.path)
+        self.seen = {str(e.get("event_id")) for e in existing}
+        self._lock = asyncio.Lock()
+
+    def _write(self, lines: str) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Log the records not seen before; return them once they are on disk."""
+        async with self._lock:
+            fresh, ids = [], set()
+            for record in records:
+                event_id = record["event_id"]
+                if event_id not in self.seen and event_id not in ids:
+                    fresh.append(record)
+                    ids.add(event_id)
+            if fresh:
+                text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in fresh)
+                try:
+                    await asyncio.to_thread(self._write, text)
+                except OSError as exc:
+                    raise EventLogUnavailable(f"cannot append to {self.path}: {exc}") from exc
+                self.seen |= ids
+            return fresh
+
+    async def read_all(self) -> list[dict[str, Any]]:
+        """Return every logged event."""
+        events, _ = await asyncio.to_thread(read_jsonl, self.path)
+        return events
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+_APPEND = """
+local added = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('SET', 'orderlift:event-id:' .. ARGV[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
+    added[#added + 1] = ARGV[i]
+  end
+end
+return added
+"""
+
+
+class RedisEventSink:
+    """A Redis stream; one Lua script per batch adds each event whose id is new."""
+
+    backend = "redis"
+
+    def __init__(self, client: aioredis.Redis, stream: str = STREAM_KEY) -> None:
+        self.client, self.stream = client, stream
+        self._script = client.register_script(_APPEND)
+
+    async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add the records whose id is new; return them once Redis has them."""
+        if not records:
+            return []
+        args: list[Any] = [EVENT_ID_TTL_S]
+        for record in records:
+            args += [record["event_id"], json.dumps(record, separators=(",", ":"))]
+        try:
+            added = await self._script(keys=[self.stream], args=args)
+        except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            raise EventLogUnavailable(f"Redis did not take the events: {exc}") from exc
+        fresh = {a.decode() if isinstance(a, bytes) else str(a) for a in added}
+        return [r for r in records if r["event_id"] in fresh]
+
+    async def read_all(self) -> list[dict[str, Any]]:
+        """Return every event of the stream, oldest first."""
+        events: list[dict[str, Any]] = []
+        start = "-"
+        while True:
+            batch: Any = await self.client.xrange(self.stream, min=start, max="+", count=10_000)
+            if not batch:
+                return events
+            events.extend(json.loads(fields[b"e"]) for _, fields in batch)
+            last = batch[-1][0]
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+    async def close(self) -> None:
+        """Close the client."""
+        await self.client.aclose()
+
+
+@dataclass
+class LiveHistory:
+    """One user's live interactions: item -> weight, and the items they carted or bought."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    owned: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.weights or self.owned)
+
+
+class LiveStore:
+    """Per-user live history, in Redis (shared by workers) or in this process."""
+
+    def __init__(self, client: aioredis.Redis | None = None) -> None:
+        self.client = client
+        self.local: dict[str, LiveHistory] = {}
+
+    async def record(self, records: list[dict[str, Any]]) -> set[str]:
+        """Fold events into their users' live history; return the users whose answers changed."""
+        touched = [r for r in records if r["type"] in LIVE_WEIGHTS]
+        if self.client is None:
+            for r in touched:
+                live = self.local.setdefault(r["user_id"], LiveHistory())
+                live.weights[r["item_id"]] = live.weights.get(r["item_id"], 0.0) + LIVE_WEIGHTS[r["type"]]
+                if r["type"] in OWNING_TYPES:
+                    live.owned.add(r["item_id"])
+            return {r["user_id"] for r in touched}
+        pipe = self.client.pipeline(transaction=False)
+        for r in touched:
+            key = f"orderlift:live:{r['user_id']}"
+            pipe.hincrbyfloat(key, r["item_id"], LIVE_WEIGHTS[r["type"]])
+            pipe.expire(key, LIVE_TTL_S)
+            if r["type"] in OWNING_TYPES:
+                pipe.sadd(f"orderlift:owned:{r['user_id']}", r["item_id"])
+                pipe.expire(f"orderlift:owned:{r['user_id']}", LIVE_TTL_S)
+        if touched:
+            await pipe.execute()
+        return {r["user_id"] for r in touched}
+
+    async def get(self, user_id: str) -> LiveHistory:
+        """Return a user's live history (empty when unknown or when Redis fails)."""
+        if self.client is None:
+            return self.local.get(user_id, LiveHistory())
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(f"orderlift:live:{user_id}")
+            pipe.smembers(f"orderlift:owned:{user_id}")
+            weights, owned = await pipe.execute()
+        except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            logger.warning("live history of %s unavailable: %s", user_id, exc)
+            return LiveHistory()
+        return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})

@@ -1,0 +1,75 @@
+"""Live events from the storefront: validated one by one, logged durably, felt at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from service.deps import State, require_key
+from service.errors import ERROR_RESPONSES, EventLogDown, InvalidRequest
+from service.events import EventIn, EventLogUnavailable, validate_events
+from service.schemas import EventsAccepted
+from service.state import json_response, user_tag
+
+router = APIRouter(
+    prefix="/v1", tags=["events"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
+)
+
+MAX_BATCH = 1000
+EXAMPLE = [
+    {"event_id": "e-1", "user_id": "u0042", "item_id": "i0098", "type": "purchase", "order_id": "o-9",
+     "quantity": 1, "price": 806.61, "recommendation_id": "production.4f0c2d0e9f5a4f5c8a0b1c2d3e4f5a6b"},
+]  # fmt: skip
+
+
+def _body_schema() -> dict[str, Any]:
+    event = EventIn.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [event, {"type": "array", "items": event, "maxItems": MAX_BATCH}]},
+                "example": EXAMPLE,
+            }
+        },
+    }
+
+
+@router.post(
+    "/events", status_code=202, response_model=EventsAccepted, openapi_extra={"requestBody": _body_schema()}
+)
+async def post_events(state: State, request: Request) -> Response:
+    """Log one event or up to 1,000; 202 once the accepted ones are durably appended, errors per event."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not JSON: {exc}", field="body") from exc
+    if not isinstance(body, list | dict):
+        raise InvalidRequest("send one event object or a list of them", field="body", value=str(body)[:100])
+    batch = body if isinstance(body, list) else [body]
+    if len(batch) > MAX_BATCH:
+        raise InvalidRequest(f"at most {MAX_BATCH} events per request", field="body", value=len(batch))
+    records, errors = validate_events(batch)
+    try:
+        fresh = await state.sink.append(records)
+    except EventLogUnavailable as exc:
+        raise EventLogDown(f"events were not logged: {exc}") from exc
+    users = await state.live.record(fresh)
+    if users:
+        await asyncio.gather(*(state.cache.invalidate(user_tag(u)) for u in users))
+    state.counters["events_accepted"] += len(fresh)
+    state.counters["events_duplicate"] += len(records) - len(fresh)
+    state.counters["events_rejected"] += len(batch) - len(records)
+    payload = {
+        "accepted": len(fresh),
+        "duplicates": len(records) - len(fresh),
+        "rejected": len(batch) - len(records),
+        "errors": errors,
+    }
+    response = json_response(orjson.dumps(payload))
+    response.status_code = 422 if errors and not records else 202
+    return response

@@ -1,0 +1,127 @@
+"""Live events: validation per event, idempotency, the effect on the next request, attribution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from features.bundle import Bundle
+from features.eventlog import read_jsonl
+from service.app import create_app
+from service.config import Settings
+
+
+@pytest.fixture
+def live(bundle_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(model_uri=str(bundle_dir), event_log=tmp_path / "events.jsonl")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _user(bundle: Bundle) -> str:
+    counts = np.diff(bundle.history.indptr)
+    return str(bundle.users.ids[int(np.flatnonzero(counts >= 3)[0])])
+
+
+def test_a_batch_is_validated_event_by_event(live: TestClient, tmp_path: Path) -> None:
+    batch = [
+        {"event_id": "a", "user_id": "u1", "item_id": "i1", "type": "view"},
+        {"event_id": "b", "user_id": "u1", "item_id": "i1", "type": "teleport"},
+        {"event_id": "c", "user_id": "", "item_id": "i1", "type": "cart", "quantity": -2},
+        {
+            "event_id": "d",
+            "user_id": "u1",
+            "item_id": "i2",
+            "type": "purchase",
+            "order_id": "o1",
+            "price": 9.5,
+        },
+    ]
+    response = live.post("/v1/events", json=batch)
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["duplicates"]) == (2, 2, 0)
+    fields = {(e["index"], e["field"]) for e in body["errors"]}
+    assert fields == {(1, "type"), (2, "user_id"), (2, "quantity")}
+    logged, _ = read_jsonl(tmp_path / "events.jsonl")
+    assert [e["event_id"] for e in logged] == ["a", "d"]
+    assert logged[1]["price"] == 9.5 and logged[1]["timestamp"].endswith("+00:00")
+
+
+def test_a_single_event_object_is_accepted_and_nothing_valid_is_422(live: TestClient) -> None:
+    one = live.post("/v1/events", json={"user_id": "u9", "item_id": "i9", "type": "click"})
+    assert one.status_code == 202 and one.json()["accepted"] == 1
+    bad = live.post("/v1/events", json=[{"user_id": "u9"}])
+    assert bad.status_code == 422 and bad.json()["rejected"] == 1
+    too_many = live.post("/v1/events", json=[{"user_id": "u", "item_id": "i", "type": "view"}] * 1001)
+    assert too_many.status_code == 422 and "at most 1000" in too_many.json()["error"]["message"]
+    not_json = live.post("/v1/events", content=b"{", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422
+
+
+def test_retries_with_the_same_event_id_are_logged_once(live: TestClient, tmp_path: Path) -> None:
+    event = {"event_id": "once", "user_id": "u1", "item_id": "i1", "type": "purchase", "order_id": "o1"}
+    first = live.post("/v1/events", json=[event, event]).json()
+    again = live.post("/v1/events", json=event).json()
+    assert (first["accepted"], first["duplicates"], again["accepted"], again["duplicates"]) == (1, 1, 0, 1)
+    assert len(read_jsonl(tmp_path / "events.jsonl")[0]) == 1
+
+
+def test_a_purchase_leaves_the_users_recommendations_at_once(live: TestClient, bundle: Bundle) -> None:
+    user = _user(bundle)
+    url = f"/v1/users/{user}/recommendations"
+    before = live.get(url, params={"n": 5}).json()["items"]
+    assert live.get(url, params={"n": 5}).headers["x-cache"] == "hit"
+    bought = [before[0]["item_id"], before[1]["item_id"]]
+    events = [
+        {"user_id": user, "item_id": bought[0], "type": "purchase", "order_id": "o-live"},
+        {"user_id": user, "item_id": bought[1], "type": "cart"},
+    ]
+    assert live.post("/v1/events", json=events).status_code == 202
+    after = live.get(url, params={"n": 5})
+    assert after.headers["x-cache"] == "miss"
+    ids = [i["item_id"] for i in after.json()["items"]]
+    assert not set(bought) & set(ids)
+    assert ids[:3] == [i["item_id"] for i in before[2:5]]
+
+
+def test_an_unknown_user_with_live_events_gets_fold_in_recommendations(
+    live: TestClient, bundle: Bundle
+) -> None:
+    url = "/v1/users/brand-new-shopper/recommendations"
+    assert live.get(url).json()["source"] == "popular"
+    phones = bundle.item_meta[bundle.item_meta["category"] == "phones"]["item_id"].tolist()[:2]
+    events = [{"user_id": "brand-new-shopper", "item_id": p, "type": "view"} for p in phones]
+    live.post("/v1/events", json=events)
+    body = live.get(url).json()
+    assert body["source"] == "live"
+    assert not {i["item_id"] for i in body["items"]} & set(phones)
+
+
+def test_events_with_a_recommendation_id_are_attributed_to_its_variant(
+    live: TestClient, bundle: Bundle
+) -> None:
+    user = _user(bundle)
+    rec = live.get(f"/v1/users/{user}/recommendations", params={"n": 3}).json()
+    rid, item = rec["recommendation_id"], rec["items"][0]["item_id"]
+    assert rid.startswith(rec["variant"] + ".")
+    events = [
+        {"user_id": user, "item_id": item, "type": "impression", "recommendation_id": rid},
+        {"user_id": user, "item_id": item, "type": "impression", "recommendation_id": rid},
+        {"user_id": user, "item_id": item, "type": "click", "recommendation_id": rid},
+        {"user_id": user, "item_id": item, "type": "cart", "recommendation_id": rid},
+        {"user_id": user, "item_id": item, "type": "purchase", "order_id": "o7", "quantity": 2, "price": 10.0,
+         "recommendation_id": rid},
+        {"user_id": "someone", "item_id": item, "type": "purchase", "order_id": "o8", "price": 99.0},
+    ]  # fmt: skip
+    live.post("/v1/events", json=events)
+    report = live.get("/v1/experiments/report").json()
+    arm = report["variants"][rec["variant"]]
+    assert report["control"] == rec["variant"] and report["events_ignored"] == 1
+    assert (arm["impressions"], arm["clicks"], arm["add_to_carts"], arm["orders"]) == (2, 1, 1, 1)
+    assert arm["ctr"] == 0.5 and arm["revenue"] == 20.0 and arm["aov"] == 20.0
+    assert arm["revenue_per_1000_impressions"] == 10_000.0 and arm["conversion_rate"] == 1.0
