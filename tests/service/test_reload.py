@@ -1,0 +1,131 @@
+"""Hot reload: a new bundle swaps in, a broken one is refused, no request fails during a swap."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from features.dataset import Dataset
+from service.app import create_app
+from service.config import Settings
+from service.state import _bucket
+from tests.service.server import Server
+from training.job import TrainConfig, run_training
+
+ADMIN = {"X-API-Key": "admin-key"}
+
+
+@pytest.fixture(scope="module")
+def second_bundle(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("second") / "bundle"
+    run_training(dataset, TrainConfig(model="cosine", holdout=None), out, {"fingerprint": "second"})
+    return out
+
+
+@pytest.fixture
+def served(bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    live = Path(shutil.copytree(bundle_dir, tmp_path / "live"))
+    settings = Settings(model_uri=str(live), admin_keys=("admin-key",), reload_interval_s=0)
+    with TestClient(create_app(settings)) as client:
+        yield client, live
+
+
+def _swap(target: Path, source: Path) -> None:
+    shutil.rmtree(target)
+    shutil.copytree(source, target)
+
+
+def test_admin_reload_swaps_in_a_new_bundle(served: tuple[TestClient, Path], second_bundle: Path) -> None:
+    client, live = served
+    before = client.get("/v1/model", headers=ADMIN).json()
+    _swap(live, second_bundle)
+    outcome = client.post("/v1/admin/reload", headers=ADMIN).json()
+    assert outcome["variants"]["default"]["status"] == "loaded"
+    after = client.get("/v1/model", headers=ADMIN).json()
+    assert (before["model"]["kind"], after["model"]["kind"]) == ("als", "cosine")
+    assert after["version"] != before["version"]
+    assert client.get("/readyz").json()["counters"]["reloads"] == 2
+
+
+def test_a_broken_bundle_never_replaces_a_working_one(served: tuple[TestClient, Path]) -> None:
+    client, live = served
+    version = client.get("/readyz").json()["model_version"]
+    (live / "history.npz").write_bytes(b"corrupt")
+    outcome = client.post("/v1/admin/reload", headers=ADMIN).json()
+    assert outcome["variants"]["default"]["status"] == "failed"
+    assert "checksum mismatch" in outcome["variants"]["default"]["reason"]
+    assert outcome["serving"] == {"default": version}
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True and ready["model_version"] == version
+    assert "checksum mismatch" in ready["model_error"]
+    assert ready["counters"]["reloads_failed"] == 1
+    assert client.get("/v1/users/anyone/recommendations", headers=ADMIN).status_code == 200
+
+
+def test_reload_needs_an_admin_key(served: tuple[TestClient, Path]) -> None:
+    client, _ = served
+    assert client.post("/v1/admin/reload").status_code == 401
+    assert client.post("/v1/admin/reload", headers={"X-API-Key": "nope"}).status_code == 401
+
+
+def test_no_request_fails_while_models_are_swapped_under_load(
+    bundle_dir: Path, second_bundle: Path, tmp_path: Path
+) -> None:
+    link = tmp_path / "current"
+    link.symlink_to(bundle_dir)
+    env = {
+        "ORDERLIFT_MODEL_URI": str(link),
+        "ORDERLIFT_ADMIN_KEYS": "admin-key",
+        "ORDERLIFT_RELOAD_INTERVAL_S": "0",
+    }
+    server = Server(env).start()
+    failures: list[str] = []
+    done = threading.Event()
+    counts = [0] * 6
+
+    def hammer(worker: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=10.0, headers=ADMIN) as client:
+            n = 0
+            while not done.is_set():
+                n += 1
+                r = client.get(f"/v1/users/load-{worker}-{n}/recommendations", params={"n": 5})
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                counts[worker] += 1
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        versions = set()
+        with httpx.Client(base_url=server.url, timeout=60.0, headers=ADMIN) as admin:
+            for target in (second_bundle, bundle_dir, second_bundle):
+                fresh = tmp_path / "next"
+                fresh.symlink_to(target)
+                os.replace(fresh, link)  # atomic switch of the directory MODEL_URI names
+                outcome = admin.post("/v1/admin/reload").json()
+                assert outcome["variants"]["default"]["status"] == "loaded", outcome
+                versions.add(outcome["variants"]["default"]["version"])
+    finally:
+        done.set()
+        for t in threads:
+            t.join(timeout=30)
+        server.kill()
+    assert len(versions) == 2
+    assert sum(counts) > 100
+    assert failures == []
+
+
+def test_variant_assignment_is_stable_and_close_to_the_split() -> None:
+    users = [f"user-{i}" for i in range(20_000)]
+    spots = [_bucket(u) for u in users]
+    assert spots == [_bucket(u) for u in users]
+    share = sum(s < 90.0 for s in spots) / len(spots)
+    assert 0.89 < share < 0.91
