@@ -15,7 +15,8 @@ runner = CliRunner()
 T = "2026-01-0{}T10:0{}:00+00:00"
 REC = {"recommendation_id": "production.x", "variant": "production"}
 EVENTS = [
-    {"event_id": "1", "user_id": "u1", "item_id": "a", "type": "impression", "timestamp": T.format(1, 0), **REC},
+    {"event_id": "1", "user_id": "u1", "item_id": "a", "type": "impression", "timestamp": T.format(1, 0),
+     **REC},
     {"event_id": "2", "user_id": "u1", "item_id": "a", "type": "click", "timestamp": T.format(1, 1), **REC},
     {"event_id": "3", "user_id": "u1", "item_id": "a", "type": "purchase", "timestamp": T.format(1, 2),
      "order_id": "o1", "quantity": 2, "price": 5.0, **REC},
