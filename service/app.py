@@ -16,6 +16,7 @@ from service.config import Settings
 from service.errors import install_error_handlers
 from service.events import EventSink, FileEventSink, LiveStore, RedisEventSink
 from service.loading import LoadError
+from service.observability import Metrics, Observability, configure_logging
 from service.routes import admin, bundles, cart, events, experiments, items, ops, users
 from service.state import ServiceState, parse_variants
 
@@ -72,11 +73,15 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    metrics = Metrics(lambda: getattr(app.state, "orderlift", None))
+    app.state.metrics = metrics
+    app.add_middleware(Observability, metrics=metrics)
     for module in (users, items, cart, bundles, events, experiments, admin, ops):
         app.include_router(module.router)
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Build the app from the environment (uvicorn's factory)."""
+    """Build the app from the environment (uvicorn's factory), logging JSON lines."""
+    configure_logging()
     return create_app(Settings())

@@ -14,7 +14,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
-__all__ = ["Cache", "CacheState", "CacheStats", "InProcessCache", "RedisCache", "cache_key", "open_cache"]
+__all__ = [
+    "Cache",
+    "CacheState",
+    "CacheStats",
+    "InProcessCache",
+    "RedisCache",
+    "cache_key",
+    "open_cache",
+    "tag_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +80,7 @@ return #keys
 """
 
 
-def _tag_key(tag: str) -> str:
+def tag_key(tag: str) -> str:
     """Return the Redis set that lists a tag's keys."""
     return "orderlift:tag:" + tag.translate(_KEY_ESCAPES)
 
@@ -269,13 +278,13 @@ class RedisCache:
         if tag is None:
             ok, _ = await self._run(lambda: self._client.set(key, value, px=ttl_ms))
         else:
-            tag_key = _tag_key(tag)
+            members = tag_key(tag)
 
             async def tagged() -> object:
                 pipe = self._client.pipeline(transaction=False)
                 pipe.set(key, value, px=ttl_ms)
-                pipe.sadd(tag_key, key)
-                pipe.pexpire(tag_key, ttl_ms)
+                pipe.sadd(members, key)
+                pipe.pexpire(members, ttl_ms)
                 return await pipe.execute()
 
             ok, _ = await self._run(tagged)
@@ -284,7 +293,7 @@ class RedisCache:
 
     async def invalidate(self, tag: str) -> int:
         """Unlink every key stored under `tag` (one round trip); return how many."""
-        ok, removed = await self._run(lambda: self._client.eval(_INVALIDATE, 1, _tag_key(tag)))
+        ok, removed = await self._run(lambda: self._client.eval(_INVALIDATE, 1, tag_key(tag)))
         return int(removed) if ok and removed is not None else 0
 
     async def delete(self, *keys: str) -> None:

@@ -106,10 +106,14 @@ def parse_variants(settings: Settings) -> list[Variant]:
     return variants
 
 
-def json_response(body: bytes, cache: str | None = None) -> Response:
+def json_response(body: bytes, cache: str | None = None, version: str | None = None) -> Response:
     """Return pre-serialised JSON bytes as they are."""
-    headers = {"X-Cache": cache} if cache else None
-    return Response(body, media_type="application/json", headers=headers)
+    headers = {}
+    if cache:
+        headers["X-Cache"] = cache
+    if version:
+        headers["X-Model-Version"] = version
+    return Response(body, media_type="application/json", headers=headers or None)
 
 
 def user_tag(user_id: str) -> str:
@@ -219,7 +223,11 @@ class ServiceState:
         task.add_done_callback(self._pending.discard)
 
     async def cached(
-        self, key: str, compute: Callable[[LiveHistory], dict[str, Any]], user_id: str | None = None
+        self,
+        key: str,
+        compute: Callable[[LiveHistory], dict[str, Any]],
+        user_id: str | None = None,
+        version: str | None = None,
     ) -> Response:
         """Answer from the cache, or compute off the event loop, store in the background and answer.
 
@@ -228,7 +236,7 @@ class ServiceState:
         """
         hit = await self.cache.get(key)
         if hit is not None:
-            return json_response(hit, "hit")
+            return json_response(hit, "hit", version)
         live = await self.live.get(user_id) if user_id is not None else LiveHistory()
         payload = await run_in_threadpool(compute, live)
         if payload.get("source") == "popular":
@@ -236,7 +244,7 @@ class ServiceState:
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         tag = None if user_id is None else user_tag(user_id)
         self._background(self.cache.set(key, body, self.settings.cache_ttl_s, tag))
-        return json_response(body, "miss")
+        return json_response(body, "miss", version)
 
     async def compute(self, compute: Callable[[], Any]) -> Response:
         """Compute off the event loop without caching."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,43 +125,6 @@ def inspect(
         console.print(f"rejected rows written to {quarantine}")
 
 
-@app.command()
-@one_line_errors
-def serve(
-    model_uri: Annotated[
-        str | None,
-        typer.Option(help="Bundle directory or models:/NAME@ALIAS (default $ORDERLIFT_MODEL_URI)."),
-    ] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model once).")] = 1,
-    redis_url: Annotated[str | None, typer.Option(help="Redis for the cache (default: in-process).")] = None,
-) -> None:
-    """Serve recommendations over HTTP (uvicorn); settings come from ORDERLIFT_* variables."""
-    import os
-
-    import uvicorn
-
-    if model_uri:
-        os.environ["ORDERLIFT_MODEL_URI"] = model_uri
-    if redis_url:
-        os.environ["ORDERLIFT_REDIS_URL"] = redis_url
-    if not os.environ.get("ORDERLIFT_MODEL_URI"):
-        raise ValueError(
-            "give --model-uri or set ORDERLIFT_MODEL_URI (a bundle directory or models:/NAME@ALIAS)"
-        )
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    uvicorn.run(
-        "service.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
-
-
 events_app = typer.Typer(help="The service's live events.", no_args_is_help=True)
 experiments_app = typer.Typer(help="A/B experiments over live events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
@@ -248,6 +212,15 @@ def experiments_report(
 
 for command in (train, sweep, compare, promote):
     app.command()(command)
+
+
+def _plugins() -> None:
+    """Add the commands other parts of orderlift register (the service's serve and precompute)."""
+    for entry in entry_points(group="orderlift.commands"):
+        entry.load()(app)
+
+
+_plugins()
 
 
 def main() -> None:

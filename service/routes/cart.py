@@ -32,4 +32,5 @@ async def cross_sell(state: State, body: CrossSellRequest) -> Response:
             lines, body.n, body.user_id, body.include_substitutes, body.rank_by
         ),
         user_id=body.user_id,
+        version=engine.version,
     )

@@ -34,4 +34,4 @@ async def similar_items(
     """Return related items with the statistics behind each."""
     engine = state.require()
     key = cache_key("similar", engine.version, item_id, kind, str(n))
-    return await state.cached(key, lambda _: engine.scorer.similar(item_id, n, kind))
+    return await state.cached(key, lambda _: engine.scorer.similar(item_id, n, kind), version=engine.version)

@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.schemas import Health, ModelInfo, Ready
 
 router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Expose Prometheus metrics (no key: scrapers stay inside the network)."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", response_model=Health)

@@ -44,7 +44,10 @@ async def user_recommendations(
         "recs", engine.version, engine.scorer.variant, user_id, str(n), filters.key(), "x" if explain else "-"
     )
     return await state.cached(
-        key, lambda live: engine.scorer.for_user(user_id, n, filters, explain, live), user_id=user_id
+        key,
+        lambda live: engine.scorer.for_user(user_id, n, filters, explain, live),
+        user_id=user_id,
+        version=engine.version,
     )
 
 
@@ -70,4 +73,5 @@ async def session_recommendations(state: State, body: SessionRequest) -> Respons
         key,
         lambda _: engine.scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain),
         user_id=body.user_id,
+        version=engine.version,
     )

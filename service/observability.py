@@ -1,0 +1,175 @@
+"""Request ids, JSON access logs and Prometheus metrics, as one pure ASGI middleware.
+
+Only request counts and latencies are recorded on the request path; everything else (cache hits
+and errors, events, reloads, model versions) is read from the service state when /metrics is
+scraped. Run one worker per container and scale with replicas: each process serves its own metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["JsonFormatter", "Metrics", "Observability", "configure_logging"]
+
+access = logging.getLogger("orderlift.access")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+ASGIApp = Callable[..., Any]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; extra fields given to the logger are included."""
+
+    FIELDS = ("request_id", "method", "route", "status", "latency_ms", "model_version", "variant")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record as JSON."""
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out |= {name: getattr(record, name) for name in self.FIELDS if hasattr(record, name)}
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record to stderr as JSON lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.Formatter.converter = time.gmtime
+
+
+class _StateCollector(Collector):
+    """Read the service state at scrape time."""
+
+    def __init__(self, state_of: Callable[[], Any]) -> None:
+        self.state_of = state_of
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield cache, event, reload, fallback and model-version metrics."""
+        state = self.state_of()
+        if state is None:
+            return
+        cache = state.cache.state()
+        lookups = CounterMetricFamily(
+            "orderlift_cache_operations", "Cache operations", labels=["backend", "result"]
+        )
+        for result in ("hits", "misses", "errors", "skipped", "sets"):
+            lookups.add_metric([cache.backend, result], cache.stats.get(result, 0))
+        yield lookups
+        yield GaugeMetricFamily(
+            "orderlift_cache_healthy", "1 when the cache backend answers", value=int(cache.healthy)
+        )
+        counters = state.counters
+        events = CounterMetricFamily("orderlift_events", "Events received", labels=["outcome"])
+        for outcome in ("accepted", "rejected", "duplicate"):
+            events.add_metric([outcome], counters.get(f"events_{outcome}", 0))
+        yield events
+        yield CounterMetricFamily("orderlift_reloads", "Models swapped in", value=counters.get("reloads", 0))
+        yield CounterMetricFamily(
+            "orderlift_reloads_failed",
+            "Reloads refused (old model kept)",
+            value=counters.get("reloads_failed", 0),
+        )
+        yield CounterMetricFamily(
+            "orderlift_fallback_popular",
+            "Answers from the popular list",
+            value=counters.get("fallback_popular", 0),
+        )
+        info = InfoMetricFamily("orderlift_model", "The model each variant serves", labels=["variant"])
+        for name, engine in state.engines.items():
+            info.add_metric([name], {"version": engine.version, "kind": str(engine.loaded.model.kind)})
+        yield info
+        yield GaugeMetricFamily(
+            "orderlift_model_loaded", "1 when a model is loaded", value=int(bool(state.engines))
+        )
+
+
+class Metrics:
+    """The app's Prometheus registry: request metrics plus the state read at scrape time."""
+
+    def __init__(self, state_of: Callable[[], Any]) -> None:
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "orderlift_requests", "HTTP requests", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "orderlift_request_seconds",
+            "HTTP latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(state_of))
+
+
+class Observability:
+    """Tag each request with an id, time it, count it, and log it as one JSON line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.requests, self.latency = metrics.requests, metrics.latency
+
+    async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        facts: dict[str, Any] = {"status": 500, "model_version": None}
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                facts["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                facts["model_version"] = next(
+                    (v.decode() for k, v in headers if k == b"x-model-version"), None
+                )
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tagged)
+        finally:
+            seconds = time.perf_counter() - began
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.requests.labels(route, scope["method"], str(facts["status"])).inc()
+            self.latency.labels(route).observe(seconds)
+            access.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route,
+                    "status": facts["status"],
+                    "latency_ms": round(seconds * 1000, 3),
+                    "model_version": facts["model_version"],
+                },
+            )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            text = value.decode("latin-1")[:200]
+            return text if text.isprintable() else None
+    return None

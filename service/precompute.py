@@ -1,0 +1,83 @@
+"""Fill the cache with every known user's recommendations under the current model version's keys.
+
+Users are scored in batches (one matrix product per batch), answers are built exactly as the
+service builds them, and each batch is written with one pipelined round trip to Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import redis
+
+from service.cache import cache_key, tag_key
+from service.config import Settings
+from service.loading import load
+from service.recommender import Filters
+from service.state import Engine, parse_variants, user_tag
+from training.models import top_n
+
+__all__ = ["Precomputed", "precompute_users"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Precomputed:
+    """What a precompute run wrote."""
+
+    users: int
+    seconds: float
+    version: str
+    variant: str
+
+
+def precompute_users(
+    settings: Settings, n: int = 10, batch: int = 2048, on_batch: Callable[[int, int], None] | None = None
+) -> Precomputed:
+    """Score every known user of the control variant and write their answers into Redis."""
+    variant = parse_variants(settings)[0]
+    engine = Engine.build(
+        load(variant.uri, settings.mlflow_tracking_uri, settings.verify_bundle), settings, variant.name
+    )
+    scorer = engine.scorer
+    described = [scorer.catalog.describe(i) for i in range(len(scorer.catalog))]
+    client = redis.Redis.from_url(str(settings.redis_url), socket_timeout=10)
+    ttl_ms = int(settings.cache_ttl_s * 1000)
+    total, began = len(scorer.users), time.perf_counter()
+    filters_key = Filters().key()
+    try:
+        for start in range(0, total, batch):
+            rows = np.arange(start, min(start + batch, total))
+            history = scorer.history[rows]
+            idx, scores = top_n(scorer.model.score(history, rows), n, history)
+            pipe = client.pipeline(transaction=False)
+            for k, row in enumerate(rows.tolist()):
+                keep = np.isfinite(scores[k])
+                user = str(scorer.users.ids[row])
+                items = [
+                    {**described[i], "score": round(float(s), 6)}
+                    for i, s in zip(idx[k][keep].tolist(), scores[k][keep].tolist(), strict=True)
+                ]
+                payload = {
+                    "items": items,
+                    "source": "personalized",
+                    "model_version": scorer.version,
+                    "variant": scorer.variant,
+                    "recommendation_id": scorer.new_recommendation_id(),
+                }
+                key = cache_key("recs", scorer.version, scorer.variant, user, str(n), filters_key, "-")
+                pipe.set(key, orjson.dumps(payload), px=ttl_ms)
+                pipe.sadd(tag_key(user_tag(user)), key)
+                pipe.pexpire(tag_key(user_tag(user)), ttl_ms)
+            pipe.execute()
+            if on_batch is not None:
+                on_batch(int(rows[-1]) + 1, total)
+    finally:
+        client.close()
+    return Precomputed(total, time.perf_counter() - began, scorer.version, scorer.variant)
