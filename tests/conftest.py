@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from features.bundle import Bundle, load_bundle
 from features.dataset import Dataset, load_dataset
 from features.io import resolve_format
 from features.synthetic import SyntheticStore, generate_store, write_store
+from training.job import TrainConfig, run_training
 
 
 @pytest.fixture
@@ -124,3 +126,18 @@ def _event_log_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ORDERLIFT_EVENT_LOG", str(tmp_path_factory.mktemp("events") / "events.jsonl"))
         yield
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a bundle of an ALS model trained on the synthetic store."""
+    out = tmp_path_factory.mktemp("served") / "bundle"
+    config = TrainConfig(model="als", params={"factors": 16, "iterations": 8}, holdout=0.2)
+    run_training(dataset, config, out, {"fingerprint": "test"})
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_dir: Path) -> Bundle:
+    """Return the served bundle, loaded."""
+    return load_bundle(bundle_dir)
