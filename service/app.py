@@ -17,7 +17,7 @@ from service.errors import install_error_handlers
 from service.events import EventSink, FileEventSink, LiveStore, RedisEventSink
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
-from service.routes import admin, bundles, cart, events, experiments, items, ops, users
+from service.routes import admin, bundles, cart, events, experiments, items, ops, ui, users
 from service.state import ServiceState, parse_variants
 
 __all__ = ["app_from_env", "create_app"]
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(lambda: getattr(app.state, "orderlift", None))
     app.state.metrics = metrics
     app.add_middleware(Observability, metrics=metrics)
-    for module in (users, items, cart, bundles, events, experiments, admin, ops):
+    for module in (users, items, cart, bundles, events, experiments, admin, ops, ui):
         app.include_router(module.router)
     return app
 

@@ -39,12 +39,24 @@ class Bundler:
         self._memo: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     def top(
-        self, n: int, size: int, min_lift: float, category: str | None, min_orders: int = 3
+        self,
+        n: int,
+        size: int,
+        min_lift: float,
+        category: str | None,
+        min_orders: int = 3,
+        mixed_categories: bool = True,
     ) -> list[dict[str, Any]]:
-        """Return the best ``n`` bundles of ``size`` items by expected revenue."""
-        key = (n, size, min_lift, category, min_orders)
+        """Return the best ``n`` bundles of ``size`` items by expected revenue.
+
+        ``mixed_categories`` leaves out bundles whose items all share one known category (two
+        laptops are alternatives, not a bundle).
+        """
+        key = (n, size, min_lift, category, min_orders, mixed_categories)
         if key not in self._memo:
             found = self._pairs(min_lift, min_orders) if size == 2 else self._triples(min_lift, min_orders)
+            if mixed_categories:
+                found = [b for b in found if not b["_one_category"]]
             if category is not None:
                 code = self.catalog.category_lookup.get(category, -2)
                 found = [b for b in found if code in b.pop("_codes")]
@@ -93,6 +105,9 @@ class Bundler:
     ) -> list[dict[str, Any]]:
         n = float(max(self.assoc.n_baskets, 1))
         combined = self.price[members].sum(axis=1)
+        codes = self.catalog.category_codes[members]
+        named = np.array([bool(c) for c in self.catalog.category_names], dtype=bool)
+        one_category = (codes == codes[:, :1]).all(axis=1) & named[codes[:, 0]]
         discount = np.clip(np.round((5.0 + 15.0 * (1.0 - confidence)) * 2) / 2, 5.0, 20.0)
         revenue = joint * combined * (1.0 - discount / 100.0)
         top = np.argsort(-revenue)[:5000]
@@ -107,6 +122,7 @@ class Bundler:
                 "suggested_discount_pct": float(discount[i]),
                 "expected_revenue": round(float(revenue[i]), 2),
                 "_codes": set(self.catalog.category_codes[members[i]].tolist()),
+                "_one_category": bool(one_category[i]),
             }
             for i in top
         ]

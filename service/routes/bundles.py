@@ -59,11 +59,16 @@ async def bundles(
     min_lift: Annotated[float, Query(ge=0, le=1e6)] = 1.5,
     category: Annotated[str | None, Query(max_length=200, description="Bundles with an item in it.")] = None,
     min_orders: Annotated[int, Query(ge=2, le=1_000_000, description="Orders a bundle must be seen in.")] = 3,
+    mixed_categories: Annotated[
+        bool, Query(description="Leave out bundles whose items all share one category (alternatives).")
+    ] = True,
     format: Annotated[Literal["json", "csv"], Query(description="csv: a file download.")] = "json",
 ) -> Response:
     """Return bundles bought together, sorted by expected revenue, with the numbers behind each."""
     engine = state.require()
-    found = await run_in_threadpool(engine.bundler.top, n, size, min_lift, category, min_orders)
+    found = await run_in_threadpool(
+        engine.bundler.top, n, size, min_lift, category, min_orders, mixed_categories
+    )
     if format == "csv":
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)
