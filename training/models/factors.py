@@ -27,6 +27,7 @@ class FactorModel(Recommender):
         "iterations": 15,
         "regularization": 0.01,
         "alpha": 1.0,
+        "report_loss": True,
         "random_state": 42,
     }
 
@@ -37,7 +38,7 @@ class FactorModel(Recommender):
             regularization=float(p["regularization"]),
             alpha=float(p["alpha"]),
             iterations=int(p["iterations"]),
-            calculate_training_loss=True,
+            calculate_training_loss=bool(p["report_loss"]),
             random_state=p["random_state"],
         )
 
