@@ -113,6 +113,8 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             location = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            if err.get("type") == "json_invalid":
+                location = []
             problems.append(
                 {
                     "field": ".".join(location) or "body",
@@ -127,8 +129,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # an unparseable body (e.g. not UTF-8) is bad input like any other
+            body = {"error": {"code": "invalid_request", "field": "body", "value": None,
+                              "message": f"body: cannot be parsed ({exc.detail})"}}  # fmt: skip
+            return _json(422, body)
         message = str(exc.detail) if exc.status_code != 404 else f"no route {request.url.path}"
-        return _json(exc.status_code, {"error": {"code": f"http_{exc.status_code}", "message": message}})
+        body = {"error": {"code": f"http_{exc.status_code}", "message": message}}
+        return _json(exc.status_code, body, dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

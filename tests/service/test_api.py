@@ -237,3 +237,12 @@ def test_api_keys_guard_v1_but_not_health(bundle_dir: Path) -> None:
         assert c.get("/v1/model", headers={"X-API-Key": "wrong"}).status_code == 401
         assert c.get("/v1/model", headers={"X-API-Key": "secret-2"}).status_code == 200
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+
+
+def test_a_body_that_is_not_utf8_json_is_422_and_a_wrong_method_is_405_with_allow(client: TestClient) -> None:
+    response = client.post(
+        "/v1/recommendations", content=b"\xff\xfe", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and response.json()["error"]["field"] == "body"
+    wrong = client.request("TRACE", "/healthz")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
