@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -74,21 +75,29 @@ class EventIn(BaseModel):
         return value
 
 
-_ADAPTER = TypeAdapter(EventIn)
+_BATCH = TypeAdapter(list[EventIn])
 
 
 def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Validate each event on its own; return (records to log, errors with index, field, reason)."""
-    records, errors = [], []
+    """Validate each event on its own; return (records to log, errors with index, field, reason).
+
+    The batch is validated in one call; when some events are bad, their errors are reported and
+    the rest is validated again without them.
+    """
+    items, errors, bad = list(raw), [], set()
+    try:
+        events = _BATCH.validate_python(items)
+    except ValidationError as exc:
+        for err in exc.errors():
+            index, *where = err.get("loc", ("?",))
+            bad.add(index)
+            field = ".".join(str(p) for p in where) or "event"
+            errors.append({"index": index, "field": field, "reason": err.get("msg", "invalid")})
+        kept = [i for i in range(len(items)) if i not in bad]
+        events = _BATCH.validate_python([items[i] for i in kept])
+    records = []
     now = datetime.now(UTC)
-    for index, item in enumerate(raw):
-        try:
-            event = _ADAPTER.validate_python(item)
-        except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err.get("loc", ())) or "event"
-                errors.append({"index": index, "field": where, "reason": err.get("msg", "invalid")})
-            continue
+    for event in events:
         record = event.model_dump()
         record["event_id"] = event.event_id or uuid.uuid4().hex
         record["timestamp"] = (event.timestamp or now).astimezone(UTC).isoformat()
@@ -135,7 +144,7 @@ class FileEventSink:
                     fresh.append(record)
                     ids.add(event_id)
             if fresh:
-                text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in fresh)
+                text = "".join(orjson.dumps(r).decode() + "\n" for r in fresh)
                 try:
                     await asyncio.to_thread(self._write, text)
                 except OSError as exc:
@@ -179,7 +188,7 @@ class RedisEventSink:
             return []
         args: list[Any] = [EVENT_ID_TTL_S]
         for record in records:
-            args += [record["event_id"], json.dumps(record, separators=(",", ":"))]
+            args += [record["event_id"], orjson.dumps(record)]
         try:
             added = await self._script(keys=[self.stream], args=args)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
