@@ -62,7 +62,7 @@ class Cache(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
     async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None: ...
-    async def invalidate(self, tag: str) -> int: ...
+    async def invalidate(self, *tags: str) -> int: ...
     async def delete(self, *keys: str) -> None: ...
     async def delete_prefix(self, prefix: str) -> int: ...
     async def ping(self) -> bool: ...
@@ -71,12 +71,16 @@ class Cache(Protocol):
 
 
 _INVALIDATE = """
-local keys = redis.call('SMEMBERS', KEYS[1])
-for i = 1, #keys, 500 do
-  redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+local removed = 0
+for t = 1, #KEYS do
+  local keys = redis.call('SMEMBERS', KEYS[t])
+  for i = 1, #keys, 500 do
+    redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+  end
+  removed = removed + #keys
 end
-redis.call('UNLINK', KEYS[1])
-return #keys
+if #KEYS > 0 then redis.call('UNLINK', unpack(KEYS)) end
+return removed
 """
 
 
@@ -149,13 +153,16 @@ class InProcessCache:
                 if not members:
                     del self._tags[tag]
 
-    async def invalidate(self, tag: str) -> int:
-        """Remove every key stored under `tag`; return how many."""
-        keys = list(self._tags.pop(tag, ()))
-        for key in keys:
-            self._entries.pop(key, None)
-            self._tag_of.pop(key, None)
-        return len(keys)
+    async def invalidate(self, *tags: str) -> int:
+        """Remove every key stored under any of `tags`; return how many."""
+        removed = 0
+        for tag in tags:
+            keys = list(self._tags.pop(tag, ()))
+            for key in keys:
+                self._entries.pop(key, None)
+                self._tag_of.pop(key, None)
+            removed += len(keys)
+        return removed
 
     async def delete(self, *keys: str) -> None:
         """Remove `keys`, ignoring absent ones."""
@@ -217,6 +224,7 @@ class RedisCache:
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         self._client = aioredis.Redis.from_pool(pool)
+        self._invalidate = self._client.register_script(_INVALIDATE)  # EVALSHA: the text is sent once
         self._retry_after_s = retry_after_s
         self._scan_count = scan_count
         self._clock = clock
@@ -291,9 +299,12 @@ class RedisCache:
         if ok:
             self.stats.sets += 1
 
-    async def invalidate(self, tag: str) -> int:
-        """Unlink every key stored under `tag` (one round trip); return how many."""
-        ok, removed = await self._run(lambda: self._client.eval(_INVALIDATE, 1, tag_key(tag)))
+    async def invalidate(self, *tags: str) -> int:
+        """Unlink every key stored under any of `tags` in one script call; return how many."""
+        if not tags:
+            return 0
+        keys = [tag_key(tag) for tag in tags]
+        ok, removed = await self._run(lambda: self._invalidate(keys=keys))
         return int(removed) if ok and removed is not None else 0
 
     async def delete(self, *keys: str) -> None:

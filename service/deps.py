@@ -13,7 +13,7 @@ from service.state import ServiceState
 __all__ = ["State", "get_state", "require_admin_key", "require_key"]
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     """Return the state the app factory attached."""
     state: ServiceState = request.app.state.orderlift
     return state
@@ -30,7 +30,7 @@ def _matches(given: str, keys: tuple[str, ...]) -> bool:
     return found
 
 
-def require_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
     """Refuse /v1 requests without a valid X-API-Key when keys are configured."""
     settings = state.settings
     if not settings.auth_enabled:
@@ -41,7 +41,7 @@ def require_key(state: State, x_api_key: Annotated[str | None, Header()] = None)
         raise Unauthorized("the X-API-Key is not valid")
 
 
-def require_admin_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_admin_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
     """Refuse admin requests without an admin key (always required for admin routes)."""
     keys = state.settings.admin_keys
     if not keys:

@@ -147,6 +147,7 @@ class ServiceState:
             "events_accepted": 0,
             "events_rejected": 0,
             "events_duplicate": 0,
+            "live_update_failed": 0,
         }
     )
     last_reload: dict[str, Any] = field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from typing import Any
 
 import orjson
@@ -14,6 +14,8 @@ from service.errors import ERROR_RESPONSES, EventLogDown, InvalidRequest
 from service.events import EventIn, EventLogUnavailable, validate_events
 from service.schemas import EventsAccepted
 from service.state import json_response, user_tag
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/v1", tags=["events"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -58,9 +60,13 @@ async def post_events(state: State, request: Request) -> Response:
         fresh = await state.sink.append(records)
     except EventLogUnavailable as exc:
         raise EventLogDown(f"events were not logged: {exc}") from exc
-    users = await state.live.record(fresh)
-    if users:
-        await asyncio.gather(*(state.cache.invalidate(user_tag(u)) for u in users))
+    try:  # the events are logged: a failure here must not turn the 202 into an error to retry
+        users = await state.live.record(fresh)
+        if users:
+            await state.cache.invalidate(*(user_tag(u) for u in sorted(users)))
+    except Exception:
+        state.counters["live_update_failed"] += 1
+        logger.exception("live history or cache invalidation failed for %d logged events", len(fresh))
     state.counters["events_accepted"] += len(fresh)
     state.counters["events_duplicate"] += len(records) - len(fresh)
     state.counters["events_rejected"] += len(batch) - len(records)

@@ -30,7 +30,12 @@ class Server:
         args = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory"]
         args += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         self.proc = subprocess.Popen(
-            args, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=self.workers > 1,  # its own group, so kill() takes every worker
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -86,3 +86,42 @@ def test_requests_keep_answering_200_while_redis_is_down_and_use_it_again_when_i
         else:
             pytest.fail("the cache was not used again after Redis came back")
         assert client.get("/readyz").json()["cache"]["healthy"] is True
+
+
+def test_one_batch_invalidates_every_users_cached_answers_in_redis(
+    bundle_dir: Path, bundle: Bundle, redis_url: str
+) -> None:
+    users = _users(bundle, 40)
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+        tops = {}
+        for user in users:
+            tops[user] = client.get(f"/v1/users/{user}/recommendations", params={"n": 5}).json()["items"][0][
+                "item_id"
+            ]
+        time.sleep(0.2)  # the cache writes run in the background
+        assert (
+            client.get(f"/v1/users/{users[0]}/recommendations", params={"n": 5}).headers["x-cache"] == "hit"
+        )
+        events = [{"user_id": u, "item_id": tops[u], "type": "purchase", "order_id": f"o-{u}"} for u in users]
+        assert client.post("/v1/events", json=events).status_code == 202
+        stale = [
+            u
+            for u in users
+            if tops[u]
+            in {
+                i["item_id"]
+                for i in client.get(f"/v1/users/{u}/recommendations", params={"n": 5}).json()["items"]
+            }
+        ]
+        assert stale == []
+
+
+def test_a_failing_live_update_still_acknowledges_logged_events(bundle_dir: Path, redis_url: str) -> None:
+    plain = redis.Redis.from_url(redis_url)
+    plain.set("orderlift:live:broken-user", "not a hash")  # HINCRBYFLOAT on it fails
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+        response = client.post("/v1/events", json={"user_id": "broken-user", "item_id": "x", "type": "view"})
+        assert response.status_code == 202 and response.json()["accepted"] == 1
+        assert client.get("/readyz").json()["counters"]["live_update_failed"] == 1
+    assert plain.xlen("orderlift:events") == 1
+    plain.close()
