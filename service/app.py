@@ -29,7 +29,8 @@ def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
     """Return the event log and the live history: Redis when configured, else this process."""
     if settings.redis_url:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        return RedisEventSink(client), LiveStore(client)
+        live = LiveStore(client, settings.redis_timeout_s * 4, settings.redis_retry_after_s)
+        return RedisEventSink(client), live
     return FileEventSink(settings.event_log), LiveStore()
 
 

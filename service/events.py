@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -227,9 +228,14 @@ class LiveHistory:
 class LiveStore:
     """Per-user live history, in Redis (shared by workers) or in this process."""
 
-    def __init__(self, client: aioredis.Redis | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis | None = None, timeout_s: float = 0.05, retry_after_s: float = 1.0
+    ) -> None:
         self.client = client
         self.local: dict[str, LiveHistory] = {}
+        self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
+        self._skip_until = 0.0
+        self.failures = 0
 
     async def record(self, records: list[dict[str, Any]]) -> set[str]:
         """Fold events into their users' live history; return the users whose answers changed."""
@@ -257,12 +263,17 @@ class LiveStore:
         """Return a user's live history (empty when unknown or when Redis fails)."""
         if self.client is None:
             return self.local.get(user_id, LiveHistory())
+        now = time.monotonic()
+        if now < self._skip_until:  # Redis failed a moment ago: answer without live history
+            return LiveHistory()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.hgetall(f"orderlift:live:{user_id}")
             pipe.smembers(f"orderlift:owned:{user_id}")
-            weights, owned = await pipe.execute()
+            weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            logger.warning("live history of %s unavailable: %s", user_id, exc)
+            self.failures += 1
+            self._skip_until = now + self.retry_after_s
+            logger.warning("live history unavailable for %.1fs: %s", self.retry_after_s, exc)
             return LiveHistory()
         return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -96,6 +97,11 @@ class ThrowawayRedis:
                 time.sleep(0.02)
         finally:
             client.close()
+
+    def pause(self, paused: bool = True) -> None:
+        """Freeze (SIGSTOP) or thaw (SIGCONT) the server: it keeps its sockets but answers nothing."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

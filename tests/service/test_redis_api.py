@@ -125,3 +125,21 @@ def test_a_failing_live_update_still_acknowledges_logged_events(bundle_dir: Path
         assert client.get("/readyz").json()["counters"]["live_update_failed"] == 1
     assert plain.xlen("orderlift:events") == 1
     plain.close()
+
+
+def test_a_frozen_redis_costs_requests_milliseconds_not_seconds(
+    bundle_dir: Path, bundle: Bundle, throwaway_redis: ThrowawayRedis
+) -> None:
+    settings = Settings(model_uri=str(bundle_dir), redis_url=throwaway_redis.url, redis_retry_after_s=5.0)
+    users = _users(bundle, 30)
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/v1/users/{users[0]}/recommendations").status_code == 200
+        throwaway_redis.pause()
+        try:
+            began = time.monotonic()
+            statuses = [client.get(f"/v1/users/{u}/recommendations").status_code for u in users[1:]]
+            took = time.monotonic() - began
+        finally:
+            throwaway_redis.pause(False)
+    assert statuses == [200] * 29
+    assert took < 3.0, f"29 requests took {took:.1f}s with Redis frozen"
