@@ -63,8 +63,8 @@ class EventIn(BaseModel):
     type: Literal["view", "cart", "purchase", "click", "impression"]
     timestamp: datetime | None = Field(None, description="ISO 8601; naive means UTC; default: now.")
     order_id: str | None = Field(None, min_length=1, max_length=200)
-    quantity: float | None = Field(None, gt=0, le=1_000_000)
-    price: float | None = Field(None, ge=0, le=1_000_000_000)
+    quantity: float | None = Field(None, gt=0, le=1_000_000, strict=True)
+    price: float | None = Field(None, ge=0, le=1_000_000_000, strict=True)
     recommendation_id: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("timestamp")

@@ -74,9 +74,9 @@ class RecommendationFilters(BaseModel):
 
     category: str | None = None
     exclude: list[str] = Field(default_factory=list, max_length=1000)
-    in_stock_only: bool = False
-    min_price: float | None = Field(None, ge=0)
-    max_price: float | None = Field(None, ge=0)
+    in_stock_only: bool = Field(False, strict=True)
+    min_price: float | None = Field(None, ge=0, strict=True)
+    max_price: float | None = Field(None, ge=0, strict=True)
 
 
 class SessionRequest(BaseModel):
@@ -91,7 +91,7 @@ class SessionRequest(BaseModel):
     recent_items: list[str] = Field(default_factory=list, max_length=200)
     n: int = N_FIELD
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
-    explain: bool = False
+    explain: bool = Field(False, strict=True)
 
 
 class SimilarItem(Item):
@@ -132,7 +132,7 @@ class CrossSellRequest(BaseModel):
     items: list[CartItem] = Field(min_length=1, max_length=200)
     user_id: str | None = Field(None, min_length=1, max_length=200)
     n: int = N_FIELD
-    include_substitutes: bool = False
+    include_substitutes: bool = Field(False, strict=True)
     rank_by: Literal["model", "expected_value", "probability"] = Field(
         "model", description="model: the ordering training found best on held-out orders."
     )

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from features.dataset import Dataset, load_dataset
+from features.errors import DataError
 from features.io import SourceFormat
 from features.report import data_report
 from training.display import render_metrics
@@ -80,6 +81,12 @@ def _load(
         inputs.events, inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
     )
     report = data_report(dataset.validation.report, dataset.events, dataset.interactions)
+    if dataset.interactions.matrix.nnz == 0:
+        rejected = {k: v for k, v in report["rejected"].items() if v}
+        raise DataError(
+            f"{inputs.events}: nothing to train on: {report['rows_read']:,} rows read, "
+            f"{report['rows_accepted']:,} accepted, rejected {rejected or 'none'}"
+        )
     data: dict[str, Any] = {
         "events_path": str(inputs.events),
         "items_path": None if inputs.items is None else str(inputs.items),
