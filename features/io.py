@@ -153,6 +153,8 @@ def read_table(
 ) -> pa.Table:
     """Read the ``wanted`` columns (canonical -> source) as dictionary-encoded strings."""
     path = Path(path)
+    if path.is_dir():
+        raise UnreadableFileError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise UnreadableFileError(f"{path}: no such file")
     try:

@@ -357,6 +357,6 @@ def open_cache(
     return RedisCache(
         redis_url,
         socket_timeout_s=socket_timeout_s,
-        socket_connect_timeout_s=socket_timeout_s,
+        socket_connect_timeout_s=max(0.25, socket_timeout_s),  # new connections come in bursts under load
         retry_after_s=retry_after_s,
     )

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 EVENT_ID_TTL_S = 7 * 24 * 3600
 LIVE_TTL_S = 30 * 24 * 3600
+LOCAL_USERS = 200_000  # live histories kept in-process (embedded mode); Redis keeps them 30 days
 OWNING_TYPES = frozenset({"cart", "purchase"})
 LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "cart": 4.0, "purchase": 10.0}
 
@@ -232,7 +234,7 @@ class LiveStore:
         self, client: aioredis.Redis | None = None, timeout_s: float = 0.05, retry_after_s: float = 1.0
     ) -> None:
         self.client = client
-        self.local: dict[str, LiveHistory] = {}
+        self.local: OrderedDict[str, LiveHistory] = OrderedDict()  # in-process: the most recent users
         self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
         self._skip_until = 0.0
         self.failures = 0
@@ -243,9 +245,12 @@ class LiveStore:
         if self.client is None:
             for r in touched:
                 live = self.local.setdefault(r["user_id"], LiveHistory())
+                self.local.move_to_end(r["user_id"])
                 live.weights[r["item_id"]] = live.weights.get(r["item_id"], 0.0) + LIVE_WEIGHTS[r["type"]]
                 if r["type"] in OWNING_TYPES:
                     live.owned.add(r["item_id"])
+            while len(self.local) > LOCAL_USERS:
+                self.local.popitem(last=False)
             return {r["user_id"] for r in touched}
         pipe = self.client.pipeline(transaction=False)
         for r in touched:

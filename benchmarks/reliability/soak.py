@@ -74,10 +74,10 @@ def make_chooser(users: list[str], items: list[str], events: bool = True) -> Any
                 body["user_id"] = rng.choice(users)
             return Req("cross-sell", "POST", "/v1/cart/cross-sell", body)
         user = rng.choice(users)
-        events = []
+        events: list[dict[str, Any]] = []
         for _ in range(rng.randint(1, 5)):
             kind = rng.choice(TYPES)
-            event = {"event_id": uuid.UUID(int=rng.getrandbits(128)).hex, "user_id": user,
+            event: dict[str, Any] = {"event_id": uuid.UUID(int=rng.getrandbits(128)).hex, "user_id": user,
                      "item_id": rng.choice(items), "type": kind}  # fmt: skip
             if kind == "purchase":
                 event |= {"order_id": f"o{rng.getrandbits(40):x}", "quantity": 1, "price": 9.99}
