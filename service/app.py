@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     metrics = Metrics(lambda: getattr(app.state, "orderlift", None))
     app.state.metrics = metrics
-    app.add_middleware(Observability, metrics=metrics)
+    app.add_middleware(Observability, metrics=metrics, log_all=settings.access_log == "all")
     for module in (users, items, cart, bundles, events, experiments, admin, ops, ui):
         app.include_router(module.router)
     return app

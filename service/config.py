@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         description="A/B split over model aliases, e.g. production:90,candidate:10 (needs models:/ URI).",
     )
     reload_interval_s: float = Field(30.0, ge=0, description="Poll MODEL_URI's alias this often; 0: never.")
+    access_log: Literal["all", "errors"] = Field(
+        "all", description="Log every request, or only errors and requests slower than 100 ms."
+    )
     event_log: Path = Field(Path("events/events.jsonl"), description="Embedded mode's event log file.")
     mlflow_tracking_uri: str = Field(
         "sqlite:///mlflow.db",

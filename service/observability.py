@@ -7,13 +7,13 @@ scraped. Run one worker per container and scale with replicas: each process serv
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -26,6 +26,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[..., Any]
 
+SLOW_S = 0.1  # with ORDERLIFT_ACCESS_LOG=errors, requests slower than this are still logged
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -34,10 +35,15 @@ class JsonFormatter(logging.Formatter):
 
     FIELDS = ("request_id", "method", "route", "status", "latency_ms", "model_version", "variant")
 
+    _second, _stamp = -1, ""
+
     def format(self, record: logging.LogRecord) -> str:
-        """Render the record as JSON."""
+        """Render the record as JSON (orjson; the timestamp's seconds are formatted once per second)."""
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -45,7 +51,7 @@ class JsonFormatter(logging.Formatter):
         out |= {name: getattr(record, name) for name in self.FIELDS if hasattr(record, name)}
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return orjson.dumps(out, default=str).decode()
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -124,9 +130,10 @@ class Metrics:
 class Observability:
     """Tag each request with an id, time it, count it, and log it as one JSON line."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_all: bool = True) -> None:
         self.app = app
         self.requests, self.latency = metrics.requests, metrics.latency
+        self.log_all = log_all
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
@@ -154,17 +161,18 @@ class Observability:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.requests.labels(route, scope["method"], str(facts["status"])).inc()
             self.latency.labels(route).observe(seconds)
-            access.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "route": route,
-                    "status": facts["status"],
-                    "latency_ms": round(seconds * 1000, 3),
-                    "model_version": facts["model_version"],
-                },
-            )
+            if self.log_all or facts["status"] >= 400 or seconds > SLOW_S:
+                access.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "route": route,
+                        "status": facts["status"],
+                        "latency_ms": round(seconds * 1000, 3),
+                        "model_version": facts["model_version"],
+                    },
+                )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
