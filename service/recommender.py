@@ -21,7 +21,6 @@ from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
 from service.events import LiveHistory
 from service.loading import LoadedModel
-from training.models import top_n
 
 __all__ = ["Catalog", "Filters", "Scorer"]
 
@@ -150,12 +149,26 @@ class Scorer:
     def _rank(
         self, history: sp.csr_matrix, user_idx: np.ndarray | None, n: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.model.score(history, user_idx)
-        blocked = np.zeros(scores.shape[1], dtype=bool) if allowed is None else ~allowed
-        blocked[history.indices] = True
-        idx, vals = top_n(scores, n, blocked[None, :])
-        keep = np.isfinite(vals[0])
-        return idx[0][keep], vals[0][keep]
+        scores = np.asarray(self.model.score(history, user_idx)[0], dtype=np.float32)  # a fresh row
+        scores[history.indices] = -np.inf
+        if allowed is not None:
+            scores[~allowed] = -np.inf
+        k = min(n, len(scores))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        part = np.argpartition(scores, len(scores) - k)[len(scores) - k :]
+        order = part[np.argsort(-scores[part], kind="stable")]
+        vals = scores[order]
+        keep = np.isfinite(vals)
+        return order[keep].astype(np.int64), vals[keep]
+
+    def _history_row(self, row: int) -> sp.csr_matrix:
+        """Return one user's history row without scipy's fancy indexing."""
+        h = self.history
+        start, end = h.indptr[row], h.indptr[row + 1]
+        return sp.csr_matrix(
+            (h.data[start:end], h.indices[start:end], np.array([0, end - start])), shape=(1, h.shape[1])
+        )
 
     def _items(
         self, rows: np.ndarray, scores: np.ndarray, history: sp.csr_matrix | None, explain: bool
@@ -193,7 +206,7 @@ class Scorer:
             allowed[owned] = False
         row = self.users.get(user_id)
         if row is not None:
-            history = self.history[row]
+            history = self._history_row(row)
             rows, scores = self._rank(history, np.array([row]), n, allowed)
             return self._envelope(self._items(rows, scores, history, explain), "personalized")
         if live.weights:
@@ -212,7 +225,7 @@ class Scorer:
         row = None if user_id is None else self.users.get(user_id)
         history = sp.csr_matrix((1, len(self.catalog)), dtype=np.float32)
         if row is not None:
-            history = self.history[row].astype(np.float32)
+            history = self._history_row(row).astype(np.float32)
         if len(recent):
             session = sp.csr_matrix(
                 (np.full(len(recent), self.session_weight, np.float32), (np.zeros(len(recent), int), recent)),

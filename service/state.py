@@ -11,6 +11,7 @@ never replaces a working one; the failure and its reason are kept for ``/readyz`
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import time
@@ -116,6 +117,16 @@ def json_response(body: bytes, cache: str | None = None, version: str | None = N
     return Response(body, media_type="application/json", headers=headers or None)
 
 
+def _freeze_heap() -> None:
+    """Move everything alive after a load out of the collector's reach.
+
+    The model, the imports and their ~10^5 objects would otherwise be scanned by every full
+    collection: 60-300 ms pauses every second or so under load, the p99 tail of cached answers.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def user_tag(user_id: str) -> str:
     """Return the cache tag of everything answered for one user."""
     return f"user:{user_id}"
@@ -200,6 +211,8 @@ class ServiceState:
                 self.counters["reloads"] += 1
                 outcome[variant.name] = {"status": "loaded", "version": engine.version}
                 logger.info("variant %s now serves %s", variant.name, engine.version)
+            if any(o["status"] == "loaded" for o in outcome.values()):
+                await run_in_threadpool(_freeze_heap)
             self.load_error = next((o["reason"] for o in outcome.values() if o["status"] == "failed"), None)
             self.last_reload = {"at": time.time(), "variants": outcome}
             return outcome
