@@ -40,14 +40,6 @@ class Associations:
             out.data *= col_scale[out.indices]
         return out
 
-    def support(self) -> sp.csr_matrix:
-        """Return count(i, j) / n."""
-        return self.pair_counts.astype(np.float64) / max(self.n_baskets, 1)
-
-    def confidence(self) -> sp.csr_matrix:
-        """Return P(j | i) in row i, column j."""
-        return self._scaled(1.0 / np.maximum(self.item_counts, 1))
-
     def lift(self) -> sp.csr_matrix:
         """Return confidence(j | i) / P(j)."""
         base = self.item_counts / max(self.n_baskets, 1)
@@ -77,14 +69,6 @@ class Associations:
         binary.data[:] = 1.0
         log_miss = np.asarray((binary @ weights).toarray())
         return 1.0 - (1.0 - self.base_rate())[None, :] * np.exp(log_miss)
-
-    def pair(self, i: int, j: int) -> tuple[int, float, float, float]:
-        """Return (count, support, confidence of j given i, lift) for one pair."""
-        count = int(self.pair_counts[i, j])
-        n = max(self.n_baskets, 1)
-        conf = count / max(int(self.item_counts[i]), 1)
-        base = int(self.item_counts[j]) / n
-        return count, count / n, conf, conf / base if base else 0.0
 
 
 def association_stats(

@@ -259,8 +259,3 @@ class ServiceState:
         tag = None if user_id is None else user_tag(user_id)
         self._background(self.cache.set(key, body, self.settings.cache_ttl_s, tag))
         return json_response(body, "miss", version)
-
-    async def compute(self, compute: Callable[[], Any]) -> Response:
-        """Compute off the event loop without caching."""
-        payload = await run_in_threadpool(compute)
-        return json_response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.association import Associations, association_stats
+from features.association import association_stats
 from features.baskets import order_baskets, session_baskets
 from features.bundle import file_sha256, save_bundle
 from features.dataset import Dataset
@@ -153,11 +153,6 @@ def split_events(events: pd.DataFrame, config: TrainConfig) -> Split:
     return chronological_split(events, test_fraction=config.holdout)
 
 
-def _copurchase(events: pd.DataFrame, dataset_like: Any, config: TrainConfig) -> Associations:
-    baskets = order_baskets(events, dataset_like.users, dataset_like.items)
-    return association_stats(baskets, min_count=config.min_pair_count)
-
-
 def evaluate(
     dataset: Dataset, config: TrainConfig, on_stage: OnStage, on_epoch: OnEpoch | None
 ) -> Evaluation:
@@ -186,7 +181,8 @@ def evaluate_split(
     figures = evaluate_model(model, holdout, config.ks)
     base_figures = evaluate_model(baseline, holdout, config.ks)
     on_stage("scoring cross-sell on held-out orders")
-    assoc = _copurchase(split.train, holdout, config)
+    train_orders = order_baskets(split.train, holdout.users, holdout.items)
+    assoc = association_stats(train_orders, min_count=config.min_pair_count)
     test_baskets = order_baskets(split.test, holdout.users, holdout.items).at_least(2)
     per_item = prices.reindex(holdout.items.ids).to_numpy(dtype=np.float64)
     popularity = np.asarray(holdout.train.getnnz(axis=0), dtype=np.float64)
