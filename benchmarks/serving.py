@@ -4,7 +4,8 @@ Usage: ``.venv/bin/python benchmarks/serving.py [--duration 10] [--connections 3
 [--items 50000] [--out benchmarks/results/serving.json]``.
 
 Setup is untimed: a synthetic store, an ALS bundle, uvicorn on 127.0.0.1 (``orderlift serve``, and a
-bare FastAPI app sending pre-serialised bytes with the same flags). wrk's Lua scripts vary paths and
+bare FastAPI app sending pre-serialised bytes, run by the same worker launcher with the same flags;
+ours with ``ORDERLIFT_ACCESS_LOG=errors`` unless ``--access-log all``). wrk's Lua scripts vary paths and
 bodies and count X-Cache values and non-2xx answers; the servers' CPU per request comes from /proc,
 and each run first waits (bounded) for idle CPUs. (c) is also timed in a fresh interpreter.
 """
@@ -71,8 +72,8 @@ function request()
   return wrk.format("POST", "/v1/cart/cross-sell", json, '{"items":[' .. table.concat(p, ",") .. '],"n":@N@}')
 end
 """
-BARE_RUN = "import sys, uvicorn; uvicorn.run('bareapp:app', host='127.0.0.1', port=int(sys.argv[-1]), \
-workers=int(sys.argv[1]), log_config=None, access_log=False)"  # as `orderlift serve` (service/cli.py)
+BARE_RUN = "import sys; from service.workers import run_workers; \
+run_workers('bareapp:app', '127.0.0.1', int(sys.argv[-1]), int(sys.argv[1]))"  # as `orderlift serve` does
 BARE_APP = """import logging
 from pathlib import Path
 from fastapi import FastAPI
@@ -334,6 +335,12 @@ def main() -> None:
     for name, default in opts.items():  # duration: s per measured run; threads: wrk's (it shares the CPUs)
         parser.add_argument(f"--{name}", type=type(default), default=default)
     parser.add_argument("--quiet-wait", type=float, default=60.0, help="max s to wait for idle CPUs")
+    parser.add_argument(
+        "--access-log",
+        choices=("all", "errors"),
+        default="errors",
+        help="ORDERLIFT_ACCESS_LOG of ours (errors: the README's setting for high traffic)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the store and bundle here and reuse them")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/serving.json")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # a bundle: the in-process child
@@ -356,7 +363,7 @@ def main() -> None:
                             "--out", str(bundle)], check=True, cwd=work)  # fmt: skip
         path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}  # no keys, no Redis
-        env.update(OPENBLAS_NUM_THREADS="1", PYTHONPATH=path)
+        env.update(OPENBLAS_NUM_THREADS="1", PYTHONPATH=path, ORDERLIFT_ACCESS_LOG=args.access_log)
         logger.info("(c) in-process: implicit recommend vs Scorer.for_user (fresh interpreter)")
         busy = wait_quiet(args.quiet_wait)
         cmd = [sys.executable, "-P", __file__, "--measure", str(bundle), "--duration", str(args.duration),
@@ -367,7 +374,8 @@ def main() -> None:
         inproc = {**json.loads(child.stdout.strip().splitlines()[-1]), "cpu_busy_before": busy}
         rows = judge(http_rows(args, work, bundle, env), inproc)
     show(rows)
-    config = {k: getattr(args, k) for k in opts} | {"hot_users": HOT_USERS, "cart_items": CART, "n": N}
+    config = {k: getattr(args, k) for k in opts} | {"hot_users": HOT_USERS, "cart_items": CART, "n": N,
+                                                   "access_log": args.access_log}  # fmt: skip
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     result = {"machine": machine(), "timestamp": stamp, "config": config, "load_generator": "wrk",
               "scenarios": rows, "inprocess_c": inproc}  # fmt: skip

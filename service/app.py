@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service.cache import open_cache
 from service.config import Settings
 from service.errors import install_error_handlers
 from service.events import EventSink, FileEventSink, LiveStore, RedisEventSink
+from service.fastlane import FastLane
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
 from service.routes import admin, bundles, cart, events, experiments, items, ops, ui, users
@@ -74,11 +76,15 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    metrics = Metrics(lambda: getattr(app.state, "orderlift", None))
+    state_of = lambda: getattr(app.state, "orderlift", None)  # noqa: E731 - set by the lifespan
+    metrics = Metrics(state_of)
     app.state.metrics = metrics
-    app.add_middleware(Observability, metrics=metrics, log_all=settings.access_log == "all")
-    for module in (users, items, cart, bundles, events, experiments, admin, ops, ui):
+    modules = (users, items, cart, bundles, events, experiments, admin, ops, ui)
+    for module in modules:
         app.include_router(module.router)
+    routes = {r.path: r for module in modules for r in module.router.routes if isinstance(r, APIRoute)}
+    app.add_middleware(FastLane, state_of=state_of, routes=routes)  # inside Observability: counted, logged
+    app.add_middleware(Observability, metrics=metrics, log_all=settings.access_log == "all")
     return app
 
 

@@ -23,7 +23,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve recommendations over HTTP (uvicorn); settings come from ORDERLIFT_* variables."""
-    import uvicorn
+    from service.observability import configure_logging
+    from service.workers import run_workers
 
     if model_uri:
         os.environ["ORDERLIFT_MODEL_URI"] = model_uri
@@ -32,15 +33,12 @@ def serve(
     if not os.environ.get("ORDERLIFT_MODEL_URI"):
         raise typer.BadParameter("give --model-uri or set ORDERLIFT_MODEL_URI", param_hint="--model-uri")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    uvicorn.run(
-        "service.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-    )
+    configure_logging()
+    try:
+        run_workers("service.app:app_from_env", host, port, workers, factory=True)
+    except OSError as exc:  # the port is taken, or the host is not ours
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def precompute(

@@ -9,6 +9,12 @@ may ask for ``expected_value`` or ``probability`` instead. Every suggestion carr
 ``rank x (1 + personal_weight x s)`` with ``s`` their model score scaled to [0, 1].
 Substitutes (same category as a cart item, co-viewed at least twice, and bought together at most a
 tenth as often as viewed together) are left out unless asked for.
+
+Only items bought with a cart item have ``P`` above their base rate, so an anonymous cart is ranked
+sparsely: the cart rows' stored pairs give those candidates exactly, and every other item ranks by
+its base rate, in an order sorted once per price exponent at load. The answer equals a dense
+ranking over the whole catalog (ties go to the lower item row) at a cost that grows with the cart's
+pairs, not with the catalog. A known user's blend touches every item and is ranked densely.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ import logging
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from service.recommender import Scorer
-from training.models import top_n
 
 __all__ = ["CrossSeller", "RankBy"]
 
@@ -28,36 +34,69 @@ logger = logging.getLogger(__name__)
 RankBy = Literal["model", "expected_value", "probability"]
 
 
+def stored_cells(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return, for every stored cell of ``rows``, its position in ``rows`` and its index into ``data``."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    which = np.repeat(np.arange(len(rows)), lengths)
+    first = np.cumsum(lengths) - lengths
+    return which, np.arange(int(lengths.sum())) + (starts - first)[which]
+
+
+def _distinct(rows: np.ndarray, size: int) -> int:
+    """Return how many distinct values ``rows`` holds (all in ``range(size)``)."""
+    seen = np.zeros(size, dtype=bool)
+    seen[rows] = True
+    return int(np.count_nonzero(seen))
+
+
 class CrossSeller:
-    """Cross-sell for one loaded model; precomputes the cart model's sparse weights."""
+    """Cross-sell for one loaded model; precomputes the cart model's weights, substitutes and orders."""
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
         self.catalog = scorer.catalog
-        assoc = scorer.copurchase
-        self.assoc = assoc
-        self.miss_log = assoc.miss_log(scorer.settings.crosssell_shrinkage).tocsr()
-        self.keep_base = 1.0 - assoc.base_rate()
+        self.assoc = assoc = scorer.copurchase
+        self.counts = assoc.pair_counts.tocsr()
+        miss_log = assoc.miss_log(scorer.settings.crosssell_shrinkage)
+        if not (np.array_equal(miss_log.indptr, self.counts.indptr) and miss_log.nnz == self.counts.nnz):
+            raise ValueError("the cart model's weights must share the pair counts' sparsity")
+        self.miss = np.asarray(miss_log.data, dtype=np.float64)
+        self.base = assoc.base_rate()
+        self.keep_base = 1.0 - self.base
         self.price = np.nan_to_num(self.catalog.prices, nan=0.0)
         manifest = scorer.loaded.bundle.manifest.get("crosssell", {})
         self.price_exponent = float(manifest.get("price_exponent", 1.0))
+        self.substitute_of = self._substitute_matrix()
+        in_stock = np.flatnonzero(self.catalog.in_stock)
+        self.orders = {  # in-stock items by base rank, per exponent a request can ask for
+            g: in_stock[np.lexsort((in_stock, -self._weigh(self.base[in_stock], in_stock, g)))]
+            for g in {self.price_exponent, 1.0, 0.0}
+        }
 
-    def probability(self, cart_rows: np.ndarray) -> np.ndarray:
-        """Return P(j | cart) for every item j (dense)."""
-        log_miss = np.asarray(self.miss_log[cart_rows].sum(axis=0)).ravel()
-        return 1.0 - self.keep_base * np.exp(log_miss)
+    def _weigh(self, prob: np.ndarray, rows: np.ndarray, exponent: float) -> np.ndarray:
+        """Return ``prob x price ** exponent`` for ``rows``."""
+        return prob * np.power(self.price[rows], exponent) if exponent else prob.astype(np.float64)
+
+    def _substitute_matrix(self) -> sp.csr_matrix:
+        """Return item x item cells marking what replaces an item rather than joins it."""
+        n = len(self.catalog)
+        coview = self.scorer.coview
+        if coview is None:
+            return sp.csr_matrix((n, n), dtype=bool)
+        viewed = coview.pair_counts.tocoo()
+        bought = np.asarray(self.counts[viewed.row, viewed.col]).ravel()
+        cats = self.catalog.category_codes
+        same = cats[viewed.col] == cats[viewed.row]
+        rare = (viewed.data >= 2) & (bought <= 0.1 * viewed.data)
+        keep = same & rare
+        cells = (np.ones(int(keep.sum()), dtype=bool), (viewed.row[keep], viewed.col[keep]))
+        return sp.csr_matrix(cells, shape=(n, n))
 
     def substitutes(self, cart_rows: np.ndarray) -> np.ndarray:
         """Return items that replace a cart item rather than join it."""
-        coview = self.scorer.coview
-        if coview is None or not len(cart_rows):
-            return np.zeros(0, dtype=np.int64)
-        viewed = coview.pair_counts[cart_rows].tocoo()
-        bought = np.asarray(self.assoc.pair_counts[cart_rows][viewed.row, viewed.col]).ravel()
-        cats = self.catalog.category_codes
-        same = cats[viewed.col] == cats[cart_rows[viewed.row]]
-        rare = (viewed.data >= 2) & (bought <= 0.1 * viewed.data)
-        return np.unique(viewed.col[same & rare])
+        _, cells = stored_cells(self.substitute_of, cart_rows)
+        return np.unique(self.substitute_of.indices[cells])
 
     def suggest(
         self,
@@ -69,26 +108,28 @@ class CrossSeller:
     ) -> dict[str, Any]:
         """Return complements not in the cart, best first, with the statistics behind each."""
         rows, unknown = self.catalog.index([item for item, _ in cart])
-        prob = self.probability(rows) if len(rows) else 1.0 - self.keep_base
         exponent = {"model": self.price_exponent, "expected_value": 1.0, "probability": 0.0}[rank_by]
-        rank = prob * np.power(self.price, exponent) if exponent else prob.copy()
+        which, cells = stored_cells(self.counts, rows)
+        cols = self.counts.indices[cells]
+        candidates, slot = np.unique(cols, return_inverse=True)
+        log_miss = np.bincount(slot, weights=self.miss[cells], minlength=len(candidates))
+        prob = 1.0 - self.keep_base[candidates] * np.exp(log_miss)
+        subs = self.substitute_of
+        left_out = rows[:0] if include_substitutes else subs.indices[stored_cells(subs, rows)[1]]
+        blocked = np.concatenate([rows, left_out])  # repeats are harmless: they only mark
         user_row = None if user_id is None else self.scorer.users.get(user_id)
         if user_row is not None and self.scorer.settings.personal_weight > 0:
-            personal = self.scorer.model.score(self.scorer.history[user_row], np.array([user_row]))[0]
-            spread = float(personal.max() - personal.min()) or 1.0
-            rank = rank * (1.0 + self.scorer.settings.personal_weight * (personal - personal.min()) / spread)
-        blocked = np.zeros(len(self.catalog), dtype=bool)
-        blocked[rows] = True
-        left_out = np.zeros(0, dtype=np.int64) if include_substitutes else self.substitutes(rows)
-        blocked[left_out] = True
-        blocked |= ~self.catalog.in_stock
-        idx, vals = top_n(rank[None, :], n, blocked[None, :])
-        chosen = idx[0][np.isfinite(vals[0])]
+            chosen, ranks = self._rank_blended(user_row, candidates, prob, blocked, exponent, n)
+        else:
+            chosen, ranks = self._rank_sparse(candidates, prob, blocked, exponent, n)
+        at = np.minimum(np.searchsorted(candidates, chosen), max(len(candidates) - 1, 0))
+        hit = candidates[at] == chosen if len(candidates) else np.zeros(len(chosen), dtype=bool)
+        chosen_prob = np.where(hit, prob[at] if len(prob) else 0.0, self.base[chosen])
         return {
-            "items": self._describe(rows, chosen, prob, vals[0][np.isfinite(vals[0])]),
+            "items": self._describe(rows, chosen, chosen_prob, ranks, which, cells),
             "cart_items": [str(self.catalog.ids[r]) for r in rows],
             "unknown_items": unknown,
-            "substitutes_left_out": len(left_out),
+            "substitutes_left_out": _distinct(left_out, len(self.base)),
             "ranked_by": f"P x price^{exponent:g}" if exponent else "P",
             "personalized": user_row is not None,
             "model_version": self.scorer.version,
@@ -96,38 +137,105 @@ class CrossSeller:
             "recommendation_id": self.scorer.new_recommendation_id(),
         }
 
+    def _rank_sparse(
+        self, candidates: np.ndarray, prob: np.ndarray, blocked: np.ndarray, exponent: float, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the best ``n`` rows and ranks: the cart's candidates, then items at their base rate."""
+        mark = np.zeros(len(self.base), dtype=np.int8)  # 1: a candidate, 2: blocked
+        mark[candidates] = 1
+        mark[blocked] = 2
+        ok = (mark[candidates] == 1) & self.catalog.in_stock[candidates]
+        order = self.orders[exponent]
+        prefix = order[: n + len(candidates) + len(blocked)]  # enough to leave n after the skips
+        rest = prefix[mark[prefix] == 0][:n]
+        pool = np.concatenate([candidates[ok], rest])
+        ranks = np.concatenate(
+            [self._weigh(prob[ok], candidates[ok], exponent), self._weigh(self.base[rest], rest, exponent)]
+        )
+        best = np.lexsort((pool, -ranks))[:n]
+        return pool[best], ranks[best]
+
+    def _rank_blended(
+        self,
+        user_row: int,
+        candidates: np.ndarray,
+        prob: np.ndarray,
+        blocked: np.ndarray,
+        exponent: float,
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the best ``n`` rows and ranks over the whole catalog, blended with the user's scores."""
+        scorer, everything = self.scorer, np.arange(len(self.base))
+        dense = self.base.copy()
+        dense[candidates] = prob
+        rank = self._weigh(dense, everything, exponent)
+        personal = scorer.model.score(scorer.history_row(user_row), np.array([user_row]))[0]
+        spread = float(personal.max() - personal.min()) or 1.0
+        rank = rank * (1.0 + scorer.settings.personal_weight * (personal - personal.min()) / spread)
+        rank[blocked] = -np.inf
+        rank[~self.catalog.in_stock] = -np.inf
+        k = min(n, len(rank))
+        top = np.argpartition(-rank, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        top = top[np.lexsort((top, -rank[top]))]
+        top = top[np.isfinite(rank[top])]
+        return top, rank[top]
+
     def _describe(
-        self, cart_rows: np.ndarray, chosen: np.ndarray, prob: np.ndarray, ranks: np.ndarray
+        self,
+        cart_rows: np.ndarray,
+        chosen: np.ndarray,
+        prob: np.ndarray,
+        ranks: np.ndarray,
+        which: np.ndarray,
+        cells: np.ndarray,
     ) -> list[dict[str, Any]]:
         """Attach support, confidence, lift and the reason (the cart item that pulls hardest)."""
         assoc, n_baskets = self.assoc, max(self.assoc.n_baskets, 1)
-        if len(cart_rows) and len(chosen):
-            counts = self.assoc.pair_counts[cart_rows][:, chosen].toarray()
-            strength = -np.asarray(self.miss_log[cart_rows][:, chosen].toarray())
-            best = strength.argmax(axis=0)
+        cols = self.counts.indices[cells]
+        wanted = np.zeros(len(self.base), dtype=bool)
+        wanted[chosen] = True
+        mine = wanted[cols]
+        cols, which, cells = cols[mine], which[mine], cells[mine]
+        strongest = np.lexsort((which, self.miss[cells], cols))  # per item, the most negative log-miss
+        first_cols, first = np.unique(cols[strongest], return_index=True)
+        if len(first_cols):
+            at = np.minimum(np.searchsorted(first_cols, chosen), len(first_cols) - 1)
+            found = first_cols[at] == chosen
+            entry = cells[strongest[first[at]]]
+            anchors = np.where(found, cart_rows[which[strongest[first[at]]]], -1)
+            counts = np.where(found, self.counts.data[entry], 0).astype(np.float64)
         else:
-            counts = np.zeros((1, len(chosen)))
-            best = np.zeros(len(chosen), dtype=np.int64)
+            anchors, counts = np.full(len(chosen), -1), np.zeros(len(chosen))
+        anchor_counts = assoc.item_counts[np.maximum(anchors, 0)]
+        columns = zip(
+            chosen.tolist(),
+            anchors.tolist(),
+            counts.tolist(),
+            anchor_counts.tolist(),
+            assoc.item_counts[chosen].tolist(),
+            prob.tolist(),
+            self.price[chosen].tolist(),
+            ranks.tolist(),
+            strict=True,
+        )
         out = []
-        for k, (row, rank) in enumerate(zip(chosen.tolist(), ranks.tolist(), strict=True)):
-            count = float(counts[best[k], k])
-            anchor = int(cart_rows[best[k]]) if len(cart_rows) else -1
-            confidence = count / max(int(assoc.item_counts[anchor]), 1) if anchor >= 0 else 0.0
-            base = assoc.item_counts[row] / n_baskets
-            reason = (
-                f"often bought with {self.catalog.names[anchor]}" if count > 0 else "popular with shoppers"
-            )
+        for row, anchor, count, anchor_count, item_count, p, price, rank in columns:
+            confidence = count / max(anchor_count, 1) if anchor >= 0 else 0.0
+            base = item_count / n_baskets
+            bought = count > 0
             out.append(
                 {
                     **self.catalog.describe(row),
-                    "probability": round(float(prob[row]), 6),
-                    "expected_value": round(float(prob[row] * self.price[row]), 4),
+                    "probability": round(p, 6),
+                    "expected_value": round(p * price, 4),
                     "support": round(count / n_baskets, 6),
                     "confidence": round(confidence, 6),
-                    "lift": round(float(confidence / base), 4) if base > 0 and count > 0 else 0.0,
-                    "rank_score": round(float(rank), 6),
-                    "reason": reason,
-                    "because_of": str(self.catalog.ids[anchor]) if count > 0 else None,
+                    "lift": round(confidence / base, 4) if base > 0 and bought else 0.0,
+                    "rank_score": round(rank, 6),
+                    "reason": f"often bought with {self.catalog.names[anchor]}"
+                    if bought
+                    else "popular with shoppers",
+                    "because_of": str(self.catalog.ids[anchor]) if bought else None,
                 }
             )
         return out

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from service.errors import Unauthorized
 from service.state import ServiceState
 
-__all__ = ["State", "get_state", "require_admin_key", "require_key"]
+__all__ = ["State", "get_state", "key_matches", "require_admin_key", "require_key"]
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -22,7 +22,7 @@ async def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-def _matches(given: str, keys: tuple[str, ...]) -> bool:
+def key_matches(given: str, keys: tuple[str, ...]) -> bool:
     """Compare against every key in constant time (no early exit)."""
     found = False
     for key in keys:
@@ -37,7 +37,7 @@ async def require_key(state: State, x_api_key: Annotated[str | None, Header()] =
         return
     if x_api_key is None:
         raise Unauthorized("this endpoint needs an X-API-Key header")
-    if not _matches(x_api_key, settings.api_keys + settings.admin_keys):
+    if not key_matches(x_api_key, settings.api_keys + settings.admin_keys):
         raise Unauthorized("the X-API-Key is not valid")
 
 
@@ -46,5 +46,5 @@ async def require_admin_key(state: State, x_api_key: Annotated[str | None, Heade
     keys = state.settings.admin_keys
     if not keys:
         raise Unauthorized("admin routes are disabled: set ORDERLIFT_ADMIN_KEYS")
-    if x_api_key is None or not _matches(x_api_key, keys):
+    if x_api_key is None or not key_matches(x_api_key, keys):
         raise Unauthorized("this endpoint needs an admin X-API-Key")

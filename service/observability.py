@@ -8,8 +8,8 @@ scraped. Run one worker per container and scale with replicas: each process serv
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -134,13 +134,26 @@ class Observability:
         self.app = app
         self.requests, self.latency = metrics.requests, metrics.latency
         self.log_all = log_all
+        self._counts: dict[tuple[str, str, int], Any] = {}  # label children, looked up once each
+        self._latencies: dict[str, Any] = {}
+
+    def _record(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count the request and observe its latency."""
+        count = self._counts.get((route, method, status))
+        if count is None:
+            count = self._counts[route, method, status] = self.requests.labels(route, method, str(status))
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.latency.labels(route)
+        count.inc()
+        latency.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or secrets.token_hex(16)
         facts: dict[str, Any] = {"status": 500, "model_version": None}
 
         async def tagged(message: Message) -> None:
@@ -159,8 +172,7 @@ class Observability:
         finally:
             seconds = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.requests.labels(route, scope["method"], str(facts["status"])).inc()
-            self.latency.labels(route).observe(seconds)
+            self._record(route, scope["method"], facts["status"], seconds)
             if self.log_all or facts["status"] >= 400 or seconds > SLOW_S:
                 access.info(
                     "request",

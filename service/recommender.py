@@ -21,6 +21,7 @@ from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
 from service.events import LiveHistory
 from service.loading import LoadedModel
+from training.models import best_of
 
 __all__ = ["Catalog", "Filters", "Scorer"]
 
@@ -60,6 +61,13 @@ class Catalog:
         codes, self.category_names = pd.factorize(pd.Series(self.categories))
         self.category_codes = np.asarray(codes, dtype=np.int64)
         self.category_lookup = {str(name): i for i, name in enumerate(self.category_names)}
+        prices = [None if np.isnan(p) else round(float(p), 2) for p in self.prices.tolist()]
+        self._described = [  # built once: describing an item is then a dict copy
+            {"item_id": str(i), "name": name, "category": cat or None, "price": price}
+            for i, name, cat, price in zip(
+                self.ids.tolist(), self.names.tolist(), self.categories.tolist(), prices, strict=True
+            )
+        ]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -91,14 +99,8 @@ class Catalog:
         return mask
 
     def describe(self, row: int) -> dict[str, Any]:
-        """Return the item's public facts."""
-        price = self.prices[row]
-        return {
-            "item_id": str(self.ids[row]),
-            "name": self.names[row],
-            "category": self.categories[row] or None,
-            "price": None if np.isnan(price) else round(float(price), 2),
-        }
+        """Return the item's public facts (a fresh dict)."""
+        return dict(self._described[row])
 
 
 class Scorer:
@@ -153,16 +155,12 @@ class Scorer:
         scores[history.indices] = -np.inf
         if allowed is not None:
             scores[~allowed] = -np.inf
-        k = min(n, len(scores))
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        part = np.argpartition(scores, len(scores) - k)[len(scores) - k :]
-        order = part[np.argsort(-scores[part], kind="stable")]
+        order = best_of(scores, n)
         vals = scores[order]
         keep = np.isfinite(vals)
-        return order[keep].astype(np.int64), vals[keep]
+        return order[keep], vals[keep]
 
-    def _history_row(self, row: int) -> sp.csr_matrix:
+    def history_row(self, row: int) -> sp.csr_matrix:
         """Return one user's history row without scipy's fancy indexing."""
         h = self.history
         start, end = h.indptr[row], h.indptr[row + 1]
@@ -206,7 +204,7 @@ class Scorer:
             allowed[owned] = False
         row = self.users.get(user_id)
         if row is not None:
-            history = self._history_row(row)
+            history = self.history_row(row)
             rows, scores = self._rank(history, np.array([row]), n, allowed)
             return self._envelope(self._items(rows, scores, history, explain), "personalized")
         if live.weights:
@@ -225,7 +223,7 @@ class Scorer:
         row = None if user_id is None else self.users.get(user_id)
         history = sp.csr_matrix((1, len(self.catalog)), dtype=np.float32)
         if row is not None:
-            history = self._history_row(row).astype(np.float32)
+            history = self.history_row(row).astype(np.float32)
         if len(recent):
             session = sp.csr_matrix(
                 (np.full(len(recent), self.session_weight, np.float32), (np.zeros(len(recent), int), recent)),

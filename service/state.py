@@ -242,17 +242,19 @@ class ServiceState:
         compute: Callable[[LiveHistory], dict[str, Any]],
         user_id: str | None = None,
         version: str | None = None,
+        inline: bool = False,
     ) -> Response:
-        """Answer from the cache, or compute off the event loop, store in the background and answer.
+        """Answer from the cache, or compute, store in the background and answer.
 
-        With ``user_id``, a miss reads the user's live history first and the stored answer is tagged
-        with the user, so their next event invalidates it.
+        The computation runs in the thread pool, or on the event loop when ``inline`` (work too
+        small to be worth the hand-off). With ``user_id``, a miss reads the user's live history
+        first and the stored answer is tagged with the user, so their next event invalidates it.
         """
         hit = await self.cache.get(key)
         if hit is not None:
             return json_response(hit, "hit", version)
         live = await self.live.get(user_id) if user_id is not None else LiveHistory()
-        payload = await run_in_threadpool(compute, live)
+        payload = compute(live) if inline else await run_in_threadpool(compute, live)
         if payload.get("source") == "popular":
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
+from service.answers import recommend_for_user
 from service.cache import cache_key
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
@@ -38,17 +39,8 @@ async def user_recommendations(
     explain: Annotated[bool, Query(description="Add the history items behind each recommendation.")] = False,
 ) -> Response:
     """Recommend items the user has not bought; the popular list for users nothing is known about."""
-    engine = state.require(user_id)
     filters = Filters(category, _ids(exclude), in_stock_only, min_price, max_price)
-    key = cache_key(
-        "recs", engine.version, engine.scorer.variant, user_id, str(n), filters.key(), "x" if explain else "-"
-    )
-    return await state.cached(
-        key,
-        lambda live: engine.scorer.for_user(user_id, n, filters, explain, live),
-        user_id=user_id,
-        version=engine.version,
-    )
+    return await recommend_for_user(state, user_id, n, filters, explain)
 
 
 @router.post("/recommendations", response_model=RecommendationsResponse)

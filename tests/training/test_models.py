@@ -12,7 +12,7 @@ from features.association import association_stats
 from features.baskets import order_baskets
 from features.dataset import Dataset
 from features.synthetic import SyntheticStore
-from training.models import MODEL_KINDS, ModelError, create_model, load_model, save_model, top_n
+from training.models import MODEL_KINDS, ModelError, best_of, create_model, load_model, save_model, top_n
 
 FAST = {
     "als": {"factors": 16, "iterations": 8},
@@ -143,3 +143,22 @@ def test_explanations_add_up_to_the_item_based_score(dataset: Dataset) -> None:
         items, parts = model.contributions(matrix[0], int(idx[0, 0]))
         assert set(items) <= set(matrix[0].indices)
         assert parts.sum() == pytest.approx(scores[0, 0], rel=1e-4)
+
+
+@pytest.mark.parametrize("size", [5, 900, 20_000, 50_000])
+def test_best_of_ranks_exactly_like_a_full_sort(size: int) -> None:
+    rng = np.random.default_rng(size)
+    scores = rng.normal(size=size).astype(np.float32)
+    scores[rng.choice(size, size // 5, replace=False)] = -np.inf
+    scores[rng.choice(size, 3, replace=False)] = np.nan
+    scores[:4] = scores[4]  # ties go to the lower index
+    for n in (1, 10, 64, 100):
+        ranked = np.where(np.isnan(scores), -np.inf, scores)
+        expected = np.lexsort((np.arange(size), -ranked))[: min(n, size)]
+        assert best_of(scores, n).tolist() == expected.tolist()
+
+
+def test_best_of_falls_back_when_most_of_the_row_is_masked() -> None:
+    scores = np.full(40_000, -np.inf, dtype=np.float32)
+    scores[[7, 30_001]] = [2.0, 1.0]
+    assert best_of(scores, 5).tolist()[:2] == [7, 30_001]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from training.models.base import ModelError, OnEpoch, Recommender, top_n
+from training.models.base import ModelError, OnEpoch, Recommender, best_of, top_n
 from training.models.factors import BPRModel, FactorModel, LMFModel
 from training.models.neighbours import BM25Model, ItemKNNModel, TFIDFModel
 from training.models.simple import EaseModel, PopularModel
@@ -27,6 +27,7 @@ __all__ = [
     "ModelError",
     "OnEpoch",
     "Recommender",
+    "best_of",
     "create_model",
     "load_model",
     "save_model",

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ModelError", "OnEpoch", "Recommender", "top_n"]
+__all__ = ["ModelError", "OnEpoch", "Recommender", "best_of", "top_n"]
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,29 @@ OnEpoch = Callable[[int, float | None], None]
 
 class ModelError(ValueError):
     """A model cannot be built, fitted or loaded as asked."""
+
+
+def best_of(scores: np.ndarray, n: int) -> np.ndarray:
+    """Return the indexes of the ``n`` largest scores of one row, best first (ties: lower index first).
+
+    Exact, and several times faster than ``argpartition`` over a large catalog: a strided sample
+    gives a threshold that a few times ``n`` items pass, and only those are ranked. NaN never ranks;
+    when fewer than ``n`` pass (a flat or masked row), the whole row is ranked instead.
+    """
+    size = len(scores)
+    n = min(n, size)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    step = size // 1024
+    if step >= 16 and n <= 64:
+        sample = scores[::step]
+        at = len(sample) - min(len(sample), 3 * n // step + 3)
+        passed = np.flatnonzero(scores >= np.partition(sample, at)[at])
+        if len(passed) >= n:
+            return passed[np.lexsort((passed, -scores[passed]))[:n]].astype(np.int64)
+    ranked = np.where(np.isnan(scores), -np.inf, scores)
+    part = np.argpartition(-ranked, n - 1)[:n]
+    return part[np.lexsort((part, -ranked[part]))].astype(np.int64)
 
 
 def top_n(

@@ -1,0 +1,52 @@
+"""The storefront's two hottest answers, shared by their routes and the fast lane."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi.responses import Response
+
+from service.cache import cache_key
+from service.recommender import Filters
+from service.schemas import CrossSellRequest
+from service.state import ServiceState
+
+__all__ = ["recommend_for_user", "suggest_for_cart"]
+
+
+async def recommend_for_user(
+    state: ServiceState, user_id: str, n: int, filters: Filters, explain: bool
+) -> Response:
+    """Answer a user's recommendations from the cache, or score them and cache the bytes."""
+    engine = state.require(user_id)
+    flag = "x" if explain else "-"
+    key = cache_key("recs", engine.version, engine.scorer.variant, user_id, str(n), filters.key(), flag)
+    return await state.cached(
+        key,
+        lambda live: engine.scorer.for_user(user_id, n, filters, explain, live),
+        user_id=user_id,
+        version=engine.version,
+    )
+
+
+async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Response:
+    """Answer a cart's cross-sell from the cache, or compute it and cache the bytes.
+
+    Without a known user the work is a few small sparse reads, done on the event loop; a known
+    user's blend scores the whole catalog and runs in the thread pool.
+    """
+    engine = state.require(body.user_id)
+    cart = sorted({line.item_id for line in body.items})
+    digest = hashlib.sha1("|".join(cart).encode(), usedforsecurity=False).hexdigest()[:16]
+    flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
+    key = cache_key("cart", engine.version, engine.scorer.variant, digest, body.user_id or "-", flags)
+    lines = [(line.item_id, line.quantity) for line in body.items]
+    known = body.user_id is not None and engine.scorer.users.get(body.user_id) is not None
+    seller = engine.crosssell
+    return await state.cached(
+        key,
+        lambda _: seller.suggest(lines, body.n, body.user_id, body.include_substitutes, body.rank_by),
+        user_id=body.user_id,
+        version=engine.version,
+        inline=not known,
+    )

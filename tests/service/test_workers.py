@@ -1,0 +1,106 @@
+"""`orderlift serve --workers N`: one socket per worker on one port, dead workers replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+ORDERLIFT = Path(sys.executable).parent / "orderlift"
+
+
+def _children(pid: int) -> set[int]:
+    """Return the live, non-zombie child processes of ``pid`` that run a worker."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _wait(check: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def served(bundle_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_RELOAD_INTERVAL_S": "0"}
+    proc = subprocess.Popen(
+        [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_two_workers_serve_one_port_and_a_dead_one_is_replaced(
+    served: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    proc, url = served
+    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
+    first = _children(proc.pid)
+    os.kill(min(first), signal.SIGKILL)
+    _wait(lambda: len(_children(proc.pid)) == 2 and min(first) not in _children(proc.pid))
+    _wait(lambda: all(_ready(url) for _ in range(10)))
+
+
+def test_sigterm_stops_every_worker(served: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, url = served
+    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10)
+    assert not _ready(url)
+
+
+def test_a_taken_port_fails_at_once(bundle_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir)}
+        done = subprocess.run(
+            [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
+    assert b"Traceback" not in done.stderr
