@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -231,13 +232,15 @@ class RedisCache:
         self._broken = False
         self._open_until = 0.0
         self._last_error: str | None = None
+        self._waiting: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._fetches: set[asyncio.Task[None]] = set()
         self.stats = CacheStats()
 
-    async def _run(self, op: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
-        """Run one backend operation through the breaker; return (succeeded, result) and never raise."""
+    async def _run(self, op: Callable[[], Awaitable[T]], calls: int = 1) -> tuple[bool, T | None]:
+        """Run one backend operation (``calls`` callers' worth) through the breaker; never raise."""
         now = self._clock()
         if now < self._open_until:
-            self.stats.skipped += 1
+            self.stats.skipped += calls
             return False, None
         if self._broken:  # half-open: this call probes, concurrent ones are skipped until it ends
             self._open_until = now + self._retry_after_s
@@ -267,15 +270,43 @@ class RedisCache:
             logger.debug("ignoring error while dropping idle redis connections", exc_info=True)
 
     async def get(self, key: str) -> bytes | None:
-        """Return the cached bytes for `key`, or None on a miss, an error or an open breaker."""
-        ok, value = await self._run(lambda: self._client.get(key))
-        if not ok:
-            return None
-        if value is None:
-            self.stats.misses += 1
-            return None
-        self.stats.hits += 1
-        return value if isinstance(value, bytes) else str(value).encode()
+        """Return the cached bytes for `key`, or None on a miss, an error or an open breaker.
+
+        Gets that arrive in the same turn of the event loop share one MGET: one round trip and
+        one pooled connection for the lot. Under load that is most of them, and the client's
+        per-command cost (~50 us here) is paid once per batch instead of once per request.
+        """
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes | None] = loop.create_future()
+        self._waiting.append((key, answer))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._send_batch)
+        return await answer
+
+    def _send_batch(self) -> None:
+        """Start one MGET for every key asked for since the last batch."""
+        batch, self._waiting = self._waiting, []
+        task = asyncio.ensure_future(self._fetch(batch))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _fetch(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
+        """Answer each waiting get of ``batch`` from one MGET (None for all when it fails)."""
+        keys = [key for key, _ in batch]
+        values: list[object] = []
+        try:
+            ok, got = await self._run(lambda: self._client.mget(keys), calls=len(batch))
+            values = list(got) if ok and got is not None else []
+        finally:
+            for i, (_, answer) in enumerate(batch):
+                value = values[i] if i < len(values) else None
+                if values:
+                    self.stats.hits += value is not None
+                    self.stats.misses += value is None
+                if isinstance(value, str):
+                    value = value.encode()
+                if not answer.done():  # a caller that went away was cancelled
+                    answer.set_result(value if isinstance(value, bytes) else None)
 
     async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None:
         """Store `value` with a millisecond TTL; a tag's key set lives as long (one round trip)."""

@@ -127,7 +127,7 @@ class CrossSeller:
         chosen_prob = np.where(hit, prob[at] if len(prob) else 0.0, self.base[chosen])
         return {
             "items": self._describe(rows, chosen, chosen_prob, ranks, which, cells),
-            "cart_items": [str(self.catalog.ids[r]) for r in rows],
+            "cart_items": self.catalog.ids[rows].tolist(),
             "unknown_items": unknown,
             "substitutes_left_out": _distinct(left_out, len(self.base)),
             "ranked_by": f"P x price^{exponent:g}" if exponent else "P",
@@ -197,45 +197,47 @@ class CrossSeller:
         mine = wanted[cols]
         cols, which, cells = cols[mine], which[mine], cells[mine]
         strongest = np.lexsort((which, self.miss[cells], cols))  # per item, the most negative log-miss
-        first_cols, first = np.unique(cols[strongest], return_index=True)
+        ordered = cols[strongest]
+        starts = (
+            np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(ordered) else ordered
+        )
+        first_cols = ordered[starts]
         if len(first_cols):
             at = np.minimum(np.searchsorted(first_cols, chosen), len(first_cols) - 1)
             found = first_cols[at] == chosen
-            entry = cells[strongest[first[at]]]
-            anchors = np.where(found, cart_rows[which[strongest[first[at]]]], -1)
-            counts = np.where(found, self.counts.data[entry], 0).astype(np.float64)
+            strongest_cell = strongest[starts[at]]
+            anchors = np.where(found, cart_rows[which[strongest_cell]], -1)
+            counts = np.where(found, self.counts.data[cells[strongest_cell]], 0).astype(np.float64)
         else:
             anchors, counts = np.full(len(chosen), -1), np.zeros(len(chosen))
-        anchor_counts = assoc.item_counts[np.maximum(anchors, 0)]
         columns = zip(
             chosen.tolist(),
             anchors.tolist(),
             counts.tolist(),
-            anchor_counts.tolist(),
+            assoc.item_counts[np.maximum(anchors, 0)].tolist(),
             assoc.item_counts[chosen].tolist(),
             prob.tolist(),
             self.price[chosen].tolist(),
             ranks.tolist(),
             strict=True,
         )
+        facts, names, ids = self.catalog.facts, self.catalog.names, self.catalog.ids
         out = []
         for row, anchor, count, anchor_count, item_count, p, price, rank in columns:
-            confidence = count / max(anchor_count, 1) if anchor >= 0 else 0.0
-            base = item_count / n_baskets
             bought = count > 0
+            confidence = count / max(anchor_count, 1) if bought else 0.0
+            base = item_count / n_baskets
             out.append(
                 {
-                    **self.catalog.describe(row),
+                    **facts[row],
                     "probability": round(p, 6),
                     "expected_value": round(p * price, 4),
                     "support": round(count / n_baskets, 6),
                     "confidence": round(confidence, 6),
                     "lift": round(confidence / base, 4) if base > 0 and bought else 0.0,
                     "rank_score": round(rank, 6),
-                    "reason": f"often bought with {self.catalog.names[anchor]}"
-                    if bought
-                    else "popular with shoppers",
-                    "because_of": str(self.catalog.ids[anchor]) if bought else None,
+                    "reason": f"often bought with {names[anchor]}" if bought else "popular with shoppers",
+                    "because_of": str(ids[anchor]) if bought else None,
                 }
             )
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,7 +62,7 @@ class Catalog:
         self.category_codes = np.asarray(codes, dtype=np.int64)
         self.category_lookup = {str(name): i for i, name in enumerate(self.category_names)}
         prices = [None if np.isnan(p) else round(float(p), 2) for p in self.prices.tolist()]
-        self._described = [  # built once: describing an item is then a dict copy
+        self.facts = [  # built once, read-only: describing an item is then a dict copy
             {"item_id": str(i), "name": name, "category": cat or None, "price": price}
             for i, name, cat, price in zip(
                 self.ids.tolist(), self.names.tolist(), self.categories.tolist(), prices, strict=True
@@ -100,7 +100,7 @@ class Catalog:
 
     def describe(self, row: int) -> dict[str, Any]:
         """Return the item's public facts (a fresh dict)."""
-        return dict(self._described[row])
+        return dict(self.facts[row])
 
 
 class Scorer:
@@ -121,7 +121,7 @@ class Scorer:
 
     def new_recommendation_id(self) -> str:
         """Return a fresh id that carries the variant, so events can be attributed without a lookup."""
-        return f"{self.variant}.{uuid.uuid4().hex}"
+        return f"{self.variant}.{secrets.token_hex(16)}"
 
     def _live_row(self, live: LiveHistory) -> sp.csr_matrix:
         """Return the live weights as a one-row history over the model's items."""
@@ -173,7 +173,7 @@ class Scorer:
     ) -> list[dict[str, Any]]:
         items = []
         for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
-            item = {**self.catalog.describe(row), "score": round(float(score), 6)}
+            item = {**self.catalog.facts[row], "score": round(float(score), 6)}
             if explain and history is not None and history.nnz:
                 item["because"] = self._because(history, row)
             items.append(item)

@@ -327,3 +327,27 @@ def test_redis_breaker_skips_calls_until_retry_after_then_probes_again() -> None
         await cache.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_redis_gets_in_the_same_turn_share_one_round_trip(redis_url: str) -> None:
+    admin = redis.Redis.from_url(redis_url)
+
+    def mgets() -> int:
+        stats = admin.info("commandstats").get("cmdstat_mget", {})
+        return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+    async def scenario() -> tuple[list[bytes | None], int]:
+        cache = RedisCache(redis_url)
+        try:
+            for i in range(0, 10, 2):
+                await cache.set(f"batch:{i}", f"value {i}".encode(), 60)
+            before = mgets()
+            got = await asyncio.gather(*(cache.get(f"batch:{i}") for i in range(10)))
+            return list(got), mgets() - before
+        finally:
+            await cache.close()
+
+    got, round_trips = asyncio.run(scenario())
+    assert got == [f"value {i}".encode() if i % 2 == 0 else None for i in range(10)]
+    assert round_trips == 1
