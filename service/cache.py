@@ -60,6 +60,7 @@ class Cache(Protocol):
     """Store bytes under string keys with a TTL; every data method is best-effort and never raises."""
 
     backend: str
+    in_process: bool  # set never waits: callers need no background task for it
 
     async def get(self, key: str) -> bytes | None: ...
     async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None: ...
@@ -99,6 +100,7 @@ class InProcessCache:
     """Keep up to `max_entries` values in memory with a TTL each, evicting the least recently used."""
 
     backend: str = "memory"
+    in_process: bool = True
 
     def __init__(self, max_entries: int = 50_000, *, clock: Clock = time.monotonic) -> None:
         """Create an empty cache; `clock` returns monotonic seconds (injectable for tests)."""
@@ -194,6 +196,7 @@ class RedisCache:
     """Cache in Redis with short timeouts; after a failure, skip Redis for `retry_after_s`, then probe."""
 
     backend: str = "redis"
+    in_process: bool = False
 
     def __init__(
         self,

@@ -259,5 +259,9 @@ class ServiceState:
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         tag = None if user_id is None else user_tag(user_id)
-        self._background(self.cache.set(key, body, self.settings.cache_ttl_s, tag))
+        store = self.cache.set(key, body, self.settings.cache_ttl_s, tag)
+        if self.cache.in_process:
+            await store  # nothing to wait for: cheaper than a task
+        else:
+            self._background(store)
         return json_response(body, "miss", version)
