@@ -13,6 +13,8 @@ from service.state import ServiceState
 
 __all__ = ["recommend_for_user", "suggest_for_cart"]
 
+INLINE_CELLS = 20_000  # a cart reading more stored pairs than this is ranked in the thread pool
+
 
 async def recommend_for_user(
     state: ServiceState, user_id: str, n: int, filters: Filters, explain: bool
@@ -32,8 +34,9 @@ async def recommend_for_user(
 async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Response:
     """Answer a cart's cross-sell from the cache, or compute it and cache the bytes.
 
-    Without a known user the work is a few small sparse reads, done on the event loop; a known
-    user's blend scores the whole catalog and runs in the thread pool.
+    Without a known user the work is a few small sparse reads (about 0.15 ms for 20 items), done on
+    the event loop; a known user's blend scores the whole catalog, and a cart of many popular items
+    reads many pairs: those run in the thread pool.
     """
     engine = state.require(body.user_id)
     cart = sorted({line.item_id for line in body.items})
@@ -48,5 +51,5 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
         lambda _: seller.suggest(lines, body.n, body.user_id, body.include_substitutes, body.rank_by),
         user_id=body.user_id,
         version=engine.version,
-        inline=not known,
+        inline=not known and seller.cells(lines) <= INLINE_CELLS,
     )

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], float]
 
+MGET_KEYS = 64  # keys per batched get: bounds one reply's size, so the socket timeout holds
+
 _KEY_ESCAPES = str.maketrans({"%": "%25", ":": "%3A"})
 _GLOB_ESCAPES = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
@@ -287,11 +289,12 @@ class RedisCache:
         return await answer
 
     def _send_batch(self) -> None:
-        """Start one MGET for every key asked for since the last batch."""
-        batch, self._waiting = self._waiting, []
-        task = asyncio.ensure_future(self._fetch(batch))
-        self._fetches.add(task)
-        task.add_done_callback(self._fetches.discard)
+        """Start MGETs (of at most MGET_KEYS keys each) for every key asked for since the last batch."""
+        waiting, self._waiting = self._waiting, []
+        for first in range(0, len(waiting), MGET_KEYS):
+            task = asyncio.ensure_future(self._fetch(waiting[first : first + MGET_KEYS]))
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
 
     async def _fetch(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
         """Answer each waiting get of ``batch`` from one MGET (None for all when it fails)."""

@@ -24,7 +24,7 @@ def serve(
 ) -> None:
     """Serve recommendations over HTTP (uvicorn); settings come from ORDERLIFT_* variables."""
     from service.observability import configure_logging
-    from service.workers import run_workers
+    from service.workers import WorkersFailed, run_workers
 
     if model_uri:
         os.environ["ORDERLIFT_MODEL_URI"] = model_uri
@@ -39,6 +39,9 @@ def serve(
     except OSError as exc:  # the port is taken, or the host is not ours
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
+    except WorkersFailed as exc:
+        typer.echo(f"error: {exc}; see the workers' log lines above", err=True)
+        raise typer.Exit(1) from None
 
 
 def precompute(

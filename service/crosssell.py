@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from service.recommender import Scorer
+from training.models import best_of
 
 __all__ = ["CrossSeller", "RankBy"]
 
@@ -92,6 +93,11 @@ class CrossSeller:
         keep = same & rare
         cells = (np.ones(int(keep.sum()), dtype=bool), (viewed.row[keep], viewed.col[keep]))
         return sp.csr_matrix(cells, shape=(n, n))
+
+    def cells(self, cart: list[tuple[str, int]]) -> int:
+        """Return how many stored pairs a cart's ranking reads: its cost, known before computing it."""
+        rows, _ = self.catalog.index([item for item, _ in cart])
+        return int((self.counts.indptr[rows + 1] - self.counts.indptr[rows]).sum())
 
     def substitutes(self, cart_rows: np.ndarray) -> np.ndarray:
         """Return items that replace a cart item rather than join it."""
@@ -174,9 +180,7 @@ class CrossSeller:
         rank = rank * (1.0 + scorer.settings.personal_weight * (personal - personal.min()) / spread)
         rank[blocked] = -np.inf
         rank[~self.catalog.in_stock] = -np.inf
-        k = min(n, len(rank))
-        top = np.argpartition(-rank, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        top = top[np.lexsort((top, -rank[top]))]
+        top = best_of(rank, n)
         top = top[np.isfinite(rank[top])]
         return top, rank[top]
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.answers import recommend_for_user, suggest_for_cart
 from service.deps import key_matches
+from service.errors import ServiceError
 from service.recommender import Filters
 from service.schemas import CrossSellRequest
 from service.state import ServiceState
@@ -68,6 +69,15 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
     return again
 
 
+def _again(message: Message) -> Receive:
+    """Return a receive callable that always hands out ``message`` (a disconnect)."""
+
+    async def again() -> Message:
+        return message
+
+    return again
+
+
 class FastLane:
     """Answer plain recommendation and cross-sell requests before FastAPI; pass everything else on."""
 
@@ -107,7 +117,7 @@ class FastLane:
         """Send what ``answer`` returns; False (nothing sent) when it raises, so FastAPI answers."""
         try:
             response: Response = await answer
-        except Exception:  # a domain error: the ordinary path raises it again and maps it
+        except ServiceError:  # the ordinary path raises it again and maps it
             logger.debug("fast lane passing %s on", route, exc_info=True)
             return False
         scope["route"] = self.routes.get(route)
@@ -129,13 +139,14 @@ class FastLane:
         """Answer the cart and return None, or return a receive that replays the body read so far."""
         kind = _header(scope, b"content-type")
         state = self._ready(scope)
-        if kind is None or not kind.startswith(b"application/json") or state is None:
+        if kind is None or kind.split(b";")[0].strip().lower() != b"application/json" or state is None:
             return receive
-        chunks, size, more = [], 0, True
+        chunks: list[bytes] = []
+        size, more = 0, True
         while more and size <= MAX_BODY:
             message = await receive()
-            if message["type"] != "http.request":  # the client left: nobody to answer
-                return None
+            if message["type"] != "http.request":  # the client left: the ordinary path records it
+                return _replay(b"".join(chunks), True, _again(message))
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             more = bool(message.get("more_body", False))

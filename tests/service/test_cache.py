@@ -337,17 +337,20 @@ def test_redis_gets_in_the_same_turn_share_one_round_trip(redis_url: str) -> Non
         stats = admin.info("commandstats").get("cmdstat_mget", {})
         return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
 
-    async def scenario() -> tuple[list[bytes | None], int]:
+    async def scenario(asked: int) -> tuple[list[bytes | None], int]:
         cache = RedisCache(redis_url)
         try:
-            for i in range(0, 10, 2):
+            for i in range(0, asked, 2):
                 await cache.set(f"batch:{i}", f"value {i}".encode(), 60)
             before = mgets()
-            got = await asyncio.gather(*(cache.get(f"batch:{i}") for i in range(10)))
+            got = await asyncio.gather(*(cache.get(f"batch:{i}") for i in range(asked)))
             return list(got), mgets() - before
         finally:
             await cache.close()
 
-    got, round_trips = asyncio.run(scenario())
+    got, round_trips = asyncio.run(scenario(10))
     assert got == [f"value {i}".encode() if i % 2 == 0 else None for i in range(10)]
     assert round_trips == 1
+    got, round_trips = asyncio.run(scenario(100))  # at most MGET_KEYS keys per round trip
+    assert got == [f"value {i}".encode() if i % 2 == 0 else None for i in range(100)]
+    assert round_trips == 2

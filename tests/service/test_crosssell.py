@@ -47,3 +47,9 @@ def test_stored_cells_lists_each_rows_cells(seller: CrossSeller) -> None:
     for position, row in enumerate(rows):
         expected = seller.counts[int(row)].indices
         assert sorted(seller.counts.indices[cells[which == position]]) == sorted(expected)
+
+
+def test_a_carts_cost_is_the_number_of_stored_pairs_it_reads(seller: CrossSeller) -> None:
+    rows = np.argsort(-seller.assoc.item_counts)[:3]
+    cart = [(str(seller.catalog.ids[r]), 1) for r in rows] + [("not-an-item", 1)]
+    assert seller.cells(cart) == sum(seller.counts[int(r)].nnz for r in rows)

@@ -107,3 +107,15 @@ def test_a_body_sent_in_chunks_is_read_whole(client: TestClient, bundle: Bundle)
     assert sent[0]["status"] == 200
     answer = orjson.loads(b"".join(m.get("body", b"") for m in sent[1:]))
     assert answer["cart_items"] == [item] and len(answer["items"]) == 3
+
+
+def test_a_json_body_with_a_charset_is_answered_and_other_media_types_go_on(
+    client: TestClient, bundle: Bundle
+) -> None:
+    body = orjson.dumps({"items": [{"item_id": str(bundle.items.ids[0])}], "n": 2})
+    sent = client.post(
+        "/v1/cart/cross-sell", content=body, headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert sent.status_code == 200 and len(sent.json()["items"]) == 2
+    other = client.post("/v1/cart/cross-sell", content=body, headers={"content-type": "application/jsonx"})
+    assert other.status_code == 422

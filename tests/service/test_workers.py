@@ -104,3 +104,27 @@ def test_a_taken_port_fails_at_once(bundle_dir: Path) -> None:
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
     assert b"Traceback" not in done.stderr
+
+
+def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
+    served: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    proc, url = served
+    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait(timeout=10)
+    _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 40)
+
+
+def test_workers_that_die_at_start_end_the_command_instead_of_restarting_forever(bundle_dir: Path) -> None:
+    env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_CACHE_TTL_S": "-1"}
+    done = subprocess.run(
+        [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert b"workers died right after starting" in done.stderr

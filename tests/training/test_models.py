@@ -162,3 +162,8 @@ def test_best_of_falls_back_when_most_of_the_row_is_masked() -> None:
     scores = np.full(40_000, -np.inf, dtype=np.float32)
     scores[[7, 30_001]] = [2.0, 1.0]
     assert best_of(scores, 5).tolist()[:2] == [7, 30_001]
+
+
+def test_best_of_breaks_ties_at_the_cut_by_the_lower_index_on_small_rows() -> None:
+    scores = np.array([1.0, 3.0, 2.0, 2.0, 2.0, 2.0, 0.5], dtype=np.float32)
+    assert best_of(scores, 3).tolist() == [1, 2, 3]

@@ -41,8 +41,8 @@ def best_of(scores: np.ndarray, n: int) -> np.ndarray:
         if len(passed) >= n:
             return passed[np.lexsort((passed, -scores[passed]))[:n]].astype(np.int64)
     ranked = np.where(np.isnan(scores), -np.inf, scores)
-    part = np.argpartition(-ranked, n - 1)[:n]
-    return part[np.lexsort((part, -ranked[part]))].astype(np.int64)
+    passed = np.flatnonzero(ranked >= np.partition(ranked, size - n)[size - n])  # ties at the edge too
+    return passed[np.lexsort((passed, -ranked[passed]))[:n]].astype(np.int64)
 
 
 def top_n(
