@@ -67,21 +67,24 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _started(served: tuple[subprocess.Popen[bytes], str]) -> tuple[subprocess.Popen[bytes], str, set[int]]:
+    """Wait until both workers answer; return the supervisor, the URL and the workers' pids."""
+    proc, url = served
+    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
+    return proc, url, _children(proc.pid)
+
+
 def test_two_workers_serve_one_port_and_a_dead_one_is_replaced(
     served: tuple[subprocess.Popen[bytes], str],
 ) -> None:
-    proc, url = served
-    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
-    first = _children(proc.pid)
+    proc, url, first = _started(served)
     os.kill(min(first), signal.SIGKILL)
     _wait(lambda: len(_children(proc.pid)) == 2 and min(first) not in _children(proc.pid))
     _wait(lambda: all(_ready(url) for _ in range(10)))
 
 
 def test_sigterm_stops_every_worker(served: tuple[subprocess.Popen[bytes], str]) -> None:
-    proc, url = served
-    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
-    workers = _children(proc.pid)
+    proc, url, workers = _started(served)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10)
@@ -109,9 +112,7 @@ def test_a_taken_port_fails_at_once(bundle_dir: Path) -> None:
 def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
     served: tuple[subprocess.Popen[bytes], str],
 ) -> None:
-    proc, url = served
-    _wait(lambda: len(_children(proc.pid)) == 2 and _ready(url))
-    workers = _children(proc.pid)
+    proc, _, workers = _started(served)
     proc.kill()
     proc.wait(timeout=10)
     _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 40)
