@@ -74,6 +74,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Recommendations that raise average order value.",
         lifespan=lifespan,
+        # Requests are counted and timed by Observability (Prometheus); FastAPI's own OpenTelemetry
+        # hooks, unconfigured here, would still look up their providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     state_of = lambda: getattr(app.state, "orderlift", None)  # noqa: E731 - set by the lifespan
