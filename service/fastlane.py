@@ -12,11 +12,11 @@ errors are answered and documented in one place only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.answers import recommend_for_user, suggest_for_cart
@@ -82,7 +82,7 @@ class FastLane:
     """Answer plain recommendation and cross-sell requests before FastAPI; pass everything else on."""
 
     def __init__(
-        self, app: ASGIApp, state_of: Callable[[], ServiceState | None], routes: dict[str, Any]
+        self, app: ASGIApp, state_of: Callable[[], ServiceState | None], routes: Mapping[str, BaseRoute]
     ) -> None:
         self.app, self.state_of, self.routes = app, state_of, routes
 
@@ -113,10 +113,12 @@ class FastLane:
                 return None
         return state
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, route: str, answer: Any) -> bool:
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, route: str, answer: Awaitable[Response]
+    ) -> bool:
         """Send what ``answer`` returns; False (nothing sent) when it raises, so FastAPI answers."""
         try:
-            response: Response = await answer
+            response = await answer
         except ServiceError:  # the ordinary path raises it again and maps it
             logger.debug("fast lane passing %s on", route, exc_info=True)
             return False
