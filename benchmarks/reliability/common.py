@@ -62,6 +62,7 @@ __all__ = [
     "Server",
     "bundle_ids",
     "closed_loop",
+    "criteria_table",
     "fmt_ms",
     "free_port",
     "generator_check",
@@ -613,6 +614,18 @@ def generator_check(run: LoadRun) -> dict[str, Any]:
         "late_ms_max": round(late[-1], 1) if late else None,
         "kept_schedule": bool(late) and percentile(late, 99) < 50 and sent >= 0.98 * planned,
     }
+
+
+def criteria_table(criteria: Sequence[dict[str, Any]]) -> Any:
+    """Return a rich table of the criteria, what was measured and whether each was met."""
+    from rich.table import Table
+
+    table = Table(title="Criteria")
+    for col in ("criterion", "measured", "met?"):
+        table.add_column(col)
+    for c in criteria:
+        table.add_row(c["criterion"], str(c["measured"]), "[green]yes" if c["met"] else "[red]NO")
+    return table
 
 
 def fmt_ms(value: float | None) -> str:

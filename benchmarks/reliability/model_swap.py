@@ -39,6 +39,7 @@ from common import (
     Req,
     Server,
     bundle_ids,
+    criteria_table,
     fmt_ms,
     generator_check,
     machine,
@@ -139,12 +140,7 @@ def show(result: dict[str, Any]) -> None:
         counts = {v: sum(c["versions"].get(v, 0) for c in chunk) for v in result["bundles"].values()}
         timeline.add_row(f"{k}-{k + len(chunk)}", *(f"{counts[v]:,}" for v in result["bundles"].values()))
     console.print(timeline)
-    crit = Table(title="Criteria")
-    for col in ("criterion", "measured", "met?"):
-        crit.add_column(col)
-    for c in result["criteria"]:
-        crit.add_row(c["criterion"], str(c["measured"]), "[green]yes" if c["met"] else "[red]NO")
-    console.print(crit)
+    console.print(criteria_table(result["criteria"]))
     console.print(f"achieved {result['achieved_rps']} rps; load generator: {result['generator']}")
     console.print(f"cores used (mean/max): {result['cpu']}")
 

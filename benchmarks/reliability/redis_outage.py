@@ -35,6 +35,7 @@ from common import (
     Req,
     Server,
     bundle_ids,
+    criteria_table,
     fmt_ms,
     generator_check,
     machine,
@@ -99,12 +100,7 @@ def show(result: dict[str, Any]) -> None:
                       fmt_ms(s["max_ms"]), "-" if s["hit_rate"] is None else f"{s['hit_rate']:.1%}",
                       f"{s['max_late_ms']:.0f}", _cores(s["cpu"]))  # fmt: skip
     console.print(table)
-    crit = Table(title="Criteria")
-    for col in ("criterion", "measured", "met?"):
-        crit.add_column(col)
-    for c in result["criteria"]:
-        crit.add_row(c["criterion"], str(c["measured"]), "[green]yes" if c["met"] else "[red]NO")
-    console.print(crit)
+    console.print(criteria_table(result["criteria"]))
     console.print(f"achieved {result['achieved_rps']} rps; load generator: {result['generator']}")
     console.print(f"marks: {result['marks']}")
     console.print(f"server log: {result['server_log_counts']}")

@@ -36,6 +36,7 @@ from common import (
     Req,
     Server,
     bundle_ids,
+    criteria_table,
     fmt_ms,
     generator_check,
     machine,
@@ -119,12 +120,7 @@ def show(result: dict[str, Any]) -> None:
                       fmt_ms(s["p99_ms"]), fmt_ms(s["max_ms"]),
                       "-" if s["hit_rate"] is None else f"{s['hit_rate']:.1%}")  # fmt: skip
     console.print(kinds)
-    crit = Table(title="Criteria")
-    for col in ("criterion", "measured", "met?"):
-        crit.add_column(col)
-    for c in result["criteria"]:
-        crit.add_row(c["criterion"], str(c["measured"]), "[green]yes" if c["met"] else "[red]NO")
-    console.print(crit)
+    console.print(criteria_table(result["criteria"]))
     console.print(f"achieved {result['achieved_rps']} rps; load generator: {result['generator']}; "
                   f"RSS slope {result['rss_slope_mib_per_min']} MiB/min (least squares)")  # fmt: skip
     console.print(f"cores used (mean/max): {result['cpu']}")
