@@ -7,7 +7,6 @@ takes the key once as ``?key=...`` and keeps it in an HttpOnly, SameSite=Strict 
 
 from __future__ import annotations
 
-import hmac
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -16,13 +15,19 @@ from fastapi import APIRouter, Cookie, Query
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import State
+from service.deps import State, key_matches
 from service.errors import Unauthorized
 from service.routes.bundles import to_csv
 
 router = APIRouter(prefix="/ui", tags=["marketing"], include_in_schema=False)
 
 COOKIE = "orderlift_key"
+
+Size = Annotated[int, Query(ge=2, le=3)]
+Category = Annotated[str | None, Query(max_length=200)]
+Count = Annotated[int, Query(ge=1, le=100)]
+Key = Annotated[str | None, Query(max_length=500)]
+KeyCookie = Annotated[str | None, Cookie(max_length=500)]  # named as COOKIE: the parameter is orderlift_key
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
@@ -42,9 +47,7 @@ def _authorise(state: State, key: str | None, cookie: str | None) -> str | None:
     if not settings.auth_enabled:
         return None
     for given in (key, cookie):
-        if given and any(
-            hmac.compare_digest(given.encode(), k.encode()) for k in settings.api_keys + settings.admin_keys
-        ):
+        if given and key_matches(given, settings.api_keys + settings.admin_keys):
             return given
     raise Unauthorized("this page needs a key: open /ui/bundles?key=YOUR_API_KEY once")
 
@@ -119,11 +122,11 @@ def _remember(response: Response, key: str | None) -> Response:
 @router.get("/bundles", response_class=HTMLResponse)
 async def bundles_page(
     state: State,
-    size: Annotated[int, Query(ge=2, le=3)] = 2,
-    category: Annotated[str | None, Query(max_length=200)] = None,
-    n: Annotated[int, Query(ge=1, le=100)] = 20,
-    key: Annotated[str | None, Query(max_length=500)] = None,
-    orderlift_key: Annotated[str | None, Cookie(max_length=500)] = None,
+    size: Size = 2,
+    category: Category = None,
+    n: Count = 20,
+    key: Key = None,
+    orderlift_key: KeyCookie = None,
 ) -> Response:
     """Render the top bundles with filters, a chart and a download link."""
     keep = _authorise(state, key, orderlift_key)
@@ -138,11 +141,11 @@ async def bundles_page(
 @router.get("/bundles.csv")
 async def bundles_csv(
     state: State,
-    size: Annotated[int, Query(ge=2, le=3)] = 2,
-    category: Annotated[str | None, Query(max_length=200)] = None,
-    n: Annotated[int, Query(ge=1, le=100)] = 20,
-    key: Annotated[str | None, Query(max_length=500)] = None,
-    orderlift_key: Annotated[str | None, Cookie(max_length=500)] = None,
+    size: Size = 2,
+    category: Category = None,
+    n: Count = 20,
+    key: Key = None,
+    orderlift_key: KeyCookie = None,
 ) -> Response:
     """Download the bundles the page shows."""
     _authorise(state, key, orderlift_key)
