@@ -31,44 +31,9 @@ class Associations:
         """Return the number of items."""
         return len(self.item_counts)
 
-    def _scaled(self, row_scale: np.ndarray, col_scale: np.ndarray | None = None) -> sp.csr_matrix:
-        """Return pair counts with each stored cell multiplied by row and column factors."""
-        out = self.pair_counts.astype(np.float64, copy=True)
-        rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
-        out.data *= row_scale[rows]
-        if col_scale is not None:
-            out.data *= col_scale[out.indices]
-        return out
-
-    def lift(self) -> sp.csr_matrix:
-        """Return confidence(j | i) / P(j)."""
-        base = self.item_counts / max(self.n_baskets, 1)
-        return self._scaled(1.0 / np.maximum(self.item_counts, 1), 1.0 / np.maximum(base, 1e-12))
-
-    def miss_log(self, shrinkage: float = 5.0) -> sp.csr_matrix:
-        """Return log(1 - c(i, j) / (c(i) + shrinkage)) per stored pair: the cart model's weights."""
-        shrunk = self._scaled(1.0 / (self.item_counts + float(shrinkage)))
-        shrunk.data = np.log1p(-np.minimum(shrunk.data, 1.0 - 1e-6))
-        return shrunk
-
     def base_rate(self) -> np.ndarray:
         """Return the share of baskets holding each item."""
         return self.item_counts / max(self.n_baskets, 1)
-
-    def cart_probability(
-        self, carts: sp.csr_matrix, shrinkage: float = 5.0, miss_log: sp.csr_matrix | None = None
-    ) -> np.ndarray:
-        """Return P(j is added | cart) per cart row (dense), a shrunk noisy-or over cart items.
-
-        ``P = 1 - (1 - P(j)) * prod_i (1 - c(i, j) / (c(i) + shrinkage))`` over the cart's items
-        ``i``: each cart item is an independent chance to pull ``j`` in, with confidences shrunk
-        towards zero when item ``i`` is rare, on top of ``j``'s base rate ``P(j)``.
-        """
-        weights = self.miss_log(shrinkage) if miss_log is None else miss_log
-        binary = sp.csr_matrix(carts, dtype=np.float64)
-        binary.data[:] = 1.0
-        log_miss = np.asarray((binary @ weights).toarray())
-        return 1.0 - (1.0 - self.base_rate())[None, :] * np.exp(log_miss)
 
 
 def association_stats(

@@ -66,15 +66,36 @@ def _rows(events: pd.DataFrame, users: IdIndex, items: IdIndex) -> tuple[np.ndar
     return keep, u, i
 
 
-def order_baskets(events: pd.DataFrame, users: IdIndex, items: IdIndex) -> Baskets:
-    """Return one basket per order id over purchases with a positive net quantity."""
-    keep, u, i = _rows(events, users, items)
-    order = events["order_id"].cat.codes.to_numpy()
-    keep &= (order >= 0) & (events["event_type"] == "purchase").to_numpy()
+def _order_lines(
+    events: pd.DataFrame, keep: np.ndarray, offset: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the mask of ordered purchase lines with a positive quantity, their basket, ts and value."""
+    order = events["order_id"].cat.codes.to_numpy().astype(np.int64)
+    keep = keep & (order >= 0) & (events["event_type"] == "purchase").to_numpy()
     keep &= events["quantity"].to_numpy() > 0
     value = (events["price"].fillna(0.0) * events["quantity"]).to_numpy(dtype=np.float64)
-    ts = timestamp_ns(events["timestamp"])
-    return _assemble(order[keep], u[keep], i[keep], ts[keep], value[keep], len(items))
+    return keep, order + offset, timestamp_ns(events["timestamp"]), value
+
+
+def order_baskets(
+    events: pd.DataFrame, users: IdIndex, items: IdIndex, anonymous: pd.DataFrame | None = None
+) -> Baskets:
+    """Return one basket per order id over purchases with a positive net quantity.
+
+    Orders of ``anonymous`` lines (no user id) follow the identified ones as baskets of their own,
+    even where an order id is shared, with ``user_idx == -1``.
+    """
+    keep, u, i = _rows(events, users, items)
+    keep, basket, ts, value = _order_lines(events, keep, 0)
+    parts = [(basket[keep], u[keep], i[keep], ts[keep], value[keep])]
+    if anonymous is not None and len(anonymous):
+        a_item = rows_of(anonymous["item_id"], items)
+        offset = len(events["order_id"].cat.categories)
+        a_keep, a_basket, a_ts, a_value = _order_lines(anonymous, a_item >= 0, offset)
+        a_user = np.full(int(a_keep.sum()), -1, dtype=u.dtype)
+        parts.append((a_basket[a_keep], a_user, a_item[a_keep], a_ts[a_keep], a_value[a_keep]))
+    basket, u, i, ts, value = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return _assemble(basket, u, i, ts, value, len(items))
 
 
 def session_baskets(

@@ -13,6 +13,7 @@ A bundle is a directory::
     coview.npz         the same over browse sessions (optional); coview_items.npy
     orders.npz         orders x items, binary (scipy CSR): the baskets behind bundles of 3+
     model/             the model's own arrays and model.json (written by training.models)
+    cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
 Nothing is pickled: arrays load with ``allow_pickle=False``. ``load_bundle`` checks the schema
 version, every file's presence and checksum, and every shape, and raises ``BundleError`` saying
@@ -39,12 +40,13 @@ from features.association import Associations
 from features.errors import BundleError
 from features.ids import IdIndex
 
-__all__ = ["SCHEMA_VERSION", "Bundle", "file_sha256", "load_bundle", "save_bundle"]
+__all__ = ["CART_DIR", "SCHEMA_VERSION", "Bundle", "file_sha256", "load_bundle", "save_bundle"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a trained cart model in cart/ and its settings in manifest["crosssell"]
 MODEL_DIR = "model"
+CART_DIR = "cart"
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,9 @@ class Bundle:
         return self.path / MODEL_DIR
 
     @property
-    def version(self) -> str:
-        """Return the model version the bundle was registered as, else its fingerprint."""
-        return str(self.manifest.get("model_version") or self.manifest["bundle_id"])
+    def cart_dir(self) -> Path:
+        """Return the directory of the cart model's own files."""
+        return self.path / CART_DIR
 
 
 def file_sha256(path: Path) -> str:
@@ -95,6 +97,7 @@ def save_bundle(
     coview: Associations | None,
     orders: sp.csr_matrix,
     write_model: Callable[[Path], None],
+    write_cart: Callable[[Path], None],
 ) -> Path:
     """Write a bundle into a temporary directory, then move it into place."""
     directory = Path(directory)
@@ -115,6 +118,7 @@ def save_bundle(
                 np.save(staging / f"{name}_items.npy", assoc.item_counts, allow_pickle=False)
         sp.save_npz(staging / "orders.npz", sp.csr_matrix(orders, dtype=np.float32), compressed=False)
         write_model(staging / MODEL_DIR)
+        write_cart(staging / CART_DIR)
         files = {
             str(p.relative_to(staging)): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()
         }
@@ -149,7 +153,10 @@ def _manifest(directory: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: not valid JSON ({exc})") from exc
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != SCHEMA_VERSION:
-        raise BundleError(f"{path}: schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        hint = "; it predates trained cart models: retrain it with orderlift train" if version == 1 else ""
+        raise BundleError(
+            f"{path}: schema version {version!r} is not supported (expected {SCHEMA_VERSION}){hint}"
+        )
     return manifest
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import pandas as pd
 from features.columns import encode, parse_float
 from features.io import SourceFormat, read_items
 from features.kcore import kcore
-from features.matrix import Interactions, Weighting, build_interactions
+from features.matrix import Interactions, Weighting, build_interactions, rows_of
 from features.validate import ValidationResult, load_events
 
 __all__ = ["Dataset", "load_catalog", "load_dataset"]
@@ -30,6 +30,8 @@ class Dataset:
     events: pd.DataFrame
     interactions: Interactions
     catalog: pd.DataFrame | None = None
+    #: Purchase lines of orders without a user id, of items in ``interactions.items`` only.
+    anonymous: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_catalog(path: Path) -> pd.DataFrame:
@@ -66,10 +68,19 @@ def load_dataset(
     events = kcore(validation.events, min_user, min_item)
     catalog = load_catalog(items_path) if items_path is not None else None
     interactions = build_interactions(events, weighting, catalog)
+    anonymous = validation.anonymous
+    if len(anonymous):
+        indexed = rows_of(anonymous["item_id"], interactions.items) >= 0
+        anonymous = anonymous[indexed].reset_index(drop=True)
+        logger.info(
+            "anonymous purchase lines: %d kept, %d dropped (items outside the index)",
+            len(anonymous),
+            int((~indexed).sum()),
+        )
     logger.info(
         "dataset: %d users x %d items, %d interactions",
         len(interactions.users),
         len(interactions.items),
         interactions.matrix.nnz,
     )
-    return Dataset(validation, events, interactions, catalog)
+    return Dataset(validation, events, interactions, catalog, anonymous)

@@ -26,11 +26,17 @@ BASKET_SIZE_BINS: tuple[tuple[str, int, int], ...] = (
 
 
 def data_report(
-    validation: ValidationReport, events: pd.DataFrame, interactions: Interactions, top: int = 10
+    validation: ValidationReport,
+    events: pd.DataFrame,
+    interactions: Interactions,
+    top: int = 10,
+    anonymous: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Return the report as a JSON-ready dict."""
-    baskets = order_baskets(events, interactions.users, interactions.items)
-    sizes = baskets.sizes
+    """Return the report as a JSON-ready dict; anonymous orders are counted apart, for cart models."""
+    baskets = order_baskets(events, interactions.users, interactions.items, anonymous)
+    identified = baskets.user_idx >= 0
+    sizes = baskets.sizes[identified]
+    values = baskets.value[identified]
     ts = events["timestamp"]
     purchases = events[events["event_type"] == "purchase"]
     return {
@@ -39,7 +45,10 @@ def data_report(
         "items": len(interactions.items),
         "interactions": int(interactions.matrix.nnz),
         "density": interactions.density,
-        "orders": len(baskets),
+        "orders": len(sizes),
+        "anonymous_rows": 0 if anonymous is None else len(anonymous),
+        "anonymous_orders": len(baskets) - len(sizes),
+        "orders_with_anonymous": len(baskets),
         "date_min": ts.min().isoformat() if len(ts) else None,
         "date_max": ts.max().isoformat() if len(ts) else None,
         "event_types": {str(k): int(v) for k, v in events["event_type"].value_counts().items()},
@@ -51,8 +60,8 @@ def data_report(
             },
         },
         "order_value": {
-            "mean": float(baskets.value.mean()) if len(baskets) else 0.0,
-            "median": float(np.median(baskets.value)) if len(baskets) else 0.0,
+            "mean": float(values.mean()) if len(values) else 0.0,
+            "median": float(np.median(values)) if len(values) else 0.0,
         },
         "top_items": _top_items(purchases if len(purchases) else events, interactions, top),
     }

@@ -1,10 +1,15 @@
-"""Accept or reject every row with exactly one reason, net returns, and build the events frame.
+"""Accept, set aside as anonymous, or reject every row with one reason; net returns; build frames.
 
-The contract: ``rows_read == rows_accepted + sum(rejected.values())``. Rejected rows keep their
-raw values, their 1-based row number and their reason, for the quarantine file. Returns
-(cancellation orders, negative purchase quantities) are rejected as ``return`` and their quantity
-is netted against the same user's purchases of the same item, latest purchase first; what cannot
-be matched is counted, never silently lost.
+The contract: ``rows_read == rows_accepted + rows_anonymous + sum(rejected.values())``. A row
+without a user id that is a clean purchase line of an order (an order id, not a return, passing
+every later check) is kept apart as anonymous (``ValidationResult.anonymous``): no per-user model
+can use it, but basket statistics can. Every other row without a user id (views, carts, lines
+without an order id, cancellations, lines failing a later check) is rejected as ``missing_user``.
+Rejected rows keep their raw values, their 1-based row number and their reason, for the
+quarantine file. Returns (cancellation orders, negative purchase quantities) are rejected as
+``return`` and their quantity is netted against the same user's purchases of the same item,
+latest purchase first; what cannot be matched is counted, never silently lost. Anonymous lines
+are never netted.
 """
 
 from __future__ import annotations
@@ -54,11 +59,12 @@ class ValidationReport:
     rows_accepted: int
     rejected: dict[str, int]
     returns: ReturnsReport = field(default_factory=ReturnsReport)
+    rows_anonymous: int = 0
 
     @property
     def reconciled(self) -> bool:
-        """Return whether every row is either accepted or rejected with one reason."""
-        return self.rows_read == self.rows_accepted + sum(self.rejected.values())
+        """Return whether every row is accepted, kept as anonymous, or rejected with one reason."""
+        return self.rows_read == self.rows_accepted + self.rows_anonymous + sum(self.rejected.values())
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -67,11 +73,13 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """The accepted events frame, the rejected raw rows, and the report."""
+    """The accepted events, the rejected raw rows, the report, and the anonymous purchase lines."""
 
     events: pd.DataFrame
     rejected: pa.Table
     report: ValidationReport
+    #: Purchase lines of orders without a user id, with the events' columns and dtypes.
+    anonymous: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def write_quarantine(self, path: Path) -> Path:
         """Write the rejected rows with their reasons to a CSV file."""
@@ -115,7 +123,6 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     is_return = _matches(order, f"{re.escape(fmt.cancel_prefix)}.*" if fmt.cancel_prefix else None)
     is_return |= (event == _PURCHASE) & (qty < 0)
     checks: list[tuple[Reason, np.ndarray]] = [
-        (Reason.MISSING_USER, ~user.present),
         (Reason.MISSING_ITEM, ~item.present),
         (Reason.BAD_TIMESTAMP, ts == np.iinfo(np.int64).min),
         (Reason.UNKNOWN_EVENT_TYPE, event < 0),
@@ -130,26 +137,36 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     reason = np.full(n, -1, dtype=np.int8)
     for code, mask in ((_REASONS.index(r), m) for r, m in checks):
         reason[(reason < 0) & mask] = code
-    candidate = np.flatnonzero(reason < 0)
+    keepable = user.present | (order.present & (event == _PURCHASE))
+    candidate = np.flatnonzero((reason < 0) & keepable)
     columns = (user.codes, item.codes, event, ts, order.codes, qty, price)
     reason[candidate[_duplicated([c[candidate] for c in columns])]] = _REASONS.index(Reason.DUPLICATE)
+    anonymous = ~user.present & keepable & (reason < 0)
+    reason[~user.present & ~anonymous] = _REASONS.index(Reason.MISSING_USER)
 
-    accepted = reason < 0
+    accepted = (reason < 0) & ~anonymous
     quantity = np.where(np.isnan(qty), 1.0, qty)
     returned = reason == _REASONS.index(Reason.RETURN)
     quantity, returns = _net_returns(
         user.codes, item.codes, ts, np.abs(quantity), accepted & (event == _PURCHASE), returned
     )
     events = _frame(table, accepted, user, item, event, ts, order, quantity, price, n)
-    counts = np.bincount(reason[~accepted].astype(np.int64), minlength=len(_REASONS))
+    anonymous_events = _frame(table, anonymous, user, item, event, ts, order, quantity, price, n)
+    counts = np.bincount(reason[reason >= 0].astype(np.int64), minlength=len(_REASONS))
     report = ValidationReport(
         rows_read=n,
         rows_accepted=int(accepted.sum()),
         rejected={r.value: int(c) for r, c in zip(_REASONS, counts, strict=True)},
         returns=returns,
+        rows_anonymous=int(anonymous.sum()),
     )
-    logger.info("validated %d rows: %d accepted", n, report.rows_accepted)
-    return ValidationResult(events, _rejected_rows(table, reason), report)
+    logger.info(
+        "validated %d rows: %d accepted, %d anonymous purchase lines",
+        n,
+        report.rows_accepted,
+        report.rows_anonymous,
+    )
+    return ValidationResult(events, _rejected_rows(table, reason), report, anonymous_events)
 
 
 def _duplicated(columns: list[np.ndarray]) -> np.ndarray:

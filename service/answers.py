@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+import orjson
 from fastapi.responses import Response
 
 from service.cache import cache_key
+from service.errors import InvalidRequest
 from service.recommender import Filters
 from service.schemas import CrossSellRequest
 from service.state import ServiceState
@@ -40,10 +42,21 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
     """
     engine = state.require(body.user_id)
     cart = sorted({line.item_id for line in body.items})
-    digest = hashlib.sha1("|".join(cart).encode(), usedforsecurity=False).hexdigest()[:16]
+    limit = state.settings.max_cart_items
+    if len(cart) > limit:
+        raise InvalidRequest(
+            f"the cart has {len(cart):,} distinct items; at most {limit:,} are accepted "
+            "(ORDERLIFT_MAX_CART_ITEMS)",
+            field="items",
+            value=len(cart),
+        )
+    quantity: dict[str, int] = {}
+    for line in body.items:
+        quantity[line.item_id] = quantity.get(line.item_id, 0) + line.quantity
+    lines = [(item, quantity[item]) for item in cart]
+    digest = hashlib.sha1(orjson.dumps(lines), usedforsecurity=False).hexdigest()[:16]  # unambiguous
     flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
     key = cache_key("cart", engine.version, engine.scorer.variant, digest, body.user_id or "-", flags)
-    lines = [(line.item_id, line.quantity) for line in body.items]
     known = body.user_id is not None and engine.scorer.users.get(body.user_id) is not None
     seller = engine.crosssell
     return await state.cached(

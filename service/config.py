@@ -31,9 +31,9 @@ class Settings(BaseSettings):
     admin_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (), repr=False, description="Keys for admin routes."
     )
-    max_cart_items: int = Field(200, ge=1, description="Largest cart accepted.")
-    crosssell_shrinkage: float = Field(5.0, ge=0, description="Shrinks confidences of rarely bought items.")
-    personal_weight: float = Field(0.5, ge=0, description="Weight of personal scores in cross-sell.")
+    max_cart_items: int = Field(
+        2_000, ge=1, le=10_000, description="Most distinct lines a cross-sell cart may hold (422 above)."
+    )
     verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
     variants: str | None = Field(
         None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from features.bundle import Bundle, load_bundle
 from features.errors import BundleError
 from training.models import ModelError, Recommender, load_model
+from training.models.cart import CartModel, load_cart_model
 
 __all__ = ["LoadError", "LoadedModel", "current_version", "load", "resolve"]
 
@@ -27,6 +28,7 @@ class LoadedModel:
 
     bundle: Bundle
     model: Recommender
+    cart: CartModel
     version: str
     source: str
     load_seconds: float
@@ -99,11 +101,16 @@ def load(uri: str, tracking_uri: str, verify: bool = True) -> LoadedModel:
     try:
         bundle = load_bundle(directory, verify=verify)
         model = load_model(bundle.model_dir)
+        cart = load_cart_model(bundle.cart_dir)
     except (BundleError, ModelError) as exc:
         raise LoadError(str(exc)) from exc
     if model.n_items != len(bundle.items):
         raise LoadError(f"{directory}: the model has {model.n_items} items, the bundle {len(bundle.items)}")
+    if cart.n_items != len(bundle.items):
+        raise LoadError(
+            f"{directory}: the cart model has {cart.n_items} items, the bundle {len(bundle.items)}"
+        )
     version = registry_version or f"bundle-{bundle.manifest['bundle_id']}"
     seconds = time.perf_counter() - began
     logger.info("loaded %s (%s) in %.2fs", uri, version, seconds)
-    return LoadedModel(bundle, model, version, uri, seconds)
+    return LoadedModel(bundle, model, cart, version, uri, seconds)

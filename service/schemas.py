@@ -112,13 +112,17 @@ class SimilarResponse(BaseModel):
     model_version: str
 
 
+#: Hard ceiling of a cart's lines, before any setting: bodies are bounded before they are read.
+MAX_CART_LINES = 10_000
+
+
 class CartItem(BaseModel):
     """A line of the cart."""
 
     model_config = ConfigDict(extra="forbid")
 
     item_id: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(1, ge=1, le=100_000)
+    quantity: int = Field(1, ge=1, le=100_000, description="Units in the cart: counted in cart_value.")
 
 
 class CrossSellRequest(BaseModel):
@@ -129,7 +133,11 @@ class CrossSellRequest(BaseModel):
         json_schema_extra={"examples": [{"items": [{"item_id": "i0042", "quantity": 1}], "n": 5}]},
     )
 
-    items: list[CartItem] = Field(min_length=1, max_length=200)
+    items: list[CartItem] = Field(
+        min_length=1,
+        max_length=MAX_CART_LINES,
+        description="The cart's lines; at most ORDERLIFT_MAX_CART_ITEMS distinct items (default 2,000).",
+    )
     user_id: str | None = Field(None, min_length=1, max_length=200)
     n: int = N_FIELD
     include_substitutes: bool = Field(False, strict=True)
@@ -157,8 +165,10 @@ class CrossSellResponse(BaseModel):
     items: list[CrossSellItem]
     cart_items: list[str]
     unknown_items: list[str]
+    cart_value: float = Field(description="Sum of price x quantity over the known cart lines.")
     substitutes_left_out: int
     ranked_by: str
+    cart_model: str = Field(description="The trained cart model that ranked the suggestions.")
     personalized: bool
     model_version: str
     variant: str

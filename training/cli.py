@@ -112,7 +112,9 @@ def inspect(
     else:
         with console.status(f"reading {events}"):
             dataset = load_dataset(events, fmt, items, quarantine=quarantine)
-    report = data_report(dataset.validation.report, dataset.events, dataset.interactions, top=top)
+    report = data_report(
+        dataset.validation.report, dataset.events, dataset.interactions, top=top, anonymous=dataset.anonymous
+    )
     if quarantine is not None:
         report["quarantine"] = str(quarantine)
     if as_json:
@@ -121,6 +123,10 @@ def inspect(
     from training.display import render_data_report
 
     render_data_report(report, console)
+    console.print(
+        f"anonymous orders kept for cart models: {report['anonymous_orders']:,} orders, "
+        f"{report['anonymous_rows']:,} rows"
+    )
     if quarantine is not None:
         console.print(f"rejected rows written to {quarantine}")
 

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.table import Table
 
-__all__ = ["render_data_report"]
+__all__ = ["render_carts", "render_data_report", "render_experiment", "render_metrics", "render_runs"]
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -67,6 +67,34 @@ def render_metrics(
         ratio = f"{value / base:.2f}x" if base else "-"
         table.add_row(name, f"{value:.4f}", f"{base:.4f}", ratio)
     console.print(table)
+
+
+def render_carts(cart: dict[str, Any], console: Console) -> None:
+    """Print every cart model's test figures (all carts, then returning customers) beside the chosen one."""
+    ks = sorted({int(k.rsplit("_", 1)[1]) for f in cart["test"].values() for k in f if "_at_" in k})
+    heads = [f"{m}@{k}" for m in ("hit", "revenue") for k in ks]
+    counts = cart["counts"]
+    title = (
+        f"Cross-sell on {counts.get('test_carts', 0):,} held-out test carts (from {cart['test_cut'][:10]}), "
+        f"through the serving ranker; chosen on validation: {cart['chosen']}"
+    )
+    table = _table(title, "cart model", "carts", *heads)
+    groups = (("all carts", cart["test"]), ("returning customers", cart["returning"]))
+    for label, figures in groups:
+        for kind, values in figures.items():
+            mark = " *" if kind.split("+")[0] == cart["chosen"] else ""
+            cells = [
+                f"{values.get(f'crosssell_{m}_at_{k}', float('nan')):.4f}"
+                for m in ("hit", "revenue")
+                for k in ks
+            ]
+            table.add_row(f"{kind}{mark}", label, *cells)
+    console.print(table)
+    blend = cart["blend"]
+    console.print(
+        f"cart model {cart['chosen']} {cart['params']}, price exponent {cart['price_exponent']:g}; "
+        f"returning customers: buy-again weight {blend['buy_again']:g}, personal weight {blend['personal']:g}"
+    )
 
 
 def render_runs(runs: Any, metric: str, console: Console) -> None:

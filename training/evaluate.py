@@ -27,34 +27,28 @@ on items without a cell in their train row ("new items" protocol): ``recommend``
 seen items, so keeping them would only cap recall below 1; their value is dropped with them.
 Test users unseen in train are counted as ``cold_users``, not evaluated.
 
-Cross-sell (``crosssell_metrics``): from each basket of >= 2 distinct items one item, drawn
-uniformly at random, is held out and the rest is the cart. ``crosssell_hit_at_k`` = share of
-baskets whose held-out item is in the top k of the cart's scores (cart items excluded);
-``crosssell_revenue_at_k`` = price of the held-out items hit in the top k / price of all held-out
-items (a missing price counts 0).
+Cross-sell is evaluated through the serving ranker in ``training.crosssell``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.baskets import Baskets
 from features.ids import IdIndex
 from features.matrix import Weighting, build_matrix, rows_of
 from features.split import Split
-from training.models import Recommender, top_n
+from training.models import Recommender
 
 __all__ = [
     "DEFAULT_KS",
     "Holdout",
     "build_holdout",
-    "crosssell_metrics",
     "evaluate_model",
     "ranking_metrics",
     "revenue_at_k",
@@ -272,49 +266,3 @@ def evaluate_model(
         "users_evaluated": n_users,
         "cold_users": holdout.cold_users,
     }
-
-
-def crosssell_metrics(
-    copurchase_scores: Callable[[sp.csr_matrix], np.ndarray],
-    baskets: Baskets,
-    prices: np.ndarray,
-    ks: Sequence[int] = DEFAULT_KS,
-    seed: int = 0,
-    batch_size: int = 4096,
-) -> dict[str, float]:
-    """Hold one random item out of each basket of 2+ items and score how often the cart finds it."""
-    cuts = _check_ks(ks)
-    matrix = sp.csr_matrix(baskets.matrix, dtype=np.float32, copy=True)
-    matrix.sum_duplicates()
-    matrix = matrix[np.diff(matrix.indptr) >= 2]
-    n_items = matrix.shape[1]
-    price = np.asarray(prices, dtype=np.float64)
-    if price.shape != (n_items,):
-        raise ValueError(f"prices has shape {price.shape}, expected ({n_items},)")
-    price = np.where(np.isnan(price), 0.0, price)
-    at = matrix.indptr[:-1] + np.random.default_rng(seed).integers(0, np.diff(matrix.indptr))
-    held = matrix.indices[at].astype(np.int64)
-    data = np.ones(matrix.nnz, dtype=np.float32)
-    data[at] = 0.0
-    carts = sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
-    carts.eliminate_zeros()
-    hit = np.zeros((len(held), len(cuts)), dtype=bool)
-    for start in range(0, len(held), batch_size):
-        cart, target = carts[start : start + batch_size], held[start : start + batch_size]
-        scores = np.asarray(copurchase_scores(cart))
-        if scores.shape != cart.shape:
-            raise ValueError(f"copurchase_scores returned {scores.shape}, expected {cart.shape}")
-        idx, top = top_n(scores, cuts[-1], exclude=cart)
-        rec, ok = _usable(idx, np.isfinite(top), scores.shape, cuts[-1])
-        found = np.cumsum(ok & (rec == target[:, None]), axis=1)
-        hit[start : start + batch_size] = found[:, np.array(cuts) - 1] > 0
-    worth, n = price[held], len(held)
-    out: dict[str, float] = {}
-    for j, k in enumerate(cuts):
-        out[f"crosssell_hit_at_{k}"] = float(hit[:, j].mean()) if n else _NAN
-        out[f"crosssell_revenue_at_{k}"] = (
-            float(worth[hit[:, j]].sum() / worth.sum()) if worth.sum() > 0 else _NAN
-        )
-    out["crosssell_baskets"] = n
-    logger.info("cross-sell evaluated on %d baskets", n)
-    return out

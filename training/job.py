@@ -1,9 +1,11 @@
-"""The training job: evaluate on a holdout beside the popularity baseline, refit on everything, bundle.
+"""The training job: evaluate on a holdout beside the baselines, refit on everything, bundle.
 
 Protocol: the chosen model and ``popular`` are fitted on the train part of a split and scored
-on the same held-out users in the same run; cross-sell is scored on held-out orders with the
-co-purchase statistics of the train period. Then the model is refit on all the given events and
-that refit is what the bundle holds (the manifest says so). No MLflow here: ``tracking`` logs.
+on the same held-out users in the same run. Cart models are tuned on a validation cut of the train
+period and every kind is scored once on the orders after the cutoff, through the serving ranker
+(``training.crosssell``). Then the model and the chosen cart model are refit on all the given
+events and orders (anonymous orders included), and those refits are what the bundle holds (the
+manifest says so). No MLflow here: ``tracking`` logs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import platform
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -25,18 +27,24 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.association import association_stats
-from features.baskets import order_baskets, session_baskets
+from features.baskets import Baskets, order_baskets, session_baskets
 from features.bundle import file_sha256, save_bundle
+from features.columns import timestamp_ns
 from features.dataset import Dataset
-from features.matrix import Weighting
+from features.matrix import Weighting, build_matrix
 from features.split import Split, chronological_split
-from training.evaluate import DEFAULT_KS, build_holdout, crosssell_metrics, evaluate_model
+from training.crosssell import CART_CANDIDATES, CartData, CartEvaluation, choose_cart_model
+from training.evaluate import DEFAULT_KS, build_holdout, evaluate_model
 from training.models import Recommender, create_model, save_model
+from training.models.cart import CartModel, create_cart_model, save_cart_model
+from training.models.cart_ranking import substitute_matrix
 
 __all__ = [
+    "DEFAULT_CART",
     "Evaluation",
     "TrainConfig",
     "TrainResult",
+    "cart_data",
     "evaluate",
     "evaluate_split",
     "fingerprint",
@@ -47,8 +55,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Exponents g of price tried when ranking cross-sell by ``P x price**g`` (0 = P alone).
-PRICE_EXPONENTS = (0.25, 0.5, 1.0)
+#: The cart model bundled when nothing is evaluated (no holdout): the strongest on held-out orders
+#: of Online Retail and of the synthetic store, with a small buy-again weight for known customers.
+DEFAULT_CART: dict[str, Any] = {
+    "kind": "ease",
+    "params": {},
+    "price_exponent": 0.0,
+    "calibration": None,
+    "blend": {"buy_again": 0.1, "personal": 0.0},
+}
 
 OnStage = Callable[[str], None]
 OnEpoch = Callable[[int, float | None], None]
@@ -66,7 +81,9 @@ class TrainConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     min_pair_count: int = 2
     session_gap_minutes: float = 30.0
-    crosssell_shrinkage: float = 5.0
+    cart_models: tuple[str, ...] = CART_CANDIDATES
+    validation_fraction: float = 0.2
+    max_eval_carts: int = 3000
     seed: int = 42
 
     @property
@@ -87,44 +104,48 @@ class TrainConfig:
             "ks": list(self.ks),
             "min_pair_count": self.min_pair_count,
             "session_gap_minutes": self.session_gap_minutes,
+            "cart_models": list(self.cart_models),
+            "validation_fraction": self.validation_fraction,
+            "max_eval_carts": self.max_eval_carts,
             "seed": self.seed,
         }
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Holdout figures for the model and the baseline, side by side."""
+    """Holdout figures for the model and the baseline side by side, and the cart models' comparison."""
 
     split: dict[str, Any]
     model: dict[str, float]
     baseline: dict[str, float]
-    crosssell: dict[str, float]
-    crosssell_baseline: dict[str, float]
-    crosssell_by_value: dict[str, dict[str, float]] = field(default_factory=dict)
+    cart: CartEvaluation | None = None
 
-    def price_exponent(self, k: int = 10) -> float:
-        """Return the exponent g of price in ``P x price**g`` that won on held-out orders.
+    @property
+    def crosssell(self) -> dict[str, float]:
+        """Return the chosen cart model's test figures."""
+        return dict(self.cart.test[self.cart.chosen.kind]) if self.cart is not None else {}
 
-        g = 0 ranks by P alone; g = 1 by expected value. A variant is kept only if it beats P alone
-        on both hit@k and revenue@k; among those the best revenue@k wins (ties: the smaller g).
-        """
-        hit, revenue = f"crosssell_hit_at_{k}", f"crosssell_revenue_at_{k}"
-        best, best_revenue = 0.0, self.crosssell.get(revenue, 0.0)
-        for exponent, figures in sorted(self.crosssell_by_value.items(), key=lambda kv: float(kv[0])):
-            if (
-                figures.get(hit, 0.0) >= self.crosssell.get(hit, 0.0)
-                and figures.get(revenue, 0.0) > best_revenue
-            ):
-                best, best_revenue = float(exponent), figures[revenue]
-        return best
+    @property
+    def crosssell_baseline(self) -> dict[str, float]:
+        """Return the popular cart's test figures (the floor)."""
+        return dict(self.cart.test.get("popular", {})) if self.cart is not None else {}
 
     def flat(self) -> dict[str, float]:
         """Return every figure under one name: model metrics bare, the baseline's prefixed."""
         out = {**self.model, **self.crosssell}
         out |= {f"baseline_{k}": v for k, v in {**self.baseline, **self.crosssell_baseline}.items()}
-        for exponent, figures in self.crosssell_by_value.items():
-            out |= {f"price{exponent}_{k}": v for k, v in figures.items()}
+        if self.cart is not None:
+            out |= self.cart.flat()
         return out
+
+    def describe(self) -> dict[str, Any]:
+        """Return a JSON-ready summary for the manifest."""
+        return {
+            "split": self.split,
+            "model": self.model,
+            "baseline": self.baseline,
+            "crosssell": self.cart.describe() if self.cart is not None else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -157,8 +178,7 @@ def evaluate(
     dataset: Dataset, config: TrainConfig, on_stage: OnStage, on_epoch: OnEpoch | None
 ) -> Evaluation:
     """Split the dataset as configured and score the model and the baseline on the holdout."""
-    split = split_events(dataset.events, config)
-    return evaluate_split(split, item_prices(dataset), config, on_stage, on_epoch)
+    return evaluate_split(dataset, split_events(dataset.events, config), config, on_stage, on_epoch)
 
 
 def item_prices(dataset: Dataset) -> pd.Series:
@@ -167,10 +187,58 @@ def item_prices(dataset: Dataset) -> pd.Series:
     return pd.Series(meta["price"].to_numpy(dtype=np.float64), index=meta["item_id"].astype(str))
 
 
+def all_orders(dataset: Dataset) -> Baskets:
+    """Return every order as a basket over the dataset's index, anonymous ones included (user -1)."""
+    inter = dataset.interactions
+    return order_baskets(dataset.events, inter.users, inter.items, dataset.anonymous)
+
+
+def cart_data(dataset: Dataset, config: TrainConfig, before: pd.Timestamp | None = None) -> CartData:
+    """Return what cart models fit and are judged on; substitutes from the sessions before ``before``."""
+    inter, events = dataset.interactions, dataset.events
+    meta = inter.item_meta
+    ts = timestamp_ns(events["timestamp"])
+    known = events if before is None else events[ts < before.value]
+    orders = all_orders(dataset)
+    sessions = session_baskets(known, inter.users, inter.items, config.session_gap_minutes)
+    copurchase = association_stats(order_baskets(known, inter.users, inter.items), config.min_pair_count)
+    coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
+    codes = np.asarray(pd.factorize(meta["category"].fillna("").astype(str))[0], dtype=np.int64)
+    substitutes = substitute_matrix(
+        None if coview is None else coview.pair_counts, copurchase.pair_counts, codes
+    )
+
+    def history(cut: int) -> sp.csr_matrix:
+        return build_matrix(events[ts < cut], inter.users, inter.items, config.weighting)
+
+    def user_model(matrix: sp.csr_matrix) -> Recommender | None:
+        model = create_model(config.model, **config.params)
+        model.fit(matrix)
+        return model
+
+    return CartData(
+        orders,
+        meta["price"].to_numpy(dtype=np.float64),
+        meta["in_stock"].to_numpy(dtype=bool),
+        substitutes,
+        history,
+        user_model,
+    )
+
+
 def evaluate_split(
-    split: Split, prices: pd.Series, config: TrainConfig, on_stage: OnStage, on_epoch: OnEpoch | None
+    dataset: Dataset,
+    split: Split,
+    config: TrainConfig,
+    on_stage: OnStage,
+    on_epoch: OnEpoch | None,
+    carts: bool = True,
 ) -> Evaluation:
-    """Fit the model and the baseline on ``split.train`` and score both on ``split.test``."""
+    """Fit the model and the baseline on ``split.train`` and score both on ``split.test``.
+
+    With ``carts``, every cart model is also tuned on a validation cut of the train period and
+    scored once on the orders from the split's cutoff on (``training.crosssell``).
+    """
     holdout = build_holdout(split, config.weighting)
     on_stage(f"fitting {config.model} on the train split")
     model = create_model(config.model, **config.params)
@@ -180,33 +248,36 @@ def evaluate_split(
     on_stage("scoring the holdout")
     figures = evaluate_model(model, holdout, config.ks)
     base_figures = evaluate_model(baseline, holdout, config.ks)
-    on_stage("scoring cross-sell on held-out orders")
-    train_orders = order_baskets(split.train, holdout.users, holdout.items)
-    assoc = association_stats(train_orders, min_count=config.min_pair_count)
-    test_baskets = order_baskets(split.test, holdout.users, holdout.items).at_least(2)
-    per_item = prices.reindex(holdout.items.ids).to_numpy(dtype=np.float64)
-    popularity = np.asarray(holdout.train.getnnz(axis=0), dtype=np.float64)
-
-    def cart_scores(carts: sp.csr_matrix) -> np.ndarray:
-        return assoc.cart_probability(carts, config.crosssell_shrinkage)
-
-    def popular_scores(carts: sp.csr_matrix) -> np.ndarray:
-        return np.broadcast_to(popularity, (carts.shape[0], len(popularity))).copy()
-
-    cross = crosssell_metrics(cart_scores, test_baskets, per_item, config.ks, seed=config.seed)
-
-    cross_base = crosssell_metrics(popular_scores, test_baskets, per_item, config.ks, seed=config.seed)
-    price = np.nan_to_num(per_item, nan=0.0)
-    by_value = {}
-    for exponent in PRICE_EXPONENTS:
-
-        def value_scores(carts: sp.csr_matrix, g: float = exponent) -> np.ndarray:
-            return cart_scores(carts) * np.power(price, g)[None, :]
-
-        by_value[str(exponent)] = crosssell_metrics(
-            value_scores, test_baskets, per_item, config.ks, seed=config.seed
+    cart = None
+    if carts and split.cutoff is not None:
+        cart = choose_cart_model(
+            cart_data(dataset, config, split.cutoff),
+            split.cutoff,
+            validation_fraction=config.validation_fraction,
+            ks=config.ks,
+            kinds=config.cart_models,
+            seed=config.seed,
+            max_carts=config.max_eval_carts,
+            on_stage=on_stage,
         )
-    return Evaluation(split.report(), figures, base_figures, cross, cross_base, by_value)
+    return Evaluation(split.report(), figures, base_figures, cart)
+
+
+def chosen_cart(evaluation: Evaluation | None) -> dict[str, Any]:
+    """Return the cart model to bundle: the one chosen on validation, else ``DEFAULT_CART``."""
+    if evaluation is None or evaluation.cart is None:
+        return dict(DEFAULT_CART)
+    return evaluation.cart.spec()
+
+
+def fit_cart(dataset: Dataset, spec: dict[str, Any]) -> CartModel:
+    """Fit the cart model ``spec`` describes on every order, anonymous ones included."""
+    orders = all_orders(dataset)
+    model = create_cart_model(spec["kind"], **spec["params"])
+    model.fit(orders.matrix, orders.timestamp)
+    calibration = spec.get("calibration")
+    model.calibration = None if calibration is None else (float(calibration[0]), float(calibration[1]))
+    return model
 
 
 def _versions() -> dict[str, str]:
@@ -251,11 +322,14 @@ def run_training(
     model.fit(inter.matrix, record)
     fit_seconds = time.perf_counter() - began
     on_stage("computing co-purchase and co-view statistics")
-    orders = order_baskets(dataset.events, inter.users, inter.items)
+    orders = all_orders(dataset)
     copurchase = association_stats(orders, min_count=config.min_pair_count)
     sessions = session_baskets(dataset.events, inter.users, inter.items, config.session_gap_minutes)
     coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
     popularity = np.asarray(inter.matrix.getnnz(axis=0), dtype=np.float32)
+    spec = chosen_cart(evaluation)
+    on_stage(f"fitting the {spec['kind']} cart model on all {len(orders):,} orders")
+    cart = fit_cart(dataset, spec)
     manifest = {
         "model": {"kind": model.kind, "params": model.params, "fold_in": model.fold_in},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -263,11 +337,8 @@ def run_training(
         "data": dict(data),
         "config": config.describe(),
         "split": evaluation.split if evaluation else None,
-        "metrics": asdict(evaluation) if evaluation else {},
-        "crosssell": {
-            "price_exponent": evaluation.price_exponent() if evaluation else 0.0,
-            "shrinkage": config.crosssell_shrinkage,
-        },
+        "metrics": evaluation.describe() if evaluation else {},
+        "crosssell": {**spec, "chosen_on": "validation" if evaluation and evaluation.cart else "default"},
         "fit_seconds": round(fit_seconds, 3),
         "versions": _versions(),
         **(extra or {}),
@@ -285,6 +356,7 @@ def run_training(
         coview=coview,
         orders=orders.matrix,
         write_model=lambda directory: save_model(model, directory),
+        write_cart=lambda directory: save_cart_model(cart, directory),
     )
     full = json.loads((Path(out) / "manifest.json").read_text())
     return TrainResult(out, full, evaluation, epochs, fit_seconds)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from training.job import Evaluation
 
-__all__ = ["plot_metrics_at_k"]
+__all__ = ["plot_cart_models", "plot_metrics_at_k"]
 
 _PANELS = ("ndcg", "recall", "hit_rate", "revenue")
 
@@ -29,6 +29,35 @@ def plot_metrics_at_k(evaluation: Evaluation, ks: Sequence[int], path: Path, mod
         ax.set_xticks(list(ks))
         ax.grid(alpha=0.3)
     axes[0].legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_cart_models(evaluation: Evaluation, ks: Sequence[int], path: Path) -> Path | None:
+    """Draw every cart model's test hit@k and revenue@k, the chosen one in bold; None without carts."""
+    cart = evaluation.cart
+    if cart is None:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    for ax, metric in zip(axes, ("hit", "revenue"), strict=True):
+        for kind, figures in cart.test.items():
+            values = [figures.get(f"crosssell_{metric}_at_{k}", float("nan")) for k in ks]
+            chosen = kind == cart.chosen.kind
+            ax.plot(
+                ks,
+                values,
+                marker="o",
+                linewidth=2.5 if chosen else 1.0,
+                label=kind + (" *" if chosen else ""),
+            )
+        ax.set_title(f"cross-sell {metric}@k (test)")
+        ax.set_xlabel("k")
+        ax.set_xticks(list(ks))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -16,7 +16,7 @@ from features.dataset import Dataset, load_dataset
 from features.errors import DataError
 from features.io import SourceFormat
 from features.report import data_report
-from training.display import render_metrics
+from training.display import render_carts, render_metrics
 from training.job import TrainConfig, TrainResult, fingerprint, run_training
 from training.sweep import SweepResult, Trial, sweep
 
@@ -112,9 +112,9 @@ def _summary(console: Console, config: TrainConfig, result: TrainResult, report:
             f"holdout ({split['method']}, cutoff {split['cutoff']}): {split['test_users']:,} test users, "
             f"{split['test_users_unseen']:,} unseen in train (counted, not scored)"
         )
-        render_metrics(
-            config.model, {**ev.model, **ev.crosssell}, {**ev.baseline, **ev.crosssell_baseline}, console
-        )
+        render_metrics(config.model, ev.model, ev.baseline, console)
+        if ev.cart is not None:
+            render_carts(ev.cart.describe(), console)
         console.print(
             f"the bundled model is a refit of {config.model} on all events given ({result.fit_seconds:.1f}s)"
         )
@@ -190,7 +190,7 @@ def _log(
     children: list[tuple[str, dict[str, Any], dict[str, float]]] | None = None,
 ) -> None:
     from training import tracking
-    from training.plots import plot_metrics_at_k
+    from training.plots import plot_cart_models, plot_metrics_at_k
 
     uri = tracking.configure(target.tracking_uri)
     artifacts = {"reports": tracking.temporary_artifact("data_report.json", report)}
@@ -199,6 +199,9 @@ def _log(
             "metrics_at_k.png"
         )
         artifacts["plots"] = plot_metrics_at_k(result.evaluation, config.ks, png, config.model)
+        carts = plot_cart_models(result.evaluation, config.ks, png.with_name("crosssell_at_k.png"))
+        if carts is not None:
+            artifacts["plots/crosssell"] = carts
     params = {
         **config.describe(),
         "params": result.manifest["model"]["params"],

@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.dataset import Dataset
 from features.split import Split
-from training.job import Evaluation, TrainConfig, evaluate_split, item_prices, split_events
+from training.job import Evaluation, TrainConfig, evaluate_split, split_events
 
 __all__ = ["SweepResult", "Trial", "candidates", "parse_grid", "sweep"]
 
@@ -103,13 +103,17 @@ def sweep(
         raise ValueError("a sweep needs a test split: give --holdout or --holdout-date, not 'none'")
     outer = split_events(dataset.events, config)
     inner = _validation_split(outer, config)
-    prices = item_prices(dataset)
+    if metric.startswith("crosssell"):
+        raise ValueError(
+            f"{metric} does not depend on the per-user model's params: every train run tunes the cart "
+            "models itself; sweep a per-user metric such as ndcg_at_10"
+        )
     options = candidates(grid, trials, config.seed)
     results: list[Trial] = []
     for number, params in enumerate(options, start=1):
         trial_config = replace(config, params={**config.params, **params})
         on_stage(f"trial {number}/{len(options)}: {params}")
-        figures = evaluate_split(inner, prices, trial_config, lambda _: None, None)
+        figures = evaluate_split(dataset, inner, trial_config, lambda _: None, None, carts=False)
         metrics = {**figures.model, **figures.crosssell}
         if metric not in metrics:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(sorted(metrics))}")
@@ -120,6 +124,6 @@ def sweep(
     best = max(results, key=lambda t: np.nan_to_num(t.metrics[metric], nan=-np.inf))
     on_stage(f"scoring the winner {best.params} once on the test split")
     test = evaluate_split(
-        outer, prices, replace(config, params={**config.params, **best.params}), on_stage, None
+        dataset, outer, replace(config, params={**config.params, **best.params}), on_stage, None
     )
     return SweepResult(results, best, metric, test, outer.cutoff)

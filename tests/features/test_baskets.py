@@ -114,6 +114,51 @@ def test_order_baskets_drop_items_outside_the_index(orders: pd.DataFrame):
     np.testing.assert_allclose(baskets.value, [4.0, 6.0])  # only the indexed lines count
 
 
+# --- anonymous orders ----------------------------------------------------------------------------
+
+ANONYMOUS_ORDERS = [
+    (None, "c", "2024-01-07 09:00", "purchase", "O1", "1", "2.0"),  # shares O1's id: its own basket
+    (None, "d", "2024-01-07 09:00", "purchase", "O1", "2", "1.0"),
+    (None, "z", "2024-01-08 09:00", "purchase", "O8", "1", "1.0"),  # z is not in the index
+    (None, "e", "2024-01-09 09:00", "purchase", "O9", "1", "5.0"),
+]
+
+
+@pytest.fixture
+def anonymous() -> pd.DataFrame:
+    table = pa.table(
+        {c: pa.array([r[i] for r in ANONYMOUS_ORDERS], pa.string()) for i, c in enumerate(COLUMNS)}
+    )
+    lines = validate(table, SourceFormat()).anonymous
+    assert len(lines) == 4
+    return lines
+
+
+def test_anonymous_orders_follow_the_identified_ones_as_baskets_without_a_user(
+    orders: pd.DataFrame, anonymous: pd.DataFrame
+):
+    baskets = order_baskets(orders, USERS, ITEMS, anonymous)
+
+    assert len(baskets) == 3 + 2  # O1, O2, O4, then anonymous O1 and O9 (O8 has no indexed item)
+    assert baskets.user_idx.tolist() == [0, 1, 1, -1, -1]
+    assert baskets.user_idx.dtype == np.int32
+    np.testing.assert_array_equal(baskets.matrix.toarray()[3:], [[0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 0]])
+    np.testing.assert_allclose(baskets.value[3:], [1 * 2.0 + 2 * 1.0, 5.0])
+    assert baskets.timestamp[3:].tolist() == [ns("2024-01-07 09:00"), ns("2024-01-09 09:00")]
+
+
+def test_order_baskets_without_anonymous_lines_are_unchanged(orders: pd.DataFrame, anonymous: pd.DataFrame):
+    plain = order_baskets(orders, USERS, ITEMS)
+
+    for other in (
+        order_baskets(orders, USERS, ITEMS, anonymous.iloc[:0]),
+        order_baskets(orders, USERS, ITEMS, None),
+    ):
+        assert (other.matrix != plain.matrix).nnz == 0
+        assert other.user_idx.tolist() == plain.user_idx.tolist()
+        assert other.value.tolist() == plain.value.tolist()
+
+
 # --- sessions ------------------------------------------------------------------------------------
 
 BROWSING = [

@@ -30,8 +30,9 @@ def test_every_row_is_read_and_reconciles(retail: ValidationResult):
 
     assert report.rows_read == ROWS
     assert report.reconciled
-    assert report.rows_accepted + sum(report.rejected.values()) == ROWS
+    assert report.rows_accepted + report.rows_anonymous + sum(report.rejected.values()) == ROWS
     assert len(retail.events) == report.rows_accepted
+    assert len(retail.anonymous) == report.rows_anonymous
     assert retail.rejected.num_rows == sum(report.rejected.values())
 
 
@@ -48,7 +49,25 @@ def test_every_rejected_row_has_exactly_one_known_reason_and_a_unique_row_number
 
 
 def test_missing_customer_ids_match_the_published_count(retail: ValidationResult):
-    assert retail.report.rejected["missing_user"] == 135_080
+    assert retail.report.rows_anonymous + retail.report.rejected["missing_user"] == 135_080
+
+
+def test_invoice_lines_without_a_customer_id_are_kept_as_anonymous_orders(retail: ValidationResult):
+    anonymous = retail.anonymous
+
+    assert retail.report.rows_anonymous == 131_354
+    assert anonymous["order_id"].nunique() == 1_371
+    assert anonymous["user_id"].isna().all()
+    assert (anonymous["quantity"] > 0).all() and (anonymous["price"] > 0).all()
+    assert not anonymous["order_id"].astype(str).str.startswith("C").any()
+    assert not set(anonymous["order_id"].cat.categories) & set(retail.events["order_id"].cat.categories)
+
+
+def test_rows_without_a_customer_id_that_are_not_clean_invoice_lines_stay_missing_user(
+    retail: ValidationResult,
+):
+    # 1,489 cancellation lines, 1,128 zero-price lines, 1,075 non-products and 34 repeated lines
+    assert retail.report.rejected["missing_user"] == 3_726
 
 
 def test_rejection_counts_are_plausible(retail: ValidationResult):

@@ -13,9 +13,10 @@ from features.io import SourceFormat
 from features.matrix import Weighting
 from features.report import BASKET_SIZE_BINS, data_report
 
-#: 11 rows: 8 accepted, one missing user, one exact duplicate of row 1, one zero quantity.
-#: Orders: O1 = {a, b, c} worth 2*1.5 + 4 + 2 = 9.0; O2 = {a, b} worth 1.5 + 3*4 = 13.5;
-#: O3 = {a} worth 4*1.25 = 5.0. Purchases per item: a 3, b 2, c 1, d 0 (only viewed).
+#: 13 rows: 8 accepted, 2 anonymous, one view without a user, one exact duplicate of row 1, one
+#: zero quantity. Orders: O1 = {a, b, c} worth 2*1.5 + 4 + 2 = 9.0; O2 = {a, b} worth 1.5 + 3*4 =
+#: 13.5; O3 = {a} worth 4*1.25 = 5.0. Purchases per item: a 3, b 2, c 1, d 0 (only viewed).
+#: Anonymous order O9 = {a, z}; z is bought by no known user, so only the line of a is kept.
 TINY = """\
 user_id,item_id,timestamp,event_type,order_id,quantity,price,item_name
 u1,a,2024-01-01 10:00:00,purchase,O1,2,1.50,Mug
@@ -27,6 +28,8 @@ u3,a,2024-01-05 09:30:00,purchase,O3,4,1.25,Mug
 u3,d,2024-01-04 08:00:00,view,,,,Spoon
 u2,c,2024-01-02 08:00:00,cart,,1,,Bowl
 ,a,2024-01-05 10:00:00,purchase,O9,1,1.5,Mug
+,z,2024-01-05 10:00:00,purchase,O9,1,2.0,Fork
+,d,2024-01-05 11:00:00,view,,,,Spoon
 u1,a,2024-01-01 10:00:00,purchase,O1,2,1.50,Mug
 u1,b,2024-01-06 10:00:00,purchase,O4,0,4.0,Plate
 """
@@ -41,14 +44,17 @@ def tiny(tmp_path: Path) -> Path:
 
 def report_of(path: Path, **kwargs: Any) -> dict[str, Any]:
     dataset = load_dataset(path, SourceFormat(), **kwargs)
-    return data_report(dataset.validation.report, dataset.events, dataset.interactions)
+    return data_report(
+        dataset.validation.report, dataset.events, dataset.interactions, anonymous=dataset.anonymous
+    )
 
 
 def test_report_reconciles_rows_read_accepted_and_rejected(tiny: Path):
     report = report_of(tiny)
 
-    assert report["rows_read"] == 11
+    assert report["rows_read"] == 13
     assert report["rows_accepted"] == 8
+    assert report["rows_anonymous"] == 2
     assert {k: v for k, v in report["rejected"].items() if v} == {
         "missing_user": 1,
         "bad_quantity": 1,
@@ -67,6 +73,54 @@ def test_report_counts_users_items_interactions_and_orders(tiny: Path):
     assert report["density"] == pytest.approx(8 / 12)
     assert report["orders"] == 3
     assert report["event_types"] == {"purchase": 6, "view": 1, "cart": 1}
+
+
+def test_report_counts_anonymous_orders_apart_from_the_identified_ones(tiny: Path):
+    report = report_of(tiny)
+
+    assert report["anonymous_rows"] == 1  # O9's line of a; z is outside the item index
+    assert report["anonymous_orders"] == 1
+    assert report["orders"] == 3
+    assert report["orders_with_anonymous"] == 4
+    assert report["basket_sizes"]["mean"] == 2.0  # sizes and values describe identified orders
+    assert report["order_value"]["mean"] == pytest.approx((9.0 + 13.5 + 5.0) / 3)
+
+
+def test_report_without_anonymous_lines_counts_none(tiny: Path):
+    dataset = load_dataset(tiny, SourceFormat())
+
+    report = data_report(dataset.validation.report, dataset.events, dataset.interactions)
+
+    assert report["anonymous_rows"] == 0
+    assert report["anonymous_orders"] == 0
+    assert report["orders_with_anonymous"] == report["orders"] == 3
+    assert report["rows_anonymous"] == 2  # validation still counts them
+
+
+def test_dataset_keeps_anonymous_lines_of_indexed_items_only(tiny: Path):
+    dataset = load_dataset(tiny, SourceFormat())
+
+    assert dataset.validation.anonymous["item_id"].tolist() == ["a", "z"]
+    assert dataset.anonymous["item_id"].tolist() == ["a"]
+    assert dataset.anonymous["order_id"].tolist() == ["O9"]
+    assert dataset.anonymous["user_id"].isna().all()
+
+
+def test_dataset_restricts_anonymous_lines_to_the_items_left_after_kcore(tmp_path: Path):
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,event_type,order_id,quantity,price\n"
+        "u1,a,2024-01-01,purchase,O1,1,1.0\n"
+        "u2,a,2024-01-01,purchase,O2,1,1.0\n"
+        "u2,b,2024-01-01,purchase,O2,1,1.0\n"
+        ",a,2024-01-02,purchase,O3,1,1.0\n"
+        ",b,2024-01-02,purchase,O3,1,1.0\n"
+    )
+
+    dataset = load_dataset(path, SourceFormat(), min_item=2)  # b has one buyer: dropped
+
+    assert dataset.interactions.items.ids.tolist() == ["a"]
+    assert dataset.anonymous["item_id"].tolist() == ["a"]
 
 
 def test_report_date_range_is_the_first_and_last_accepted_event(tiny: Path):
@@ -128,6 +182,10 @@ def test_report_is_json_serialisable_and_has_every_documented_key(tiny: Path):
         "interactions",
         "density",
         "orders",
+        "rows_anonymous",
+        "anonymous_rows",
+        "anonymous_orders",
+        "orders_with_anonymous",
         "date_min",
         "date_max",
         "event_types",

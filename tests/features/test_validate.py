@@ -46,8 +46,8 @@ def reasons(result: ValidationResult) -> list[str]:
 # --- every reason, one row at a time -------------------------------------------------------------
 
 REJECTED_ROWS: list[tuple[str, Row, Reason]] = [
-    ("missing_user_null", (None, "a", "2024-01-02", "purchase", "O2", "1", "1.0"), Reason.MISSING_USER),
-    ("missing_user_blank", ("   ", "a", "2024-01-02", "purchase", "O2", "1", "1.0"), Reason.MISSING_USER),
+    ("missing_user_null", (None, "a", "2024-01-02", "view", None, None, None), Reason.MISSING_USER),
+    ("missing_user_blank", ("   ", "a", "2024-01-02", "purchase", None, "1", "1.0"), Reason.MISSING_USER),
     ("missing_item_null", ("u1", None, "2024-01-02", "purchase", "O2", "1", "1.0"), Reason.MISSING_ITEM),
     ("missing_item_blank", ("u1", "", "2024-01-02", "purchase", "O2", "1", "1.0"), Reason.MISSING_ITEM),
     ("timestamp_text", ("u1", "a", "yesterday", "purchase", "O2", "1", "1.0"), Reason.BAD_TIMESTAMP),
@@ -192,6 +192,7 @@ def test_rows_read_always_equals_accepted_plus_every_rejection():
 
     assert report.rows_read == 1 + len(REJECTED_ROWS) + len(PRIORITY)
     assert report.rows_read == report.rows_accepted + sum(report.rejected.values())
+    assert report.rows_anonymous == 0
     assert report.reconciled
     assert report.to_dict()["reconciled"] is True
     assert result.rejected.num_rows == sum(report.rejected.values())
@@ -204,6 +205,112 @@ def test_report_is_not_reconciled_when_counts_disagree():
 
     report = ValidationReport(rows_read=3, rows_accepted=1, rejected={"missing_user": 1})
     assert not report.reconciled
+
+
+def test_report_reconciles_counting_anonymous_rows():
+    from features.validate import ValidationReport
+
+    report = ValidationReport(rows_read=3, rows_accepted=1, rejected={"missing_user": 1}, rows_anonymous=1)
+
+    assert report.reconciled
+    assert report.to_dict()["rows_anonymous"] == 1
+
+
+# --- purchase lines of orders without a user id ---------------------------------------------------
+
+#: A clean purchase line of order O2 without a customer id: kept as anonymous, not rejected.
+ANONYMOUS: Row = (None, "b", "2024-01-02 10:00:00", "purchase", "O2", "3", "2.0")
+
+
+def test_an_order_line_without_a_user_is_kept_as_anonymous_not_rejected_as_missing_user():
+    result = run([BASE, ANONYMOUS])
+    report = result.report
+
+    assert report.rows_accepted == 1
+    assert report.rows_anonymous == 1
+    assert nonzero(report.rejected) == {}
+    assert result.rejected.num_rows == 0
+    assert report.reconciled
+    assert report.to_dict()["rows_anonymous"] == 1
+    assert result.events["user_id"].tolist() == ["u1"]
+    anonymous = result.anonymous
+    assert anonymous["item_id"].tolist() == ["b"]
+    assert anonymous["order_id"].tolist() == ["O2"]
+    assert anonymous["quantity"].tolist() == [3.0]
+    assert anonymous["price"].tolist() == [2.0]
+    assert anonymous["user_id"].isna().all()
+    assert len(anonymous["user_id"].cat.categories) == 0
+
+
+def test_anonymous_lines_have_the_events_columns_and_dtypes():
+    columns = (*COLUMNS, "item_name", "category")
+    rows: list[Row] = [(*BASE, "Mug", "Kitchen"), (*ANONYMOUS, "Plate", "Kitchen")]
+    result = run(rows, SHOP, columns)
+
+    assert list(result.anonymous.columns) == list(result.events.columns)
+    for name in result.events.columns:
+        assert type(result.anonymous[name].dtype) is type(result.events[name].dtype), name
+        assert result.anonymous[name].dtype.kind == result.events[name].dtype.kind, name
+    assert str(result.anonymous["timestamp"].dt.tz) == "UTC"
+    assert result.anonymous["item_name"].tolist() == ["Plate"]
+
+
+NOT_ANONYMOUS: list[tuple[str, Row]] = [
+    ("view", (None, "b", "2024-01-02", "view", None, None, None)),
+    ("cart", (None, "b", "2024-01-02", "cart", "O2", "1", None)),
+    ("purchase_without_order", (None, "b", "2024-01-02", "purchase", None, "1", "2.0")),
+    ("cancellation", (None, "b", "2024-01-02", "purchase", "C2", "-1", "2.0")),
+    ("negative_quantity", (None, "b", "2024-01-02", "purchase", "O2", "-1", "2.0")),
+    ("non_product", (None, "POST", "2024-01-02", "purchase", "O2", "1", "18.0")),
+    ("bad_price", (None, "b", "2024-01-02", "purchase", "O2", "1", "0")),
+    ("bad_quantity", (None, "b", "2024-01-02", "purchase", "O2", "x", "2.0")),
+    ("bad_timestamp", (None, "b", "junk", "purchase", "O2", "1", "2.0")),
+    ("missing_item", (None, None, "2024-01-02", "purchase", "O2", "1", "2.0")),
+]
+
+
+@pytest.mark.parametrize("row", [r for _, r in NOT_ANONYMOUS], ids=[n for n, _ in NOT_ANONYMOUS])
+def test_rows_without_a_user_that_are_not_clean_order_lines_stay_missing_user(row: Row):
+    result = run([BASE, row])
+
+    assert nonzero(result.report.rejected) == {"missing_user": 1}
+    assert result.report.rows_anonymous == 0
+    assert result.anonymous.empty
+    assert result.report.reconciled
+
+
+def test_a_repeated_anonymous_line_is_kept_once_and_its_copy_is_missing_user():
+    result = run([BASE, ANONYMOUS, ANONYMOUS])
+
+    assert result.report.rows_anonymous == 1
+    assert nonzero(result.report.rejected) == {"missing_user": 1}
+    assert result.rejected.column("row").to_pylist() == [3]
+    assert result.report.reconciled
+
+
+def test_an_anonymous_line_is_no_duplicate_of_the_same_line_with_a_user():
+    result = run([BASE, (None, *BASE[1:])])
+
+    assert result.report.rows_accepted == 1
+    assert result.report.rows_anonymous == 1
+    assert nonzero(result.report.rejected) == {}
+
+
+def test_anonymous_lines_are_not_netted_against_returns():
+    rows = [
+        ("u1", "a", "2024-01-01", "purchase", "O1", "3", "2.0"),
+        (None, "a", "2024-01-01", "purchase", "O5", "3", "2.0"),
+        ("u1", "a", "2024-01-02", "purchase", "C7", "-2", "2.0"),
+        (None, "a", "2024-01-02", "purchase", "C8", "-3", "2.0"),  # no user: missing_user, not netted
+    ]
+    result = run(rows)
+
+    assert result.events["quantity"].tolist() == [1.0]
+    assert result.anonymous["quantity"].tolist() == [3.0]
+    assert result.report.returns == ReturnsReport(
+        rows=1, quantity=2.0, matched_quantity=2.0, unmatched_quantity=0.0, unmatched_rows=0
+    )
+    assert nonzero(result.report.rejected) == {"return": 1, "missing_user": 1}
 
 
 # --- returns netting ------------------------------------------------------------------------------
@@ -598,15 +705,21 @@ def test_load_events_reads_a_csv_and_reconciles(tmp_path: Path):
         "CustomerID,StockCode,InvoiceDate,InvoiceNo,Quantity,UnitPrice\n"
         "17850.0,A,2010-12-01 08:26:00,536365,6,2.55\n"
         "17850.0,A,2010-12-02 08:26:00,C536366,-2,2.55\n"
-        ",B,2010-12-01 08:26:00,536367,1,1.00\n"
+        ",B,2010-12-01 08:26:00,536367,1,1.00\n"  # stock code B (bad debt) is not a product
+        ",A,2010-12-01 08:40:00,536369,3,2.55\n"  # no customer id: an anonymous order line
         "13047.0,POST,2010-12-01 08:26:00,536368,1,18.00\n"
     )
     from features.io import resolve_format
 
     result = load_events(path, resolve_format("online-retail"))
 
-    assert result.report.rows_read == 4
+    assert result.report.rows_read == 5
     assert nonzero(result.report.rejected) == {"return": 1, "missing_user": 1, "non_product_item": 1}
+    assert result.report.rows_anonymous == 1
+    assert result.report.reconciled
+    assert result.anonymous["item_id"].tolist() == ["A"]
+    assert result.anonymous["order_id"].tolist() == ["536369"]
+    assert result.anonymous["quantity"].tolist() == [3.0]
     assert result.events["user_id"].tolist() == ["17850"]
     assert result.events["quantity"].tolist() == [4.0]
     assert result.events["event_type"].tolist() == ["purchase"]

@@ -153,6 +153,39 @@ def test_cross_sell_blends_in_a_known_users_taste(client: TestClient, bundle: Bu
     assert body["personalized"] is True
 
 
+def test_a_wholesale_cart_of_1500_lines_is_answered(client: TestClient, bundle: Bundle) -> None:
+    known = [{"item_id": str(i), "quantity": 12} for i in bundle.items.ids[:150]]
+    new = [{"item_id": f"new-{k}"} for k in range(1_350)]  # lines the model has not seen count too
+    response = client.post("/v1/cart/cross-sell", json={"items": known + new, "n": 10})
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["cart_items"]) == 150 and len(body["unknown_items"]) == 1_350
+    assert not {s["item_id"] for s in body["items"]} & {line["item_id"] for line in known}
+    assert body["cart_model"] == bundle.manifest["crosssell"]["kind"]
+
+
+def test_a_cart_over_the_configured_limit_is_422_naming_the_limit(bundle_dir: Path) -> None:
+    settings = Settings(model_uri=str(bundle_dir), max_cart_items=3)
+    with TestClient(create_app(settings)) as small:
+        lines = [{"item_id": f"i{k}"} for k in range(4)]
+        response = small.post("/v1/cart/cross-sell", json={"items": lines})
+        again = small.post("/v1/cart/cross-sell", json={"items": lines[:3] + lines[:1]})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "items" and error["value"] == 4
+    assert "at most 3" in error["message"] and "ORDERLIFT_MAX_CART_ITEMS" in error["message"]
+    assert again.status_code == 200  # a repeated line is one item
+
+
+def test_carts_that_differ_only_in_how_ids_join_never_share_an_answer(
+    client: TestClient, bundle: Bundle
+) -> None:
+    a, b = (str(i) for i in bundle.items.ids[:2])
+    joined = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": f"{a}|{b}"}]}).json()
+    real = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": a}, {"item_id": b}]}).json()
+    assert joined["cart_items"] == [] and real["cart_items"] == sorted([a, b])
+
+
 def test_bundles_are_sorted_by_expected_revenue_and_export_as_csv(client: TestClient) -> None:
     body = client.get("/v1/bundles", params={"n": 5, "min_lift": 1.0}).json()
     revenue = [b["expected_revenue"] for b in body["bundles"]]

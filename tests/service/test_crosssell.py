@@ -1,4 +1,4 @@
-"""The sparse cross-sell ranking equals a dense ranking over the whole catalog."""
+"""The service ranks carts with the trained cart model through the ranker evaluation scores."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 
 from features.bundle import Bundle
+from features.dataset import Dataset
 from service.config import Settings
-from service.crosssell import CrossSeller, stored_cells
+from service.crosssell import CrossSeller
 from service.loading import load
 from service.recommender import Scorer
+from training.crosssell import hold_out
+from training.job import all_orders
+from training.models.cart import load_cart_model, stored_cells
+from training.models.cart_ranking import Blend, CartRanker, substitute_matrix
 
 
 @pytest.fixture(scope="module")
@@ -18,15 +23,21 @@ def seller(bundle: Bundle) -> CrossSeller:
 
 
 def _dense_ranking(seller: CrossSeller, rows: np.ndarray, exponent: float, n: int) -> list[str]:
-    """Rank every item by P(j | cart) x price ** exponent, the plain way."""
-    log_miss = np.asarray(seller.assoc.miss_log(Settings().crosssell_shrinkage)[rows].sum(axis=0)).ravel()
-    prob = 1.0 - (1.0 - seller.assoc.base_rate()) * np.exp(log_miss)
-    rank = prob * np.power(seller.price, exponent)
+    """Rank every item by calibrated P(j | cart) x price ** exponent, the plain way."""
+    model = seller.ranker.model
+    rank = model.probability(model.score_dense(rows)) * np.power(seller.price, exponent)
     rank[rows] = -np.inf
     rank[seller.substitutes(rows)] = -np.inf
     rank[~seller.catalog.in_stock] = -np.inf
     order = np.lexsort((np.arange(len(rank)), -rank))[:n]
     return [str(seller.catalog.ids[i]) for i in order if np.isfinite(rank[i])]
+
+
+def test_the_service_serves_the_cart_model_training_chose(seller: CrossSeller, bundle: Bundle) -> None:
+    spec = bundle.manifest["crosssell"]
+    assert seller.ranker.model.kind == spec["kind"] == seller.kind
+    assert seller.ranker.price_exponent == spec["price_exponent"]
+    assert seller.blend.buy_again == spec["blend"]["buy_again"]
 
 
 @pytest.mark.parametrize("rank_by", ["expected_value", "probability"])
@@ -41,15 +52,59 @@ def test_sparse_ranking_equals_the_dense_one(seller: CrossSeller, rank_by: str) 
         assert [i["item_id"] for i in got["items"]] == _dense_ranking(seller, rows, exponent, 15)
 
 
+def test_the_answer_is_what_offline_evaluation_scores(
+    seller: CrossSeller, bundle: Bundle, dataset: Dataset
+) -> None:
+    model = load_cart_model(bundle.cart_dir)
+    catalog = seller.catalog
+    coview = seller.scorer.coview
+    substitutes = substitute_matrix(
+        None if coview is None else coview.pair_counts, seller.assoc.pair_counts, catalog.category_codes
+    )
+    offline = CartRanker(
+        model, catalog.prices, catalog.in_stock, substitutes, bundle.manifest["crosssell"]["price_exponent"]
+    )
+    held = hold_out(all_orders(dataset), seed=1, max_carts=40)
+    for c in range(len(held)):
+        rows = held.rows(c)
+        served = seller.suggest([(str(catalog.ids[r]), 1) for r in rows], 10)
+        assert [i["item_id"] for i in served["items"]] == catalog.ids[offline.rank(rows, 10).rows].tolist()
+
+
 def test_stored_cells_lists_each_rows_cells(seller: CrossSeller) -> None:
+    weights = seller.ranker.model.weights
     rows = np.array([5, 0, 5])
-    which, cells = stored_cells(seller.counts, rows)
+    which, cells = stored_cells(weights, rows)
     for position, row in enumerate(rows):
-        expected = seller.counts[int(row)].indices
-        assert sorted(seller.counts.indices[cells[which == position]]) == sorted(expected)
+        assert sorted(weights.indices[cells[which == position]]) == sorted(weights[int(row)].indices)
 
 
-def test_a_carts_cost_is_the_number_of_stored_pairs_it_reads(seller: CrossSeller) -> None:
+def test_a_carts_cost_is_the_number_of_cells_it_reads(seller: CrossSeller) -> None:
+    weights = seller.ranker.model.weights
     rows = np.argsort(-seller.assoc.item_counts)[:3]
     cart = [(str(seller.catalog.ids[r]), 1) for r in rows] + [("not-an-item", 1)]
-    assert seller.cells(cart) == sum(seller.counts[int(r)].nnz for r in rows)
+    assert seller.cells(cart) == sum(weights[int(r)].nnz for r in rows)
+
+
+def test_cart_value_counts_price_times_quantity(seller: CrossSeller) -> None:
+    rows = np.argsort(-seller.assoc.item_counts)[:2]
+    ids = [str(seller.catalog.ids[r]) for r in rows]
+    answer = seller.suggest([(ids[0], 3), (ids[1], 1), ("not-an-item", 5)], 5)
+    expected = 3 * seller.price[rows[0]] + seller.price[rows[1]]
+    assert answer["cart_value"] == pytest.approx(round(expected, 2))
+
+
+def test_a_known_customer_may_be_offered_what_they_buy_again(bundle: Bundle) -> None:
+    seller = CrossSeller(Scorer(load(str(bundle.path), ""), Settings()))
+    seller.blend = Blend(buy_again=0.4)  # whatever training chose on this store
+    scorer = seller.scorer
+    user = str(scorer.users.ids[0])
+    history = scorer.history_row(0)
+    top = np.argsort(-seller.assoc.item_counts)[:1]
+    cart = [(str(seller.catalog.ids[top[0]]), 1)]
+    anonymous = [i["item_id"] for i in seller.suggest(cart, 20)["items"]]
+    known = seller.suggest(cart, 20, user_id=user)
+    owned = set(seller.catalog.ids[history.indices].tolist())
+    assert known["personalized"] is True
+    assert len(owned & {i["item_id"] for i in known["items"]}) > len(owned & set(anonymous))
+    assert cart[0][0] not in {i["item_id"] for i in known["items"]}

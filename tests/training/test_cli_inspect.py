@@ -19,6 +19,7 @@ Customer,Sku,When,Invoice,Qty,Price,Kind
 17850.0,B,2024-01-01 10:00:00,1001,1,10.00,purchase
 17850.0,A,2024-01-02 09:00:00,C1002,-1,3.50,purchase
 ,A,2024-01-02 11:00:00,1003,1,3.50,purchase
+,B,2024-01-02 11:30:00,,1,10.00,purchase
 13047.0,POST,2024-01-03 12:00:00,1004,1,18.00,purchase
 13047.0,C,not a date,1005,1,2.00,purchase
 13047.0,C,2024-01-04 12:00:00,1006,1,2.00,purchase
@@ -56,15 +57,21 @@ def test_inspect_json_reconciles_every_row_with_its_reason(shop_file: Path, tmp_
     result = runner.invoke(app, [*_inspect(shop_file, "--json", "--quarantine", str(quarantine))])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["rows_read"] == 8
+    assert report["rows_read"] == 9
     assert report["rows_accepted"] == 3
-    assert report["rejected"]["missing_user"] == 1
+    assert report["rows_anonymous"] == 1  # invoice 1003 has no customer: kept for cart models
+    assert report["rejected"]["missing_user"] == 1  # no customer and no invoice
     assert report["rejected"]["non_product_item"] == 1
     assert report["rejected"]["bad_timestamp"] == 1
     assert report["rejected"]["return"] == 1
     assert report["rejected"]["duplicate"] == 1
-    assert report["rows_read"] == report["rows_accepted"] + sum(report["rejected"].values())
+    assert report["rows_read"] == (
+        report["rows_accepted"] + report["rows_anonymous"] + sum(report["rejected"].values())
+    )
+    assert report["reconciled"] is True
     assert report["users"] == 2 and report["items"] == 3 and report["orders"] == 2
+    assert report["anonymous_orders"] == 1 and report["anonymous_rows"] == 1
+    assert report["orders_with_anonymous"] == 3
     assert report["date_min"].startswith("2024-01-01T10:00:00")
     assert report["date_max"].startswith("2024-01-04T12:00:00")
     assert report["returns"]["matched_quantity"] == 1.0
@@ -76,6 +83,7 @@ def test_inspect_prints_a_readable_report(shop_file: Path) -> None:
     assert result.exit_code == 0, result.output
     for text in ("rows read", "Rejected rows", "missing_user", "Basket sizes", "Top items"):
         assert text in result.output
+    assert "anonymous orders kept for cart models: 1 orders, 1 rows" in result.output
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from features.baskets import Baskets
 from features.ids import IdIndex
 from features.io import resolve_format
 from features.split import chronological_split
@@ -18,7 +17,6 @@ from training.evaluate import (
     DEFAULT_KS,
     Holdout,
     build_holdout,
-    crosssell_metrics,
     evaluate_model,
     ranking_metrics,
     revenue_at_k,
@@ -287,78 +285,3 @@ def test_evaluate_model_with_no_evaluated_users_reports_nan() -> None:
     m = evaluate_model(model, h, ks=(1,))
     assert m["users_evaluated"] == 0
     assert math.isnan(m["precision_at_1"]) and math.isnan(m["revenue_at_1"])
-
-
-# --- crosssell_metrics --------------------------------------------------------------------------
-
-
-def baskets_of(rows: list[list[int]], n_items: int) -> Baskets:
-    n = len(rows)
-    return Baskets(truth(rows, n_items), np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros(n))
-
-
-#: Item-item scores: 0 <-> 1 strongly; 2 and 3 both rank 4 then 0 before each other; 4 and 5
-#: rank each other last. Every held-out choice therefore gives the same outcome.
-W = np.zeros((6, 6))
-W[0, 1] = W[1, 0] = 5.0
-W[2] = [2, 0, 0, 1, 3, 0]
-W[3] = [2, 0, 1, 0, 3, 0]
-W[4, 5] = W[5, 4] = -1.0
-PRICES = np.array([10.0, 10.0, 4.0, 4.0, np.nan, np.nan])
-
-
-def test_crosssell_metrics_hand_case() -> None:
-    # {0, 1}: the other item is first -> hit at 1, price 10.
-    # {2, 3}: cart {2} ranks 4, 0, 3; cart {3} ranks 4, 0, 2 -> hit at 3, price 4.
-    # {3}: fewer than 2 items, skipped.  {4, 5}: the held item ranks last -> never, price NaN = 0.
-    # hit@1 = hit@2 = 1/3, hit@3 = 2/3; revenue@1 = revenue@2 = 10/14, revenue@3 = 14/14.
-    baskets = baskets_of([[0, 1], [2, 3], [3], [4, 5]], 6)
-    expected = {
-        "crosssell_hit_at_1": 1 / 3,
-        "crosssell_hit_at_2": 1 / 3,
-        "crosssell_hit_at_3": 2 / 3,
-        "crosssell_revenue_at_1": 10 / 14,
-        "crosssell_revenue_at_2": 10 / 14,
-        "crosssell_revenue_at_3": 1.0,
-        "crosssell_baskets": 3,
-    }
-    for seed in range(5):
-        m = crosssell_metrics(lambda cart: cart @ W, baskets, PRICES, ks=(1, 2, 3), seed=seed)
-        assert m == pytest.approx(expected)
-
-
-def test_crosssell_excludes_cart_items_from_the_ranking() -> None:
-    # Cart items score highest; only with them excluded is the held-out partner first.
-    base = np.array([1.0, 1.0, 0.0, 0.0])
-    m = crosssell_metrics(
-        lambda cart: cart.toarray() * 100 + base, baskets_of([[0, 1]] * 4, 4), np.ones(4), ks=(1,)
-    )
-    assert m["crosssell_hit_at_1"] == 1.0
-
-
-def test_crosssell_held_out_item_is_random_but_deterministic_by_seed() -> None:
-    baskets = baskets_of([[0, 1]] * 200, 2)
-
-    def carts(seed: int, batch_size: int = 4096) -> list[int]:
-        seen: list[int] = []
-
-        def score(cart: sp.csr_matrix) -> np.ndarray:
-            seen.extend(int(i) for i in cart.indices)
-            return np.zeros(cart.shape)
-
-        crosssell_metrics(score, baskets, np.ones(2), ks=(1,), seed=seed, batch_size=batch_size)
-        return seen
-
-    first = carts(0)
-    assert len(first) == 200
-    assert first == carts(0) == carts(0, batch_size=7)
-    assert first != carts(1)
-    assert 60 < first.count(0) < 140  # uniform over the two items
-
-
-def test_crosssell_rejects_misshapen_prices_and_scores() -> None:
-    baskets = baskets_of([[0, 1]], 3)
-    with pytest.raises(ValueError, match="prices"):
-        crosssell_metrics(lambda cart: cart @ np.eye(3), baskets, np.ones(2))
-    with pytest.raises(ValueError, match="copurchase_scores"):
-        crosssell_metrics(lambda cart: np.zeros((1, 2)), baskets, np.ones(3))

@@ -13,6 +13,7 @@ from features.baskets import order_baskets
 from features.dataset import Dataset
 from features.synthetic import SyntheticStore
 from training.models import MODEL_KINDS, ModelError, best_of, create_model, load_model, save_model, top_n
+from training.models.cart import create_cart_model
 
 FAST = {
     "als": {"factors": 16, "iterations": 8},
@@ -92,7 +93,10 @@ def test_fold_in_changes_results_with_the_history(dataset: Dataset) -> None:
     assert set(a[0]) != set(b[0])
 
 
-def test_copurchase_lift_ranks_the_planted_complement_first(dataset: Dataset, store: SyntheticStore) -> None:
+@pytest.mark.parametrize("kind", ["cosine", "ease"])
+def test_cart_models_rank_the_planted_complement_first(
+    dataset: Dataset, store: SyntheticStore, kind: str
+) -> None:
     inter = dataset.interactions
     baskets = order_baskets(dataset.events, inter.users, inter.items)
     assoc = association_stats(baskets, min_count=3)
@@ -101,8 +105,12 @@ def test_copurchase_lift_ranks_the_planted_complement_first(dataset: Dataset, st
     bought = assoc.item_counts[np.maximum(anchors, 0)] >= 20  # enough orders to tell it from chance
     keep = (anchors >= 0) & (partners >= 0) & bought
     assert keep.sum() >= 3
-    lift = assoc.lift().toarray()[anchors[keep]]
-    assert (lift.argmax(axis=1) == partners[keep]).all()
+    model = create_cart_model(kind)
+    model.fit(baskets.matrix, baskets.timestamp)
+    for anchor, partner in zip(anchors[keep], partners[keep], strict=True):
+        scores = model.score_dense(np.array([anchor]))
+        scores[anchor] = -np.inf
+        assert int(np.argmax(scores)) == partner
 
 
 def test_top_n_orders_best_first_and_puts_excluded_items_last() -> None:

@@ -52,6 +52,7 @@ def top_n(
 
     ``exclude`` is a sparse matrix (its stored cells) or a boolean mask of the same shape (or one
     row for all). Excluded and non-finite items score ``-inf`` and sort last; callers drop them.
+    Each row is ranked by ``best_of``, so ties go to the lower index, as everywhere else.
     """
     scores = np.array(np.atleast_2d(scores), dtype=np.float32, copy=True)
     if isinstance(exclude, sp.spmatrix | sp.sparray):
@@ -64,9 +65,7 @@ def top_n(
     if n <= 0:
         empty = np.zeros((scores.shape[0], 0))
         return empty.astype(np.int64), empty.astype(np.float32)
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
+    idx = np.stack([best_of(row, n) for row in scores]) if len(scores) else np.zeros((0, n), np.int64)
     return idx.astype(np.int64), np.take_along_axis(scores, idx, axis=1)
 
 
