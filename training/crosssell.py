@@ -10,8 +10,9 @@ service ranks it (same candidates, stock and substitutes rules, tie order)::
     crosssell_hit_at_k     = share of carts whose held-out item is in the top k
     crosssell_revenue_at_k = price of the held-out items found in the top k / price of all held out
 
-Choice, on validation only: for each cart model kind, the recency half-life, then its key
-parameter, then the price exponent ``g`` of ``P x price ** g`` (each by hit@10 + revenue@10), with
+Choice, on validation only: for each cart model kind, the recency half-life, then the order-size
+damping, then its key parameter, then the price exponent ``g`` of ``P x price ** g`` (each by
+hit@10 + revenue@10), with
 ``P`` calibrated on the same validation carts (``fit_calibration``); the best kind wins. For
 returning customers (orders whose customer has history before the cut) the blend weights of
 ``Blend`` are chosen on validation the same way. The test split is then scored once, for every
@@ -56,6 +57,8 @@ KEY_PARAMS: dict[str, tuple[str, tuple[float, ...]]] = {
     "noisy_or": ("shrinkage", (1.0, 5.0, 20.0)),
     "ease": ("regularization", (10.0, 50.0, 200.0)),
 }
+#: Orders weigh ``size ** -size_power``: wholesale carts of hundreds of lines would swamp the pairs.
+SIZE_POWERS: tuple[float, ...] = (0.0, 0.5, 1.0)
 PRICE_EXPONENTS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
 BLEND_GRID: tuple[tuple[float, float], ...] = tuple(
     (b, p) for b in (0.0, 0.05, 0.1, 0.2, 0.4) for p in (0.0, 0.25, 0.5)
@@ -308,7 +311,7 @@ def _tune(data: CartData, kind: str, fit: Baskets, held: HeldOut, ks: Sequence[i
     """Choose half-life, key parameter and price exponent of one kind on validation carts."""
     params: dict[str, Any] = {}
     best: tuple[float, CartModel, dict[str, float]] | None = None
-    grids: list[tuple[str, tuple[Any, ...]]] = [("half_life_days", HALF_LIVES)]
+    grids: list[tuple[str, tuple[Any, ...]]] = [("half_life_days", HALF_LIVES), ("size_power", SIZE_POWERS)]
     if kind in KEY_PARAMS:
         grids.append(KEY_PARAMS[kind])
     if kind == "popular":

@@ -9,7 +9,8 @@ what item ``i`` in a cart says about item ``j``) and a per-item ``prior``. For a
 
 so an untouched item scores by its prior alone, and a cart's ranking needs only its rows' cells.
 The kinds (counts ``c`` are recency-weighted: an order ``d`` days older than the newest weighs
-``0.5 ** (d / half_life_days)``; ``s`` is ``shrinkage``; ``P(j)`` the weighted share of orders)::
+``0.5 ** (d / half_life_days)``, times ``size ** -size_power`` for an order of ``size`` lines;
+``s`` is ``shrinkage``; ``P(j)`` the weighted share of orders)::
 
     popular      W empty,                                  score = P(j)
     cooccurrence W = c(i, j),                   sum,       score = agg + 1e-9 P(j)
@@ -121,7 +122,12 @@ class CartModel(ABC):
     aggregate: ClassVar[Literal["sum", "max"]] = "sum"
     probabilistic: ClassVar[bool] = False  # scores are already probabilities
     defaults: ClassVar[dict[str, Any]] = {}
-    _common: ClassVar[dict[str, Any]] = {"neighbours": 200, "half_life_days": None, "min_count": 2}
+    _common: ClassVar[dict[str, Any]] = {
+        "neighbours": 200,
+        "half_life_days": None,
+        "min_count": 2,
+        "size_power": 0.0,
+    }
 
     def __init__(self, **params: Any) -> None:
         known = {**self._common, **self.defaults}
@@ -144,6 +150,8 @@ class CartModel(ABC):
     def fit(self, baskets: sp.csr_matrix, timestamps: np.ndarray) -> None:
         """Learn from orders x items (binary) with each order's timestamp (int64 ns)."""
         w = recency_weights(timestamps, self.params["half_life_days"])
+        sizes = np.maximum(np.diff(sp.csr_matrix(baskets).indptr), 1)
+        w = w * np.power(sizes.astype(np.float64), -float(self.params["size_power"]))
         counts, item_counts, _ = _weighted_counts(baskets, w, int(self.params["min_count"]))
         total = max(float(w.sum()), 1e-12)
         self.prior = item_counts / total
