@@ -72,19 +72,20 @@ def render_metrics(
 def render_carts(cart: dict[str, Any], console: Console) -> None:
     """Print every cart model's test figures (all carts, then returning customers) beside the chosen one."""
     ks = sorted({int(k.rsplit("_", 1)[1]) for f in cart["test"].values() for k in f if "_at_" in k})
-    heads = [f"{m}@{k}" for m in ("hit", "revenue") for k in ks]
+    heads = [f"{m}@{k}" for m in ("hit", "rev") for k in ks]
     counts = cart["counts"]
     title = (
         f"Cross-sell on {counts.get('test_carts', 0):,} held-out test carts (from {cart['test_cut'][:10]}), "
         f"through the serving ranker; chosen on validation: {cart['chosen']}"
     )
     table = _table(title, "cart model", "carts", *heads)
-    groups = (("all carts", cart["test"]), ("returning customers", cart["returning"]))
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    groups = (("all", cart["test"]), ("returning", cart["returning"]))
     for label, figures in groups:
         for kind, values in figures.items():
             mark = " *" if kind.split("+")[0] == cart["chosen"] else ""
             cells = [
-                f"{values.get(f'crosssell_{m}_at_{k}', float('nan')):.4f}"
+                f"{values.get(f'crosssell_{m}_at_{k}', float('nan')):.3f}"
                 for m in ("hit", "revenue")
                 for k in ks
             ]
