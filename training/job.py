@@ -211,7 +211,7 @@ def cart_data(dataset: Dataset, config: TrainConfig, before: pd.Timestamp | None
     def history(cut: int) -> sp.csr_matrix:
         return build_matrix(events[ts < cut], inter.users, inter.items, config.weighting)
 
-    def user_model(matrix: sp.csr_matrix) -> Recommender | None:
+    def user_model(matrix: sp.csr_matrix) -> Recommender:
         model = create_model(config.model, **config.params)
         model.fit(matrix)
         return model
@@ -270,9 +270,8 @@ def chosen_cart(evaluation: Evaluation | None) -> dict[str, Any]:
     return evaluation.cart.spec()
 
 
-def fit_cart(dataset: Dataset, spec: dict[str, Any]) -> CartModel:
-    """Fit the cart model ``spec`` describes on every order, anonymous ones included."""
-    orders = all_orders(dataset)
+def fit_cart(orders: Baskets, spec: dict[str, Any]) -> CartModel:
+    """Fit the cart model ``spec`` describes on ``orders`` (every order, anonymous ones included)."""
     model = create_cart_model(spec["kind"], **spec["params"])
     model.fit(orders.matrix, orders.timestamp)
     calibration = spec.get("calibration")
@@ -329,7 +328,7 @@ def run_training(
     popularity = np.asarray(inter.matrix.getnnz(axis=0), dtype=np.float32)
     spec = chosen_cart(evaluation)
     on_stage(f"fitting the {spec['kind']} cart model on all {len(orders):,} orders")
-    cart = fit_cart(dataset, spec)
+    cart = fit_cart(orders, spec)
     manifest = {
         "model": {"kind": model.kind, "params": model.params, "fold_in": model.fold_in},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

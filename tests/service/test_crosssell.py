@@ -11,7 +11,7 @@ from service.config import Settings
 from service.crosssell import CrossSeller
 from service.loading import load
 from service.recommender import Scorer
-from training.crosssell import hold_out
+from training.heldout import hold_out
 from training.job import all_orders
 from training.models.cart import load_cart_model, stored_cells
 from training.models.cart_ranking import Blend, CartRanker, substitute_matrix

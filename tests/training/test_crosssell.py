@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from features.baskets import Baskets
 from features.dataset import Dataset
-from training.crosssell import choose_cart_model, fit_calibration, hold_out, score_carts
+from training.crosssell import choose_cart_model
+from training.heldout import fit_calibration, hold_out, score_carts
 from training.job import TrainConfig, cart_data, split_events
 from training.models.cart import create_cart_model
 from training.models.cart_ranking import CartRanker

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.models.base import best_of
-from training.models.cart import CartModel, stored_cells
+from training.models.cart import CartModel, sigmoid, stored_cells
 
 __all__ = ["Blend", "CartRanker", "Ranked", "substitute_matrix"]
 
@@ -101,7 +101,8 @@ class CartRanker:
         self.in_stock = np.asarray(in_stock, dtype=bool)
         self.substitute_of = sp.csr_matrix(substitutes, dtype=bool)
         self.price_exponent = float(price_exponent)
-        self.idle_prob = model.probability(model.idle)
+        self.idle_logit = model.logit(model.idle)
+        self.idle_prob = sigmoid(self.idle_logit)
         self._orders: dict[float, np.ndarray] = {}
         for g in {self.price_exponent, 1.0, 0.0}:
             self.order(g)
@@ -177,10 +178,9 @@ class CartRanker:
         boost: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rank the whole catalog with a known customer's boost in the log-odds."""
-        model = self.model
-        logit = model.logit(model.idle)
-        logit[candidates] = model.logit(scores)
-        prob = 1.0 / (1.0 + np.exp(-np.clip(logit + boost, -50.0, 50.0)))
+        logit = self.idle_logit.copy()
+        logit[candidates] = self.model.logit(scores)
+        prob = sigmoid(logit + boost)
         rank = self.weigh(prob, np.arange(len(prob)), g)
         rank[blocked] = -np.inf
         rank[~self.in_stock] = -np.inf
