@@ -69,6 +69,14 @@ class EventIn(BaseModel):
     price: float | None = Field(None, ge=0, le=1_000_000_000, strict=True)
     recommendation_id: str | None = Field(None, min_length=1, max_length=200)
 
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        """Accept only an ISO 8601 string, as the schema says (pydantic would read a number as epoch)."""
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError(f"timestamp must be an ISO 8601 string, got {type(value).__name__} {value!r}")
+        return value
+
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:

@@ -125,3 +125,10 @@ def test_events_with_a_recommendation_id_are_attributed_to_its_variant(
     assert (arm["impressions"], arm["clicks"], arm["add_to_carts"], arm["orders"]) == (2, 1, 1, 1)
     assert arm["ctr"] == 0.5 and arm["revenue"] == 20.0 and arm["aov"] == 20.0
     assert arm["revenue_per_1000_impressions"] == 10_000.0 and arm["conversion_rate"] == 1.0
+
+
+def test_a_numeric_timestamp_is_rejected_naming_the_field(live: TestClient) -> None:
+    event = {"user_id": "u1", "item_id": "i1", "type": "cart", "timestamp": 0}
+    body = live.post("/v1/events", json=[event]).json()
+    assert body["accepted"] == 0 and body["rejected"] == 1
+    assert body["errors"][0]["field"] == "timestamp"
