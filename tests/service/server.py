@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ class Server:
         self.env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **env}
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: nobody drains a pipe while the test runs, and a full one blocks the server.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server object
 
     def start(self, timeout: float = 60.0) -> Server:
         args = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory"]
@@ -34,13 +37,13 @@ class Server:
             cwd=REPO,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             start_new_session=self.workers > 1,  # its own group, so kill() takes every worker
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {self.output()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
                     return self
@@ -49,6 +52,11 @@ class Server:
             time.sleep(0.1)
         self.kill()
         raise RuntimeError("server did not become ready")
+
+    def output(self) -> str:
+        """Return what the server has written to stderr so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def kill(self) -> None:
         """Kill -9: no shutdown hooks run."""
