@@ -14,7 +14,9 @@ RUN mkdir features training service \
 COPY features ./features
 COPY training ./training
 COPY service ./service
-RUN pip install --no-deps .
+# Compile the cart kernels into numba's cache beside the installed code (read-only at run time).
+RUN pip install --no-deps . \
+    && python -P -c "from training.models.cart_kernels import warm; warm()"
 
 FROM build AS training-build
 # The `train` extra of pyproject.toml (a test keeps the two equal).

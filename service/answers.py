@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import orjson
 from fastapi.responses import Response
 
 from service.cache import cache_key
+from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.recommender import Filters
 from service.schemas import CrossSellRequest
@@ -59,10 +61,15 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
     key = cache_key("cart", engine.version, engine.scorer.variant, digest, body.user_id or "-", flags)
     known = body.user_id is not None and engine.scorer.users.get(body.user_id) is not None
     seller = engine.crosssell
+
+    @functools.cache
+    def prepared() -> CartLines:  # read once, on a miss only
+        return seller.prepare(lines)
+
     return await state.cached(
         key,
-        lambda _: seller.suggest(lines, body.n, body.user_id, body.include_substitutes, body.rank_by),
+        lambda _: seller.suggest(prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by),
         user_id=body.user_id,
         version=engine.version,
-        inline=not known and seller.cells(lines) <= INLINE_CELLS,
+        inline=lambda: not known and prepared().cost <= INLINE_CELLS,
     )

@@ -13,19 +13,33 @@ co-purchase statistics with the cart item that pulls hardest on it, and the reas
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from features.association import Associations
 from service.recommender import Scorer
+from training.models.cart_kernels import anchors, explain, scratch
 from training.models.cart_ranking import Blend, CartRanker, Ranked, substitute_matrix
 
-__all__ = ["CrossSeller", "RankBy"]
+__all__ = ["CartLines", "CrossSeller", "RankBy"]
 
 logger = logging.getLogger(__name__)
 
 RankBy = Literal["model", "expected_value", "probability"]
+
+
+@dataclass(frozen=True)
+class CartLines:
+    """A cart read against the catalog: known rows, their ids and quantities, unknown ids, cost."""
+
+    rows: np.ndarray
+    ids: list[str]
+    unknown: list[str]
+    quantities: np.ndarray
+    cost: int
 
 
 class CrossSeller:
@@ -52,17 +66,20 @@ class CrossSeller:
         )
         self.price = self.ranker.price
         self.kind = scorer.loaded.cart.kind
-        counts = self.assoc.pair_counts.tocsr()
-        counts.sort_indices()
-        n = len(catalog)
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(counts.indptr))
-        self.count_keys = rows * n + counts.indices  # sorted: a pair's count by one search
-        self.count_values = np.asarray(counts.data, dtype=np.float64)
+        self.pairs = sp.csr_matrix(self.assoc.pair_counts)
+        self.pairs.sort_indices()
+
+    def prepare(self, cart: list[tuple[str, int]]) -> CartLines:
+        """Return a cart's known rows, its unknown ids, quantities and cost (stored cells to read)."""
+        rows, unknown = self.catalog.index([item for item, _ in cart])
+        quantity = dict(cart)
+        ids = self.catalog.ids[rows].tolist()
+        lines = np.array([quantity.get(item, 1) for item in ids], dtype=np.float64)
+        return CartLines(rows, ids, unknown, lines, self.ranker.cost(rows))
 
     def cells(self, cart: list[tuple[str, int]]) -> int:
         """Return how many stored cells a cart's ranking reads: its cost, known before computing it."""
-        rows, _ = self.catalog.index([item for item, _ in cart])
-        return self.ranker.cost(rows)
+        return self.prepare(cart).cost
 
     def substitutes(self, cart_rows: np.ndarray) -> np.ndarray:
         """Return items that replace a cart item rather than join it."""
@@ -83,25 +100,24 @@ class CrossSeller:
 
     def suggest(
         self,
-        cart: list[tuple[str, int]],
+        cart: list[tuple[str, int]] | CartLines,
         n: int,
         user_id: str | None = None,
         include_substitutes: bool = False,
         rank_by: RankBy = "model",
     ) -> dict[str, Any]:
-        """Return complements not in the cart, best first, with the statistics behind each."""
-        rows, unknown = self.catalog.index([item for item, _ in cart])
+        """Return complements not in the cart (lines or prepared), best first, with their statistics."""
+        prepared = cart if isinstance(cart, CartLines) else self.prepare(cart)
+        rows = prepared.rows
         exponent = {"model": self.ranker.price_exponent, "expected_value": 1.0, "probability": 0.0}[rank_by]
         user_row = None if user_id is None else self.scorer.users.get(user_id)
         boost = None if user_row is None else self.boost(user_row)
         ranked = self.ranker.rank(rows, n, exponent, include_substitutes, boost)
-        quantity = dict(cart)
-        lines = np.array([quantity.get(str(self.catalog.ids[r]), 1) for r in rows], dtype=np.float64)
         return {
             "items": self._describe(rows, ranked, user_row),
-            "cart_items": self.catalog.ids[rows].tolist(),
-            "unknown_items": unknown,
-            "cart_value": round(float((self.price[rows] * lines).sum()), 2),
+            "cart_items": prepared.ids,
+            "unknown_items": prepared.unknown,
+            "cart_value": round(float(self.price[rows] @ prepared.quantities), 2),
             "substitutes_left_out": ranked.left_out,
             "ranked_by": f"P x price^{exponent:g}" if exponent else "P",
             "cart_model": self.kind,
@@ -113,67 +129,45 @@ class CrossSeller:
 
     def _anchors(self, cart_rows: np.ndarray, ranked: Ranked) -> np.ndarray:
         """Return, per chosen item, the cart row whose cell adds most to it (-1: none)."""
-        weights = self.ranker.model.weights
-        cols = weights.indices[ranked.cells]
-        wanted = np.zeros(len(self.catalog), dtype=bool)
-        wanted[ranked.rows] = True
-        mine = wanted[cols]
-        cols, which, values = cols[mine], ranked.which[mine], weights.data[ranked.cells[mine]]
-        if not len(cols):
-            return np.full(len(ranked.rows), -1, dtype=np.int64)
-        strongest = np.lexsort((which, -values, cols))  # per item, the largest cell first
-        ordered = cols[strongest]
-        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-        first_cols = ordered[starts]
-        at = np.minimum(np.searchsorted(first_cols, ranked.rows), len(first_cols) - 1)
-        found = first_cols[at] == ranked.rows
-        return np.where(found, cart_rows[which[strongest[starts[at]]]], -1)
+        w = self.ranker.model.weights
+        slots = scratch(len(self.catalog)).slots
+        return anchors(ranked.rows, cart_rows, ranked.which, ranked.cells, w.indices, w.data, slots)
 
     def _describe(self, cart_rows: np.ndarray, ranked: Ranked, user_row: int | None) -> list[dict[str, Any]]:
         """Attach support, confidence, lift and the reason (the cart item that pulls hardest)."""
-        chosen, n_items = ranked.rows, len(self.catalog)
+        chosen = ranked.rows
         anchors = self._anchors(cart_rows, ranked)
-        keys = np.maximum(anchors, 0) * n_items + chosen
-        at = np.minimum(np.searchsorted(self.count_keys, keys), max(len(self.count_keys) - 1, 0))
-        hit = (anchors >= 0) & (self.count_keys[at] == keys) if len(self.count_keys) else anchors < -1
-        counts = np.where(hit, self.count_values[at] if len(self.count_values) else 0.0, 0.0)
         owned = np.zeros(len(chosen), dtype=bool)
         if user_row is not None:
             history = self.scorer.history_row(user_row)
             owned = np.isin(chosen, history.indices)
-        assoc, n_baskets = self.assoc, max(self.assoc.n_baskets, 1)
-        columns = zip(
-            chosen.tolist(),
-            anchors.tolist(),
-            counts.tolist(),
-            assoc.item_counts[np.maximum(anchors, 0)].tolist(),
-            assoc.item_counts[chosen].tolist(),
-            ranked.prob.tolist(),
-            self.price[chosen].tolist(),
-            ranked.rank.tolist(),
-            owned.tolist(),
-            strict=True,
-        )
-        facts, names, ids = self.catalog.facts, self.catalog.names, self.catalog.ids
-        out = []
-        for row, anchor, count, anchor_count, item_count, p, price, rank, again in columns:
-            confidence = count / max(anchor_count, 1) if count > 0 else 0.0
-            base = item_count / n_baskets
-            if anchor >= 0:
-                reason = f"often bought with {names[anchor]}" if count > 0 else f"goes with {names[anchor]}"
-            else:
-                reason = "you bought it before" if again else "popular with shoppers"
-            out.append(
-                {
-                    **facts[row],
-                    "probability": round(p, 6),
-                    "expected_value": round(p * price, 4),
-                    "support": round(count / n_baskets, 6),
-                    "confidence": round(confidence, 6),
-                    "lift": round(confidence / base, 4) if base > 0 and count > 0 else 0.0,
-                    "rank_score": round(rank, 6),
-                    "reason": reason,
-                    "because_of": str(ids[anchor]) if anchor >= 0 else None,
-                }
+        pairs, assoc = self.pairs, self.assoc
+        stats, counts = explain(
+            chosen, anchors, ranked.prob, ranked.rank, self.price,
+            pairs.indptr, pairs.indices, pairs.data, assoc.item_counts, assoc.n_baskets,
+        )  # fmt: skip
+        columns = stats.tolist()
+        names, ids = self.catalog.names, self.catalog.ids
+        reasons = [
+            (f"often bought with {names[a]}" if c > 0 else f"goes with {names[a]}")
+            if a >= 0
+            else ("you bought it before" if again else "popular with shoppers")
+            for a, c, again in zip(anchors.tolist(), counts.tolist(), owned.tolist(), strict=True)
+        ]
+        facts = self.catalog.facts
+        return [
+            {
+                **facts[row],
+                "probability": p,
+                "expected_value": value,
+                "support": support,
+                "confidence": conf,
+                "lift": lifted,
+                "rank_score": rank,
+                "reason": reason,
+                "because_of": str(ids[anchor]) if anchor >= 0 else None,
+            }
+            for row, anchor, p, value, support, conf, lifted, rank, reason in zip(
+                chosen.tolist(), anchors.tolist(), *columns, reasons, strict=True
             )
-        return out
+        ]

@@ -242,11 +242,11 @@ class ServiceState:
         compute: Callable[[LiveHistory], dict[str, Any]],
         user_id: str | None = None,
         version: str | None = None,
-        inline: bool = False,
+        inline: Callable[[], bool] | None = None,
     ) -> Response:
         """Answer from the cache, or compute, store in the background and answer.
 
-        The computation runs in the thread pool, or on the event loop when ``inline`` (work too
+        The computation runs in the thread pool, or on the event loop when ``inline()`` (work too
         small to be worth the hand-off). With ``user_id``, a miss reads the user's live history
         first and the stored answer is tagged with the user, so their next event invalidates it.
         """
@@ -254,7 +254,8 @@ class ServiceState:
         if hit is not None:
             return json_response(hit, "hit", version)
         live = await self.live.get(user_id) if user_id is not None else LiveHistory()
-        payload = compute(live) if inline else await run_in_threadpool(compute, live)
+        small = inline is not None and inline()  # asked on a miss only: a hit costs nothing more
+        payload = compute(live) if small else await run_in_threadpool(compute, live)
         if payload.get("source") == "popular":
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)

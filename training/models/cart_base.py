@@ -25,8 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.models.base import ModelError
+from training.models.cart_kernels import gather, scratch
 
-__all__ = ["CartModel", "recency_weights", "sigmoid", "stored_cells", "strongest"]
+__all__ = ["CartModel", "distinct", "recency_weights", "sigmoid", "stored_cells", "strongest"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,15 @@ def strongest(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     out = sp.csr_matrix((m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(lengths, k))]), m.shape)
     out.sort_indices()
     return out
+
+
+def distinct(values: np.ndarray, size: int) -> np.ndarray:
+    """Return the distinct values (all in ``[0, size)``) in no particular order, without a sort."""
+    values = np.asarray(values, dtype=np.int64)
+    at = np.arange(len(values))
+    slot = np.empty(size, dtype=np.int64)  # only the entries of ``values`` are written and read
+    slot[values] = at  # one position per value wins
+    return values[slot[values] == at]
 
 
 def stored_cells(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,16 +166,17 @@ class CartModel(ABC):
         return stored_cells(self.weights, rows)
 
     def score_cart(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Return the touched items (sorted), their scores, and the cart's cells (``which``, ``cells``)."""
-        which, cells = self.cells(rows)
-        cols = self.weights.indices[cells]
-        candidates, slot = np.unique(cols, return_inverse=True)
-        values = self.weights.data[cells].astype(np.float64)
-        if self.aggregate == "sum":
-            agg = np.bincount(slot, weights=values, minlength=len(candidates))
-        else:
-            agg = np.full(len(candidates), -np.inf)
-            np.maximum.at(agg, slot, values)
+        """Return the touched items (distinct, first touch first), their scores, and the cart's cells.
+
+        The cells are ``which`` (each stored cell's position in ``rows``) and ``cells`` (its index
+        into ``W``), in the order of ``rows``.
+        """
+        w = self.weights
+        rows = np.asarray(rows, dtype=np.int64)
+        work = scratch(self.n_items)
+        candidates, agg, which, cells = gather(
+            w.indptr, w.indices, w.data, rows, self.aggregate == "max", work.values, work.flags
+        )
         return candidates, self.finish(agg, candidates), which, cells
 
     def score_dense(self, rows: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.models.base import best_of
-from training.models.cart import CartModel, sigmoid, stored_cells
+from training.models.cart_base import CartModel, distinct, sigmoid, stored_cells
+from training.models.cart_kernels import scratch, select
 
 __all__ = ["Blend", "CartRanker", "Ranked", "substitute_matrix"]
 
@@ -121,12 +122,11 @@ class CartRanker:
         return found
 
     def substitutes(self, cart_rows: np.ndarray) -> np.ndarray:
-        """Return the items that replace a cart item rather than join it (sorted, distinct)."""
+        """Return the items that replace a cart item rather than join it (distinct, unordered)."""
+        if not self.substitute_of.nnz:
+            return np.zeros(0, dtype=np.int64)
         _, cells = stored_cells(self.substitute_of, cart_rows)
-        found = np.sort(self.substitute_of.indices[cells])
-        first = np.ones(len(found), dtype=bool)
-        first[1:] = found[1:] != found[:-1]
-        return found[first].astype(np.int64)
+        return distinct(self.substitute_of.indices[cells], len(self.price))
 
     def cost(self, cart_rows: np.ndarray) -> int:
         """Return how many stored cells a cart's ranking reads: known before computing it."""
@@ -145,28 +145,28 @@ class CartRanker:
         g = self.price_exponent if exponent is None else float(exponent)
         cart_rows = np.asarray(cart_rows, dtype=np.int64)
         candidates, scores, which, cells = self.model.score_cart(cart_rows)
-        left_out = np.zeros(0, dtype=np.int64) if include_substitutes else self.substitutes(cart_rows)
-        blocked = np.concatenate([cart_rows, left_out])
         if boost is None:
-            rows, rank, prob = self._sparse(candidates, scores, blocked, g, n)
-        else:
-            rows, rank, prob = self._dense(candidates, scores, blocked, g, n, boost)
-        return Ranked(rows, rank, prob, which, cells, len(left_out))
-
-    def _sparse(
-        self, candidates: np.ndarray, scores: np.ndarray, blocked: np.ndarray, g: float, n: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rank the cart's candidates, then items at their idle score, without touching the rest."""
-        mark = np.zeros(len(self.price), dtype=np.int8)  # 1: a candidate, 2: blocked
-        mark[candidates] = 1
-        mark[blocked] = 2
-        ok = (mark[candidates] == 1) & self.in_stock[candidates]
-        order = self.order(g)
-        prefix = order[: n + len(candidates) + len(blocked)]  # enough to leave n after the skips
-        rest = prefix[mark[prefix] == 0][:n]
-        pool = np.concatenate([candidates[ok], rest])
-        pool_prob = np.concatenate([self.model.probability(scores[ok]), self.idle_prob[rest]])
-        return self._best(pool, pool_prob, g, n)
+            subs = self.substitute_of
+            rows, rank, prob, left_out = select(
+                candidates,
+                self.model.probability(scores),
+                cart_rows,
+                subs.indptr,
+                subs.indices,
+                not include_substitutes and subs.nnz > 0,
+                self.in_stock,
+                self.price,
+                g,
+                self.order(g),
+                self.idle_prob,
+                int(n),
+                scratch(len(self.price)).marks,
+            )
+            return Ranked(rows, rank, prob, which, cells, int(left_out))
+        left = np.zeros(0, dtype=np.int64) if include_substitutes else self.substitutes(cart_rows)
+        blocked = np.concatenate([cart_rows, left])
+        rows, rank, prob = self._dense(candidates, scores, blocked, g, n, boost)
+        return Ranked(rows, rank, prob, which, cells, len(left))
 
     def _dense(
         self,
@@ -187,13 +187,3 @@ class CartRanker:
         top = best_of(rank, n)
         top = top[np.isfinite(rank[top])]
         return top, rank[top], prob[top]
-
-    def _best(
-        self, pool: np.ndarray, prob: np.ndarray, g: float, n: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return the best ``n`` of a pool by ``P x price ** g``, ties to the lower row."""
-        by_row = np.argsort(pool, kind="stable")
-        pool, prob = pool[by_row], prob[by_row]
-        rank = self.weigh(prob, pool, g)
-        top = best_of(rank, n)
-        return pool[top], rank[top], prob[top]
