@@ -53,9 +53,8 @@ KEY_PARAMS: dict[str, tuple[str, tuple[float, ...]]] = {
 #: Orders weigh ``size ** -size_power``: wholesale carts of hundreds of lines would swamp the pairs.
 SIZE_POWERS: tuple[float, ...] = (0.0, 0.5, 1.0)
 PRICE_EXPONENTS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
-BLEND_GRID: tuple[tuple[float, float], ...] = tuple(
-    (b, p) for b in (0.0, 0.05, 0.1, 0.2, 0.4) for p in (0.0, 0.25, 0.5)
-)
+BUY_AGAIN: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)  # tried first, without the per-user model
+PERSONAL: tuple[float, ...] = (0.25, 0.5)  # then with the chosen buy-again weight
 _NAN = float("nan")
 
 
@@ -220,21 +219,30 @@ def _returning(held: HeldOut, history: sp.csr_matrix) -> HeldOut:
 def _choose_blend(
     data: CartData, model: CartModel, exponent: float, held: HeldOut, cut: int, ks: Sequence[int]
 ) -> Blend:
-    """Choose the returning customers' blend weights on validation carts."""
+    """Choose the returning customers' blend weights on validation carts, one weight at a time.
+
+    Buy-again first (cheap: no per-user model), then the per-user model's weight beside it: 7
+    rankings of the validation carts instead of a 15-point grid, each dense over the catalog.
+    """
     history = data.history(cut)
     returning = _returning(held, history)
     if not len(returning):
         return Blend()
     personal_model = data.user_model(history)
     ranker = _ranker(data, model, exponent)
-    best, best_value = Blend(), -1.0
-    for buy_again, personal in BLEND_GRID:
-        blend = Blend(buy_again, personal)
-        boosts = _boosts(history, personal_model, returning, blend) if blend.active else None
-        value = _objective(score_carts(ranker, returning, ks, boosts=boosts))
-        if value > best_value + 1e-12:
-            best, best_value = blend, value
-    logger.info("returning customers: blend %s (validation %.4f)", best, best_value)
+    tried = {Blend(): _objective(score_carts(ranker, returning, ks))}
+
+    def consider(blend: Blend) -> None:
+        boosts = _boosts(history, personal_model, returning, blend)
+        tried[blend] = _objective(score_carts(ranker, returning, ks, boosts=boosts))
+
+    for buy_again in BUY_AGAIN:
+        consider(Blend(buy_again, 0.0))
+    again = max(tried, key=tried.__getitem__).buy_again  # ties: the first tried, so no blend first
+    for personal in PERSONAL:
+        consider(Blend(again, personal))
+    best = max(tried, key=tried.__getitem__)
+    logger.info("returning customers: blend %s (validation %.4f)", best, tried[best])
     return best
 
 
