@@ -27,8 +27,8 @@ FROM python:3.11-slim AS base
 ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 \
     MLFLOW_TRACKING_URI=http://mlflow:5000 ORDERLIFT_EVENT_LOG=/data/events/events.jsonl
 RUN useradd --create-home --uid 10001 orderlift \
-    && mkdir -p /data/events \
-    && chown -R orderlift:orderlift /data
+    && mkdir -p /data/events /mlflow \
+    && chown -R orderlift:orderlift /data /mlflow
 WORKDIR /home/orderlift
 
 FROM base AS training

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 
-import orjson
 from fastapi.responses import Response
 
-from service.cache import cache_key
+from service.cache import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.recommender import Filters
@@ -56,9 +54,8 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
     for line in body.items:
         quantity[line.item_id] = quantity.get(line.item_id, 0) + line.quantity
     lines = [(item, quantity[item]) for item in cart]
-    digest = hashlib.sha1(orjson.dumps(lines), usedforsecurity=False).hexdigest()[:16]  # unambiguous
     flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
-    key = cache_key("cart", engine.version, engine.scorer.variant, digest, body.user_id or "-", flags)
+    key = cache_key("cart", engine.version, engine.scorer.variant, digest(lines), body.user_id or "-", flags)
     known = body.user_id is not None and engine.scorer.users.get(body.user_id) is not None
     seller = engine.crosssell
 

@@ -17,6 +17,7 @@ from service.config import Settings
 from service.errors import install_error_handlers
 from service.events import EventSink, FileEventSink, LiveStore, RedisEventSink
 from service.fastlane import FastLane
+from service.gate import Gate
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
 from service.routes import admin, bundles, cart, events, experiments, items, ops, ui, users
@@ -37,7 +38,9 @@ def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the service for ``settings``."""
+    """Build the service for ``settings``; refuse a production one without keys (``open_refusal``)."""
+    if settings.environment == "production" and (refusal := settings.open_refusal()):
+        raise RuntimeError(refusal)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     routes = {r.path: r for module in modules for r in module.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(FastLane, state_of=state_of, routes=routes)  # inside Observability: counted, logged
+    app.add_middleware(Gate, settings=settings)  # before the fast lane and FastAPI read a body
     app.add_middleware(Observability, metrics=metrics, log_all=settings.access_log == "all")
     return app
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -22,6 +24,7 @@ __all__ = [
     "InProcessCache",
     "RedisCache",
     "cache_key",
+    "digest",
     "open_cache",
     "tag_key",
 ]
@@ -91,6 +94,11 @@ return removed
 def tag_key(tag: str) -> str:
     """Return the Redis set that lists a tag's keys."""
     return "orderlift:tag:" + tag.translate(_KEY_ESCAPES)
+
+
+def digest(value: Any) -> str:
+    """Return the full SHA-1 of ``value``'s JSON: an unambiguous cache-key part for lists of ids."""
+    return hashlib.sha1(orjson.dumps(value), usedforsecurity=False).hexdigest()
 
 
 def cache_key(kind: str, model_version: str, *parts: str) -> str:

@@ -21,8 +21,14 @@ def serve(
     redis_url: Annotated[
         str | None, typer.Option(help="Redis for the cache and events (default: none).")
     ] = None,
+    allow_open: Annotated[
+        bool, typer.Option("--allow-open", help="Serve without keys although deployed (not recommended).")
+    ] = False,
 ) -> None:
     """Serve recommendations over HTTP (uvicorn); settings come from ORDERLIFT_* variables."""
+    from pydantic import ValidationError
+
+    from service.config import Settings
     from service.observability import configure_logging
     from service.workers import WorkersFailed, run_workers
 
@@ -30,6 +36,21 @@ def serve(
         os.environ["ORDERLIFT_MODEL_URI"] = model_uri
     if redis_url:
         os.environ["ORDERLIFT_REDIS_URL"] = redis_url
+    if allow_open:
+        os.environ["ORDERLIFT_ALLOW_OPEN"] = "1"
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ORDERLIFT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        typer.echo(f"error: {problems}", err=True)
+        raise typer.Exit(2) from None
+    refusal = settings.open_refusal(host)
+    if refusal:
+        typer.echo(f"error: {refusal}", err=True)
+        raise typer.Exit(2)
     if not os.environ.get("ORDERLIFT_MODEL_URI"):
         raise typer.BadParameter("give --model-uri or set ORDERLIFT_MODEL_URI", param_hint="--model-uri")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
@@ -31,8 +32,17 @@ class Settings(BaseSettings):
     admin_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (), repr=False, description="Keys for admin routes."
     )
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, le=64 << 20, description="Largest request body read (413 above, before reading)."
+    )
     max_cart_items: int = Field(
         2_000, ge=1, le=10_000, description="Most distinct lines a cross-sell cart may hold (422 above)."
+    )
+    environment: Literal["development", "production"] = Field(
+        "development", description="production: refuse to run without keys (unless allow_open)."
+    )
+    allow_open: bool = Field(
+        False, description="Serve without keys although deployed (production, or a non-loopback bind)."
     )
     verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
     variants: str | None = Field(
@@ -62,3 +72,23 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         """Return whether /v1 routes need a key."""
         return bool(self.api_keys or self.admin_keys)
+
+    def open_refusal(self, host: str = "127.0.0.1") -> str | None:
+        """Return why serving on ``host`` would be open to the world (refused), or None.
+
+        Deployed means ``environment=production`` or a bind beyond loopback; deployed without keys
+        is refused unless ``allow_open`` (``--allow-open``) says it is meant.
+        """
+        if self.auth_enabled or self.allow_open:
+            return None
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback and self.environment != "production":
+            return None
+        why = "ORDERLIFT_ENVIRONMENT=production" if self.environment == "production" else f"--host {host}"
+        return (
+            f"refusing to serve without keys ({why}): set ORDERLIFT_API_KEYS (and ORDERLIFT_ADMIN_KEYS), "
+            "or pass --allow-open (ORDERLIFT_ALLOW_OPEN=1) if this service is meant to be open"
+        )

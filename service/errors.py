@@ -1,6 +1,16 @@
 """Domain errors of the service and the one table that maps them to HTTP.
 
 Every error body is ``{"error": {"code", "message", "field"?, "value"?}}`` and says what was wrong.
+
+The tree::
+
+    ServiceError (500 internal_error)
+    ├── InvalidRequest (422 invalid_request)
+    ├── UnknownItem (404 unknown_item)
+    ├── ModelNotReady (503 model_not_ready)
+    ├── EventLogDown (503 event_log_unavailable)
+    ├── Unauthorized (401 unauthorized)
+    └── BodyTooLarge (413 body_too_large)
 """
 
 from __future__ import annotations
@@ -16,12 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
     "ERROR_RESPONSES",
+    "BodyTooLarge",
     "EventLogDown",
     "InvalidRequest",
     "ModelNotReady",
     "ServiceError",
     "Unauthorized",
     "UnknownItem",
+    "error_response",
     "install_error_handlers",
 ]
 
@@ -77,6 +89,20 @@ class Unauthorized(ServiceError):
     status, code = 401, "unauthorized"
 
 
+class BodyTooLarge(ServiceError, StarletteHTTPException):
+    """A request body is over ``ORDERLIFT_MAX_BODY_BYTES``; it was not read past the limit.
+
+    Also an HTTP exception, so that FastAPI re-raises it from a body read (it turns any other
+    exception there into a 400) and it reaches the domain handler.
+    """
+
+    status, code = 413, "body_too_large"
+
+    def __init__(self, message: str, field: str | None = None, value: Any = None) -> None:
+        ServiceError.__init__(self, message, field, value)
+        self.status_code, self.detail, self.headers = 413, message, None
+
+
 def _error_schema(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -91,6 +117,7 @@ def _error_schema(description: str) -> dict[str, Any]:
 #: Documented error responses for routes (OpenAPI).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error_schema("Missing or wrong X-API-Key."),
+    413: _error_schema("The body is over ORDERLIFT_MAX_BODY_BYTES."),
     422: _error_schema("A parameter or the body is invalid; the body names the field and the value."),
     503: _error_schema("No model is loaded."),
 }
@@ -100,13 +127,18 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def error_response(exc: ServiceError) -> Response:
+    """Return the JSON response of a domain error (an ASGI app: pure middleware sends it too)."""
+    headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+    return _json(exc.status, exc.body(), headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors, HTTP errors and anything unexpected to JSON bodies."""
 
     @app.exception_handler(ServiceError)
     async def _domain(_: Request, exc: ServiceError) -> Response:
-        headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
-        return _json(exc.status, exc.body(), headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

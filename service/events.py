@@ -135,9 +135,39 @@ class FileEventSink:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
         existing, _ = read_jsonl(self.path)
         self.seen = {str(e.get("event_id")) for e in existing}
         self._lock = asyncio.Lock()
+
+    def _repair(self) -> None:
+        """Set a torn final line (a write cut short, so never acknowledged) aside, keeping the log whole.
+
+        Without this, the next append would join the torn bytes on one line and the first event it
+        acknowledged would be unreadable.
+        """
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb+") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            back = min(size, 1 << 20)
+            handle.seek(size - back)
+            tail = handle.read(back)
+            if tail.endswith(b"\n"):
+                return
+            cut = tail.rfind(b"\n")
+            keep = size - back + cut + 1 if cut >= 0 else (0 if back == size else size)
+            if keep == size:  # no newline in the last MiB of a larger file: not a torn write
+                return
+            handle.seek(keep)
+            torn = handle.read()
+            aside = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}")
+            aside.write_bytes(torn)
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        logger.warning("%s: a torn final write (%d bytes) was set aside in %s", self.path, len(torn), aside)
 
     def _write(self, lines: str) -> None:
         with self.path.open("a", encoding="utf-8") as handle:

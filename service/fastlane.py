@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.answers import recommend_for_user, suggest_for_cart
-from service.deps import key_matches
+from service.deps import key_error
 from service.errors import ServiceError
 from service.recommender import Filters
 from service.schemas import CrossSellRequest
@@ -105,12 +105,9 @@ class FastLane:
         state = self.state_of()
         if state is None or not state.engines:
             return None
-        settings = state.settings
-        if settings.auth_enabled:
-            given = _header(scope, b"x-api-key")  # read as FastAPI reads it: latin-1
-            keys = settings.api_keys + settings.admin_keys
-            if given is None or not key_matches(given.decode("latin-1"), keys):
-                return None
+        given = _header(scope, b"x-api-key")  # read as FastAPI reads it: latin-1
+        if key_error(state.settings, scope["path"], None if given is None else given.decode("latin-1")):
+            return None
         return state
 
     async def _answer(

@@ -6,7 +6,6 @@ index, the popularity order); requests then cost a few numpy operations over the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.association import Associations
+from service.cache import digest
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
 from service.events import LiveHistory
@@ -41,11 +41,11 @@ class Filters:
     max_price: float | None = None
 
     def key(self) -> str:
-        """Return a short stable digest for cache keys ('-' when no filter is set)."""
+        """Return a stable digest for cache keys ('-' when no filter is set)."""
         if self == Filters():
             return "-"
-        text = repr((self.category, sorted(self.exclude), self.in_stock_only, self.min_price, self.max_price))
-        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+        parts = [self.category, sorted(self.exclude), self.in_stock_only, self.min_price, self.max_price]
+        return digest(parts)
 
 
 class Catalog:

@@ -75,3 +75,16 @@ def test_compose_runs_redis_mlflow_a_training_job_and_two_service_replicas() -> 
     assert services["service"]["depends_on"]["train"]["condition"] == "service_completed_successfully"
     assert "--backend-store-uri=sqlite:////mlflow/mlflow.db" in services["mlflow"]["command"]
     assert os.path.exists(REPO / "deploy" / "nginx.conf")
+
+
+def test_c1_compose_never_publishes_mlflow_nor_runs_it_as_root_or_for_any_host() -> None:
+    mlflow = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["mlflow"]
+    assert "ports" not in mlflow, "MLflow has no auth: it stays on the compose network"
+    assert str(mlflow.get("user", "")) not in ("0", "root")
+    assert not any(arg.startswith("--allowed-hosts=*") for arg in mlflow["command"])
+
+
+def test_h1_compose_refuses_to_start_the_service_without_keys() -> None:
+    env = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["service"]["environment"]
+    assert re.fullmatch(r"\$\{ORDERLIFT_API_KEYS:\?.+\}", env["ORDERLIFT_API_KEYS"])
+    assert env["ORDERLIFT_ENVIRONMENT"] == "production"

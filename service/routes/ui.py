@@ -15,7 +15,7 @@ from fastapi import APIRouter, Cookie, Query
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import State, key_matches
+from service.deps import State, key_error
 from service.errors import Unauthorized
 from service.routes.bundles import to_csv
 
@@ -47,7 +47,7 @@ def _authorise(state: State, key: str | None, cookie: str | None) -> str | None:
     if not settings.auth_enabled:
         return None
     for given in (key, cookie):
-        if given and key_matches(given, settings.api_keys + settings.admin_keys):
+        if given and key_error(settings, "/v1/", given) is None:
             return given
     raise Unauthorized("this page needs a key: open /ui/bundles?key=YOUR_API_KEY once")
 

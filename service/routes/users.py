@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from service.answers import recommend_for_user
-from service.cache import cache_key
+from service.cache import cache_key, digest
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.recommender import Filters
@@ -49,14 +48,12 @@ async def session_recommendations(state: State, body: SessionRequest) -> Respons
     engine = state.require(body.user_id)
     f = body.filters
     filters = Filters(f.category, tuple(f.exclude), f.in_stock_only, f.min_price, f.max_price)
-    recent = "|".join(sorted(set(body.recent_items)))
-    digest = hashlib.sha1(recent.encode(), usedforsecurity=False).hexdigest()[:16]
     key = cache_key(
         "session",
         engine.version,
         engine.scorer.variant,
         body.user_id or "-",
-        digest,
+        digest(sorted(set(body.recent_items))),
         str(body.n),
         filters.key(),
         str(body.explain),

@@ -279,3 +279,14 @@ def test_a_body_that_is_not_utf8_json_is_422_and_a_wrong_method_is_405_with_allo
     assert response.status_code == 422 and response.json()["error"]["field"] == "body"
     wrong = client.request("TRACE", "/healthz")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+
+
+def test_m2_session_ids_holding_the_old_separator_do_not_share_a_cache_entry(
+    client: TestClient, bundle: Bundle
+) -> None:
+    a, b = (str(i) for i in bundle.items.ids[40:42])
+    joined = client.post("/v1/recommendations", json={"recent_items": [f"{a}|{b}"], "n": 7})
+    split = client.post("/v1/recommendations", json={"recent_items": [a, b], "n": 7})
+    assert joined.status_code == split.status_code == 200
+    assert split.headers["x-cache"] == "miss"  # was a hit: both keys hashed "a|b"
+    assert split.json()["source"] != joined.json()["source"] or split.json() != joined.json()

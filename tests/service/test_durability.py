@@ -74,3 +74,21 @@ def test_acknowledged_events_survive_a_kill_in_redis_mode(bundle_dir: Path, stre
     logged = {json.loads(fields[b"e"])["event_id"] for _, fields in client.xrange(STREAM)}
     client.close()
     assert len(acknowledged) == 1000 and acknowledged <= logged
+
+
+def test_h4_a_torn_tail_is_set_aside_so_the_next_acknowledged_event_is_kept(tmp_path: Path) -> None:
+    import asyncio
+
+    from service.events import FileEventSink
+
+    log = tmp_path / "events.jsonl"
+    good = [{"event_id": f"e{k}", "user_id": "u1", "item_id": "i1", "type": "view"} for k in range(2)]
+    torn = '{"event_id": "e2", "user_id": "u1", "it'  # a write cut short by a crash: never acknowledged
+    log.write_text("".join(json.dumps(e) + "\n" for e in good) + torn)
+    sink = FileEventSink(log)
+    fresh = {"event_id": "e3", "user_id": "u2", "item_id": "i2", "type": "purchase"}
+    assert asyncio.run(sink.append([fresh])) == [fresh]
+    events, bad = read_jsonl(log)
+    assert [e["event_id"] for e in events] == ["e0", "e1", "e3"] and bad == 0
+    aside = list(tmp_path.glob("events.jsonl.torn-*"))
+    assert len(aside) == 1 and aside[0].read_text() == torn

@@ -118,8 +118,15 @@ def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
     _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 40)
 
 
-def test_workers_that_die_at_start_end_the_command_instead_of_restarting_forever(bundle_dir: Path) -> None:
-    env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_CACHE_TTL_S": "-1"}
+def test_workers_that_die_at_start_end_the_command_instead_of_restarting_forever(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")  # the event log's directory is a file: every worker's startup fails
+    env = {
+        **os.environ,
+        "ORDERLIFT_MODEL_URI": str(bundle_dir),
+        "ORDERLIFT_EVENT_LOG": str(tmp_path / "file/e.jsonl"),
+    }
     done = subprocess.run(
         [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(free_port())],
         env=env,
@@ -129,3 +136,17 @@ def test_workers_that_die_at_start_end_the_command_instead_of_restarting_forever
     )
     assert done.returncode == 1
     assert b"workers died right after starting" in done.stderr
+
+
+def test_serve_names_a_bad_setting_in_one_line_before_starting_workers() -> None:
+    env = {**os.environ, "ORDERLIFT_CACHE_TTL_S": "-1", "ORDERLIFT_MODEL_URI": "/nowhere"}
+    done = subprocess.run(
+        [str(ORDERLIFT), "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"ORDERLIFT_CACHE_TTL_S" in done.stderr and b"-1" in done.stderr
+    assert b"Traceback" not in done.stderr

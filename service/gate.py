@@ -1,0 +1,83 @@
+"""The first thing a request meets: its key is checked and its body bounded before anything reads it.
+
+``Gate`` is pure ASGI and sits outside the fast lane and FastAPI. A body declared larger than
+``ORDERLIFT_MAX_BODY_BYTES`` is answered 413 at once, with or without a key; a ``/v1`` request
+without a valid key (``deps.key_error``, the one key check) is answered 401 without reading a byte
+of its body; a body that grows past the limit while read (chunked, or lying about its length) stops
+the read with ``BodyTooLarge``, answered 413 too. Every answer carries the usual JSON error body.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.config import Settings
+from service.deps import key_error
+from service.errors import BodyTooLarge, ServiceError, error_response
+
+__all__ = ["Gate"]
+
+logger = logging.getLogger(__name__)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class Gate:
+    """Refuse key-less and oversized requests before their bodies are read."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    def too_large(self) -> BodyTooLarge:
+        """Return the error of a body over the limit."""
+        limit = self.settings.max_body_bytes
+        return BodyTooLarge(
+            f"the body is over {limit:,} bytes (ORDERLIFT_MAX_BODY_BYTES)", field="body", value=limit
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        limit = self.settings.max_body_bytes
+        refused: ServiceError | None = None
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            refused = self.too_large()  # with or without a key: nothing is read
+        else:
+            given = _header(scope, b"x-api-key")
+            refused = key_error(
+                self.settings, scope["path"], None if given is None else given.decode("latin-1")
+            )
+        if refused is not None:
+            await error_response(refused)(scope, receive, send)
+            return
+        read, started = 0, False
+
+        async def bounded() -> Message:
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > limit:
+                    raise self.too_large()
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded, watched)
+        except BodyTooLarge as exc:  # raised by the read above, wherever the body was being read
+            if started:
+                raise
+            await error_response(exc)(scope, receive, send)
