@@ -55,7 +55,7 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
         quantity[line.item_id] = quantity.get(line.item_id, 0) + line.quantity
     lines = [(item, quantity[item]) for item in cart]
     flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
-    key = cache_key("cart", engine.version, engine.scorer.variant, digest(lines), body.user_id or "-", flags)
+    key = cache_key("cart", engine.version, engine.scorer.variant, digest([lines, body.user_id]), flags)
     known = body.user_id is not None and engine.scorer.users.get(body.user_id) is not None
     seller = engine.crosssell
 

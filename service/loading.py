@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,11 @@ class LoadedModel:
     load_seconds: float
 
 
-def resolve(uri: str, tracking_uri: str) -> tuple[Path, str | None]:
-    """Return the local bundle directory for ``uri`` and its registry version (``NAME/N``) if any."""
+def resolve(uri: str, tracking_uri: str, into: Path | None = None) -> tuple[Path, str | None]:
+    """Return the local bundle directory for ``uri`` and its registry version (``NAME/N``) if any.
+
+    A registry version is downloaded into ``into`` (the caller removes it) when given.
+    """
     if not uri.startswith("models:/"):
         return Path(uri), None
     try:
@@ -55,7 +59,9 @@ def resolve(uri: str, tracking_uri: str) -> tuple[Path, str | None]:
             version = str(client.get_model_version_by_alias(name, alias).version)
         elif not version:
             raise LoadError(f"{uri}: give an alias (models:/NAME@ALIAS) or a version (models:/NAME/N)")
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=None if into is None else str(into)
+        )
     except MlflowException as exc:
         raise LoadError(f"{uri}: the registry at {tracking_uri} cannot resolve it ({exc.message})") from exc
     except OSError as exc:
@@ -97,13 +103,14 @@ def current_version(uri: str, tracking_uri: str) -> str:
 def load(uri: str, tracking_uri: str, verify: bool = True) -> LoadedModel:
     """Load a bundle and its model; raise LoadError naming what is wrong."""
     began = time.perf_counter()
-    directory, registry_version = resolve(uri, tracking_uri)
-    try:
-        bundle = load_bundle(directory, verify=verify)
-        model = load_model(bundle.model_dir)
-        cart = load_cart_model(bundle.cart_dir)
-    except (BundleError, ModelError) as exc:
-        raise LoadError(str(exc)) from exc
+    with tempfile.TemporaryDirectory(prefix="orderlift-download-") as scratch:  # gone once loaded
+        directory, registry_version = resolve(uri, tracking_uri, Path(scratch))
+        try:
+            bundle = load_bundle(directory, verify=verify)
+            model = load_model(bundle.model_dir)
+            cart = load_cart_model(bundle.cart_dir)
+        except (BundleError, ModelError) as exc:
+            raise LoadError(str(exc)) from exc
     if model.n_items != len(bundle.items):
         raise LoadError(f"{directory}: the model has {model.n_items} items, the bundle {len(bundle.items)}")
     if cart.n_items != len(bundle.items):

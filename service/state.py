@@ -164,6 +164,7 @@ class ServiceState:
     last_reload: dict[str, Any] = field(default_factory=dict)
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # variant: (version, why) that failed
 
     @property
     def engine(self) -> Engine | None:
@@ -200,13 +201,24 @@ class ServiceState:
                     if old is not None and old.version == version and not force:
                         outcome[variant.name] = {"status": "unchanged", "version": version}
                         continue
-                    engine = await run_in_threadpool(self._load, variant)
+                    failed = self._failed.get(variant.name)
+                    if failed is not None and failed[0] == version and not force:
+                        kept = None if old is None else old.version
+                        reason = f"{failed[1]} (failed before: not retried until the alias moves)"
+                        outcome[variant.name] = {"status": "failed", "reason": reason, "serving": kept}
+                        continue
+                    try:
+                        engine = await run_in_threadpool(self._load, variant)
+                    except LoadError as exc:
+                        self._failed[variant.name] = (version, str(exc))
+                        raise
                 except LoadError as exc:
                     self.counters["reloads_failed"] += 1
                     kept = None if old is None else old.version
                     outcome[variant.name] = {"status": "failed", "reason": str(exc), "serving": kept}
                     logger.error("reload of %s failed, still serving %s: %s", variant.name, kept, exc)
                     continue
+                self._failed.pop(variant.name, None)
                 self.engines[variant.name] = engine  # one assignment: in-flight requests keep the old one
                 self.counters["reloads"] += 1
                 outcome[variant.name] = {"status": "loaded", "version": engine.version}

@@ -52,8 +52,7 @@ async def session_recommendations(state: State, body: SessionRequest) -> Respons
         "session",
         engine.version,
         engine.scorer.variant,
-        body.user_id or "-",
-        digest(sorted(set(body.recent_items))),
+        digest([sorted(set(body.recent_items)), body.user_id]),  # null: no user, unlike any id
         str(body.n),
         filters.key(),
         str(body.explain),

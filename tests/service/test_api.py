@@ -290,3 +290,13 @@ def test_m2_session_ids_holding_the_old_separator_do_not_share_a_cache_entry(
     assert joined.status_code == split.status_code == 200
     assert split.headers["x-cache"] == "miss"  # was a hit: both keys hashed "a|b"
     assert split.json()["source"] != joined.json()["source"] or split.json() != joined.json()
+
+
+def test_m2_the_user_id_dash_does_not_share_the_anonymous_cache_entry(
+    client: TestClient, bundle: Bundle
+) -> None:
+    cart = {"items": [{"item_id": str(i)} for i in bundle.items.ids[50:52]], "n": 6}
+    dash = client.post("/v1/cart/cross-sell", json={**cart, "user_id": "-"})
+    anonymous = client.post("/v1/cart/cross-sell", json=cart)
+    assert dash.status_code == anonymous.status_code == 200
+    assert anonymous.headers["x-cache"] == "miss"  # was a hit: "-" stood for "no user"

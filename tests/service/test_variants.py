@@ -74,3 +74,64 @@ def test_an_unreachable_alias_leaves_the_other_variants_serving(registry: str) -
         assert ready["variants"]["missing"]["version"] is None and "missing" in ready["model_error"]
         statuses = {client.get(f"/v1/users/v{i}/recommendations").status_code for i in range(50)}
         assert statuses == {200}
+
+
+def test_h6_a_registry_version_is_loaded_without_leaving_a_copy_on_disk(
+    registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import tempfile
+
+    import mlflow.artifacts
+
+    from service.loading import load
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    source = str(MlflowClient().get_model_version("shop", "1").source)
+
+    def remote(artifact_uri: str, dst_path: str | None = None, **_: object) -> str:
+        """Download as a remote artifact store does: a copy, into a new temp dir unless told where."""
+        out = Path(dst_path or tempfile.mkdtemp()) / "bundle"
+        shutil.copytree(source, out)
+        return str(out)
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", remote)
+    for _ in range(3):
+        assert load("models:/shop@production", registry).version == "shop/1"
+    assert list(scratch.iterdir()) == []  # was one downloaded bundle per load
+
+
+def test_h6_a_broken_version_is_not_downloaded_again_until_the_alias_moves(
+    registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.artifacts
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    client = MlflowClient()
+    bad = client.create_model_version("shop", source=str(broken))
+    settings = Settings(
+        model_uri="models:/shop@production", mlflow_tracking_uri=registry, reload_interval_s=0
+    )
+    downloads: list[str] = []
+    real = mlflow.artifacts.download_artifacts
+
+    def counted(*args: object, **kwargs: object) -> str:
+        downloads.append(str(kwargs.get("artifact_uri")))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", counted)
+    with TestClient(create_app(settings)) as http:
+        client.set_registered_model_alias("shop", "production", bad.version)
+        state = http.app.state.orderlift  # type: ignore[attr-defined]
+        first = http.portal.call(state.reload)  # type: ignore[union-attr]
+        again = http.portal.call(state.reload)  # type: ignore[union-attr]
+        assert first["production"]["status"] == again["production"]["status"] == "failed"
+        assert "not retried" in again["production"]["reason"]
+        assert downloads.count(f"models:/shop/{bad.version}") == 1
+        assert http.get("/v1/users/u1/recommendations").status_code == 200  # the old version serves
+        client.set_registered_model_alias("shop", "production", "1")
+        assert http.portal.call(state.reload)["production"]["status"] in ("loaded", "unchanged")  # type: ignore[union-attr]
