@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+MAX_EVENT_AGE = timedelta(days=30)  # a live event's timestamp is clamped to at most this old...
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # ...and at most this far in the future
 
 EVENT_ID_TTL_S = 7 * 24 * 3600
 LIVE_TTL_S = 30 * 24 * 3600
@@ -80,20 +83,32 @@ class EventIn(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        """Read naive times as UTC."""
-        if value is not None and value.tzinfo is None:
+        """Read naive times as UTC; a time beyond datetime's range in UTC becomes its nearest end."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # year 1 east of UTC, or 9999 west of it
+            return (datetime.min if value.year < 5000 else datetime.max).replace(tzinfo=UTC)
+
+
+def clamp_timestamp(value: datetime, now: datetime) -> datetime:
+    """Return ``value`` within ``[now - MAX_EVENT_AGE, now + MAX_CLOCK_SKEW]`` (live events only)."""
+    return min(max(value, now - MAX_EVENT_AGE), now + MAX_CLOCK_SKEW)
 
 
 _BATCH = TypeAdapter(list[EventIn])
 
 
-def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Validate each event on its own; return (records to log, errors with index, field, reason).
+def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Validate each event on its own; return (records to log, errors with index, field, reason, clamped).
 
     The batch is validated in one call; when some events are bad, their errors are reported and
-    the rest is validated again without them.
+    the rest is validated again without them. A timestamp outside ``[now - 30 days, now + 5 min]``
+    (a bad clock, or history that belongs in the training files) is set to the nearest bound and
+    counted, so no single event can become the "latest" that decay and holdouts are measured from.
     """
     items, errors, bad = list(raw), [], set()
     try:
@@ -106,15 +121,19 @@ def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict
             errors.append({"index": index, "field": field, "reason": err.get("msg", "invalid")})
         kept = [i for i in range(len(items)) if i not in bad]
         events = _BATCH.validate_python([items[i] for i in kept])
-    records = []
+    records, clamped = [], 0
     now = datetime.now(UTC)
     for event in events:
         record = event.model_dump()
         record["event_id"] = event.event_id or uuid.uuid4().hex
-        record["timestamp"] = (event.timestamp or now).astimezone(UTC).isoformat()
+        stamp = now if event.timestamp is None else clamp_timestamp(event.timestamp, now)
+        clamped += event.timestamp is not None and stamp != event.timestamp
+        record["timestamp"] = stamp.isoformat()
         record["variant"] = variant_of(event.recommendation_id)
         records.append(record)
-    return records, errors
+    if clamped:
+        logger.warning("%d event timestamps were outside the live window and were clamped", clamped)
+    return records, errors, clamped
 
 
 class EventSink(Protocol):

@@ -226,6 +226,10 @@ class EventsAccepted(BaseModel):
     accepted: int = Field(description="Newly logged events.")
     duplicates: int = Field(description="Events whose event_id was logged before (not counted twice).")
     rejected: int
+    clamped: int = Field(
+        0,
+        description="Events whose timestamp was outside [now - 30 days, now + 5 min], set to the bound.",
+    )
     errors: list[EventError]
 
 

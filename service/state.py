@@ -230,8 +230,14 @@ class ServiceState:
             return outcome
 
     def _load(self, variant: Variant) -> Engine:
-        loaded = load(variant.uri, self.settings.mlflow_tracking_uri, self.settings.verify_bundle)
-        return Engine.build(loaded, self.settings, variant.name)
+        """Load and build a variant's engine; any failure is a LoadError, so the old model keeps serving."""
+        try:
+            loaded = load(variant.uri, self.settings.mlflow_tracking_uri, self.settings.verify_bundle)
+            return Engine.build(loaded, self.settings, variant.name)
+        except LoadError:
+            raise
+        except Exception as exc:  # a bundle that passed its checks but cannot be served
+            raise LoadError(f"{variant.uri}: cannot be served ({type(exc).__name__}: {exc})") from exc
 
     async def watch(self) -> None:
         """Poll the model URIs and reload what changed, forever."""

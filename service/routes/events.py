@@ -55,7 +55,7 @@ async def post_events(state: State, request: Request) -> Response:
     batch = body if isinstance(body, list) else [body]
     if len(batch) > MAX_BATCH:
         raise InvalidRequest(f"at most {MAX_BATCH} events per request", field="body", value=len(batch))
-    records, errors = validate_events(batch)
+    records, errors, clamped = validate_events(batch)
     try:
         fresh = await state.sink.append(records)
     except EventLogUnavailable as exc:
@@ -74,6 +74,7 @@ async def post_events(state: State, request: Request) -> Response:
         "accepted": len(fresh),
         "duplicates": len(records) - len(fresh),
         "rejected": len(batch) - len(records),
+        "clamped": clamped,
         "errors": errors,
     }
     response = json_response(orjson.dumps(payload))

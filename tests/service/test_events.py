@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,29 @@ def test_a_numeric_timestamp_is_rejected_naming_the_field(live: TestClient) -> N
     body = live.post("/v1/events", json=[event]).json()
     assert body["accepted"] == 0 and body["rejected"] == 1
     assert body["errors"][0]["field"] == "timestamp"
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00-05:00", "9000-01-01T00:00:00Z", "2001-01-01T00:00:00Z"],
+)
+def test_m7_a_timestamp_out_of_range_is_clamped_and_counted_not_a_500(
+    live: TestClient, stamp: str, tmp_path: Path
+) -> None:
+    batch = [
+        {
+            "event_id": f"m7-{stamp}",
+            "user_id": "u-m7",
+            "item_id": "i0001",
+            "type": "view",
+            "timestamp": stamp,
+        },
+        {"user_id": "u-m7", "item_id": "i0002", "type": "view"},
+    ]
+    answer = live.post("/v1/events", json=batch)
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert (body["accepted"], body["rejected"], body["clamped"]) == (2, 0, 1)
+    logged = {e["event_id"]: e for e in read_jsonl(live.app.state.orderlift.settings.event_log)[0]}  # type: ignore[attr-defined]
+    when = datetime.fromisoformat(logged[f"m7-{stamp}"]["timestamp"])
+    assert abs((datetime.now(UTC) - when).days) <= 30

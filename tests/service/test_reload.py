@@ -129,3 +129,20 @@ def test_variant_assignment_is_stable_and_close_to_the_split() -> None:
     assert spots == [_bucket(u) for u in users]
     share = sum(s < 90.0 for s in spots) / len(spots)
     assert 0.89 < share < 0.91
+
+
+def test_m6_a_bundle_that_loads_but_cannot_be_served_leaves_the_service_up_and_says_why(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    broken = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, broken)
+    items = pd.read_parquet(broken / "items.parquet").rename(columns={"name": "title"})
+    items.to_parquet(broken / "items.parquet")  # right shape, a column the service reads is gone
+    settings = Settings(model_uri=str(broken), verify_bundle=False, reload_interval_s=0)
+    with TestClient(create_app(settings)) as client:  # was: the startup crashed on KeyError
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "KeyError" in ready.json()["model_error"] and "name" in ready.json()["model_error"]
+        assert client.get("/v1/users/u1/recommendations").status_code == 503
