@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
             socket_timeout_s=settings.redis_timeout_s,
             retry_after_s=settings.redis_retry_after_s,
             max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
         )
         sink, live = _stores(settings)
         state = ServiceState(settings, cache, sink, live)

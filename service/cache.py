@@ -107,16 +107,19 @@ def cache_key(kind: str, model_version: str, *parts: str) -> str:
 
 
 class InProcessCache:
-    """Keep up to `max_entries` values in memory with a TTL each, evicting the least recently used."""
+    """Keep up to `max_entries` values and `max_bytes` of keys and values in memory, each with a TTL,
+    evicting the least recently used."""
 
     backend: str = "memory"
     in_process: bool = True
 
-    def __init__(self, max_entries: int = 50_000, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, max_entries: int = 50_000, max_bytes: int = 256 << 20, *, clock: Clock = time.monotonic
+    ) -> None:
         """Create an empty cache; `clock` returns monotonic seconds (injectable for tests)."""
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
-        self._max_entries = max_entries
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError(f"max_entries and max_bytes must be >= 1, got {max_entries}, {max_bytes}")
+        self._max_entries, self._max_bytes, self._bytes = max_entries, max_bytes, 0
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
@@ -132,7 +135,7 @@ class InProcessCache:
         """Return the live value for `key` and mark it recently used, or None."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] <= self._clock():
-            del self._entries[key]
+            self._drop(key)
             entry = None
         if entry is None:
             self.stats.misses += 1
@@ -143,21 +146,23 @@ class InProcessCache:
 
     async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None:
         """Store `value` for `ttl_s` seconds under an optional tag; evict LRU entries."""
-        if ttl_s <= 0:
-            self._drop(key)
+        self._drop(key)
+        if ttl_s <= 0 or len(key) + len(value) > self._max_bytes:
             return
         self._entries[key] = (self._clock() + ttl_s, value)
-        self._entries.move_to_end(key)
+        self._bytes += len(key) + len(value)
         if tag is not None:
             self._tags.setdefault(tag, set()).add(key)
             self._tag_of[key] = tag
         self.stats.sets += 1
-        while len(self._entries) > self._max_entries:
+        while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, key: str) -> None:
-        """Remove one key and its tag membership."""
-        self._entries.pop(key, None)
+        """Remove one key, its bytes and its tag membership."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(key) + len(entry[1])
         tag = self._tag_of.pop(key, None)
         if tag is not None:
             members = self._tags.get(tag)
@@ -170,23 +175,22 @@ class InProcessCache:
         """Remove every key stored under any of `tags`; return how many."""
         removed = 0
         for tag in tags:
-            keys = list(self._tags.pop(tag, ()))
+            keys = list(self._tags.get(tag, ()))
             for key in keys:
-                self._entries.pop(key, None)
-                self._tag_of.pop(key, None)
+                self._drop(key)
             removed += len(keys)
         return removed
 
     async def delete(self, *keys: str) -> None:
         """Remove `keys`, ignoring absent ones."""
         for key in keys:
-            self._entries.pop(key, None)
+            self._drop(key)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every key starting with `prefix`; return how many were removed."""
         doomed = [key for key in self._entries if key.startswith(prefix)]
         for key in doomed:
-            del self._entries[key]
+            self._drop(key)
         return len(doomed)
 
     async def ping(self) -> bool:
@@ -196,6 +200,9 @@ class InProcessCache:
     async def close(self) -> None:
         """Drop all entries."""
         self._entries.clear()
+        self._tags.clear()
+        self._tag_of.clear()
+        self._bytes = 0
 
     def state(self) -> CacheState:
         """Return a health snapshot."""
@@ -395,10 +402,11 @@ def open_cache(
     socket_timeout_s: float = 0.05,
     retry_after_s: float = 1.0,
     max_entries: int = 50_000,
+    max_bytes: int = 256 << 20,
 ) -> Cache:
     """Return a RedisCache for `redis_url`, or an InProcessCache when no URL is given."""
     if not redis_url:
-        return InProcessCache(max_entries)
+        return InProcessCache(max_entries, max_bytes)
     return RedisCache(
         redis_url,
         socket_timeout_s=socket_timeout_s,

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     model_uri: str | None = Field(None, description="A bundle directory, or models:/NAME@ALIAS.")
     redis_url: str | None = Field(None, description="Redis for the cache; unset: an in-process cache.")
     cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")
-    cache_max_entries: int = Field(50_000, gt=0, description="Bound of the in-process cache.")
+    cache_max_entries: int = Field(50_000, gt=0, description="Bound of the in-process cache, in entries.")
+    cache_max_bytes: int = Field(
+        256 << 20, ge=1 << 20, description="Bound of the in-process cache, in bytes of keys and answers."
+    )
     redis_timeout_s: float = Field(0.05, gt=0, description="Socket timeout of Redis calls.")
     redis_retry_after_s: float = Field(1.0, gt=0, description="Pause after a Redis failure.")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(

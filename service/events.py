@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 import redis.asyncio as aioredis
+from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from features.eventlog import STREAM_KEY, read_jsonl, variant_of
@@ -49,6 +50,8 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)  # ...and at most this far in the future
 EVENT_ID_TTL_S = 7 * 24 * 3600
 LIVE_TTL_S = 30 * 24 * 3600
 LOCAL_USERS = 200_000  # live histories kept in-process (embedded mode); Redis keeps them 30 days
+LIVE_MAX_ITEMS = 500  # distinct items in one user's live history: later new items are not added
+SEEN_IDS = 1_000_000  # event ids the file log remembers for idempotency (the most recent)
 OWNING_TYPES = frozenset({"cart", "purchase"})
 LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "cart": 4.0, "purchase": 10.0}
 
@@ -147,7 +150,7 @@ class EventSink(Protocol):
 
 
 class FileEventSink:
-    """Append-only JSON lines, flushed and fsynced per batch; remembers the ids it has logged."""
+    """Append-only JSON lines, flushed and fsynced per batch; remembers the last ``SEEN_IDS`` ids logged."""
 
     backend = "file"
 
@@ -156,7 +159,9 @@ class FileEventSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair()
         existing, _ = read_jsonl(self.path)
-        self.seen = {str(e.get("event_id")) for e in existing}
+        self.seen: LRUCache[str, bool] = LRUCache(SEEN_IDS)  # bounded: the most recent ids
+        for event in existing[-SEEN_IDS:]:
+            self.seen[str(event.get("event_id"))] = True
         self._lock = asyncio.Lock()
 
     def _repair(self) -> None:
@@ -209,7 +214,8 @@ class FileEventSink:
                     await asyncio.to_thread(self._write, text)
                 except OSError as exc:
                     raise EventLogUnavailable(f"cannot append to {self.path}: {exc}") from exc
-                self.seen |= ids
+                for event_id in ids:
+                    self.seen[event_id] = True
             return fresh
 
     async def read_all(self) -> list[dict[str, Any]]:
@@ -284,6 +290,18 @@ class LiveHistory:
         return bool(self.weights or self.owned)
 
 
+_LIVE_ADD = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  if ARGV[4] == '1' then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+  end
+end
+"""
+
+
 class LiveStore:
     """Per-user live history, in Redis (shared by workers) or in this process."""
 
@@ -303,20 +321,21 @@ class LiveStore:
             for r in touched:
                 live = self.local.setdefault(r["user_id"], LiveHistory())
                 self.local.move_to_end(r["user_id"])
-                live.weights[r["item_id"]] = live.weights.get(r["item_id"], 0.0) + LIVE_WEIGHTS[r["type"]]
+                item = r["item_id"]
+                if item not in live.weights and len(live.weights) >= LIVE_MAX_ITEMS:
+                    continue  # bounded: one user cannot grow without end
+                live.weights[item] = live.weights.get(item, 0.0) + LIVE_WEIGHTS[r["type"]]
                 if r["type"] in OWNING_TYPES:
-                    live.owned.add(r["item_id"])
+                    live.owned.add(item)
             while len(self.local) > LOCAL_USERS:
                 self.local.popitem(last=False)
             return {r["user_id"] for r in touched}
-        pipe = self.client.pipeline(transaction=False)
+        pipe, add = self.client.pipeline(transaction=False), self.client.register_script(_LIVE_ADD)
         for r in touched:
-            key = f"orderlift:live:{r['user_id']}"
-            pipe.hincrbyfloat(key, r["item_id"], LIVE_WEIGHTS[r["type"]])
-            pipe.expire(key, LIVE_TTL_S)
-            if r["type"] in OWNING_TYPES:
-                pipe.sadd(f"orderlift:owned:{r['user_id']}", r["item_id"])
-                pipe.expire(f"orderlift:owned:{r['user_id']}", LIVE_TTL_S)
+            keys = [f"orderlift:live:{r['user_id']}", f"orderlift:owned:{r['user_id']}"]
+            owning = int(r["type"] in OWNING_TYPES)
+            args = [r["item_id"], LIVE_WEIGHTS[r["type"]], LIVE_TTL_S, owning, LIVE_MAX_ITEMS]
+            await add(keys=keys, args=args, client=pipe)  # queued: the pipeline runs them
         if touched:
             await pipe.execute()
         return {r["user_id"] for r in touched}

@@ -61,7 +61,11 @@ async def post_events(state: State, request: Request) -> Response:
     except EventLogUnavailable as exc:
         raise EventLogDown(f"events were not logged: {exc}") from exc
     try:  # the events are logged: a failure here must not turn the 202 into an error to retry
-        users = await state.live.record(fresh)
+        catalogs = [engine.scorer.catalog.lookup for engine in state.engines.values()]
+        known = [
+            r for r in fresh if any(r["item_id"] in lookup for lookup in catalogs)
+        ]  # the rest: logged only
+        users = await state.live.record(known)
         if users:
             await state.cache.invalidate(*(user_tag(u) for u in sorted(users)))
     except Exception:

@@ -86,6 +86,22 @@ def test_in_process_evicts_least_recently_used_beyond_max_entries() -> None:
     asyncio.run(scenario())
 
 
+def test_m4_the_in_process_cache_is_bounded_in_bytes_not_only_entries() -> None:
+    async def scenario() -> None:
+        cache = InProcessCache(max_entries=1000, max_bytes=1000)
+        for k in range(10):
+            await cache.set(f"k{k}", b"x" * 300, 60, tag="user:u1")
+        assert len(cache) == 3  # 3 x ~302 bytes fit in 1,000; 10 entries would have been kept before
+        assert await cache.get("k9") == b"x" * 300 and await cache.get("k0") is None
+        await cache.set("huge", b"y" * 2000, 60)  # larger than the whole bound: not stored
+        assert await cache.get("huge") is None and len(cache) == 3
+        assert await cache.invalidate("user:u1") == 3 and len(cache) == 0
+        await cache.set("again", b"z" * 900, 60)
+        assert await cache.get("again") == b"z" * 900  # the bytes of invalidated entries were released
+
+    asyncio.run(scenario())
+
+
 def test_in_process_delete_removes_only_given_keys() -> None:
     async def scenario() -> None:
         cache = InProcessCache()

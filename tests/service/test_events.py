@@ -159,3 +159,42 @@ def test_m7_a_timestamp_out_of_range_is_clamped_and_counted_not_a_500(
     logged = {e["event_id"]: e for e in read_jsonl(live.app.state.orderlift.settings.event_log)[0]}  # type: ignore[attr-defined]
     when = datetime.fromisoformat(logged[f"m7-{stamp}"]["timestamp"])
     assert abs((datetime.now(UTC) - when).days) <= 30
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_h9_a_users_live_history_is_capped(backend: str, request: pytest.FixtureRequest) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from service.events import LIVE_MAX_ITEMS, LiveStore
+
+    async def scenario() -> int:
+        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url")) if backend == "redis" else None
+        store = LiveStore(client, timeout_s=2.0)
+        events = [
+            {"user_id": "u-h9", "item_id": f"i{k}", "type": "view"} for k in range(LIVE_MAX_ITEMS + 300)
+        ]
+        await store.record(events)
+        await store.record(
+            [{"user_id": "u-h9", "item_id": "i0", "type": "purchase"}]
+        )  # known items still grow
+        live = await store.get("u-h9")
+        assert live.weights["i0"] == 11.0 and "i0" in live.owned
+        if client is not None:
+            await client.aclose()
+        return len(live.weights)
+
+    assert asyncio.run(scenario()) == LIVE_MAX_ITEMS
+
+
+def test_h9_events_for_items_outside_the_catalog_are_logged_but_not_live(
+    live: TestClient, bundle: Bundle
+) -> None:
+    known = str(bundle.items.ids[0])
+    batch = [{"user_id": "u-h9b", "item_id": f"not-an-item-{k}", "type": "view"} for k in range(5)]
+    batch.append({"user_id": "u-h9b", "item_id": known, "type": "view"})
+    assert live.post("/v1/events", json=batch).json()["accepted"] == 6
+    state = live.app.state.orderlift  # type: ignore[attr-defined]
+    history = live.portal.call(state.live.get, "u-h9b")  # type: ignore[union-attr]
+    assert set(history.weights) == {known}

@@ -116,11 +116,14 @@ def test_one_batch_invalidates_every_users_cached_answers_in_redis(
         assert stale == []
 
 
-def test_a_failing_live_update_still_acknowledges_logged_events(bundle_dir: Path, redis_url: str) -> None:
+def test_a_failing_live_update_still_acknowledges_logged_events(
+    bundle_dir: Path, bundle: Bundle, redis_url: str
+) -> None:
     plain = redis.Redis.from_url(redis_url)
     plain.set("orderlift:live:broken-user", "not a hash")  # HINCRBYFLOAT on it fails
+    item = str(bundle.items.ids[0])  # in the catalog, so it goes to live history
     with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
-        response = client.post("/v1/events", json={"user_id": "broken-user", "item_id": "x", "type": "view"})
+        response = client.post("/v1/events", json={"user_id": "broken-user", "item_id": item, "type": "view"})
         assert response.status_code == 202 and response.json()["accepted"] == 1
         assert client.get("/readyz").json()["counters"]["live_update_failed"] == 1
     assert plain.xlen("orderlift:events") == 1
