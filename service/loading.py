@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from features.bundle import Bundle, load_bundle
 from features.errors import BundleError
@@ -33,6 +34,19 @@ class LoadedModel:
     version: str
     source: str
     load_seconds: float
+
+
+def redacted(text: str, tracking_uri: str) -> str:
+    """Return ``text`` with the credentials of ``tracking_uri`` (``user:password@``) masked."""
+    netloc = urlsplit(tracking_uri).netloc
+    if "@" not in netloc:
+        return text
+    return text.replace(netloc.rsplit("@", 1)[0] + "@", "***@")
+
+
+def registry_error(uri: str, tracking_uri: str, what: str) -> LoadError:
+    """Return the LoadError of a registry that failed, without the credentials in its URI."""
+    return LoadError(redacted(f"{uri}: the registry at {tracking_uri} {what}", tracking_uri))
 
 
 def resolve(uri: str, tracking_uri: str, into: Path | None = None) -> tuple[Path, str | None]:
@@ -63,9 +77,9 @@ def resolve(uri: str, tracking_uri: str, into: Path | None = None) -> tuple[Path
             artifact_uri=f"models:/{name}/{version}", dst_path=None if into is None else str(into)
         )
     except MlflowException as exc:
-        raise LoadError(f"{uri}: the registry at {tracking_uri} cannot resolve it ({exc.message})") from exc
+        raise registry_error(uri, tracking_uri, f"cannot resolve it ({exc.message})") from exc
     except OSError as exc:
-        raise LoadError(f"{uri}: the registry at {tracking_uri} is unreachable ({exc})") from exc
+        raise registry_error(uri, tracking_uri, f"is unreachable ({exc})") from exc
     return Path(local), f"{name}/{version}"
 
 
@@ -86,11 +100,9 @@ def current_version(uri: str, tracking_uri: str) -> str:
             mlflow.set_registry_uri(tracking_uri)
             return f"{name}/{MlflowClient().get_model_version_by_alias(name, alias).version}"
         except MlflowException as exc:
-            raise LoadError(
-                f"{uri}: the registry at {tracking_uri} cannot resolve it ({exc.message})"
-            ) from exc
+            raise registry_error(uri, tracking_uri, f"cannot resolve it ({exc.message})") from exc
         except OSError as exc:
-            raise LoadError(f"{uri}: the registry at {tracking_uri} is unreachable ({exc})") from exc
+            raise registry_error(uri, tracking_uri, f"is unreachable ({exc})") from exc
     if not Path(uri).is_dir():
         raise LoadError(f"{uri}: no such bundle directory")
     try:

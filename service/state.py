@@ -29,7 +29,7 @@ from service.config import Settings
 from service.crosssell import CrossSeller
 from service.errors import ModelNotReady
 from service.events import EventSink, LiveHistory, LiveStore
-from service.loading import LoadedModel, LoadError, current_version, load
+from service.loading import LoadedModel, LoadError, current_version, load, redacted
 from service.recommender import Filters, Scorer
 
 __all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants", "user_tag"]
@@ -195,9 +195,7 @@ class ServiceState:
             for variant in self.variants:
                 old = self.engines.get(variant.name)
                 try:
-                    version = await run_in_threadpool(
-                        current_version, variant.uri, self.settings.mlflow_tracking_uri
-                    )
+                    version = await run_in_threadpool(self._version, variant)
                     if old is not None and old.version == version and not force:
                         outcome[variant.name] = {"status": "unchanged", "version": version}
                         continue
@@ -229,6 +227,16 @@ class ServiceState:
             self.last_reload = {"at": time.time(), "variants": outcome}
             return outcome
 
+    def _version(self, variant: Variant) -> str:
+        """Return the version a variant's URI points at; any failure is a LoadError (credentials masked)."""
+        tracking = self.settings.mlflow_tracking_uri
+        try:
+            return current_version(variant.uri, tracking)
+        except LoadError:
+            raise
+        except Exception as exc:  # e.g. the registry's database driver is not installed
+            raise LoadError(redacted(f"{variant.uri}: {type(exc).__name__}: {exc}", tracking)) from exc
+
     def _load(self, variant: Variant) -> Engine:
         """Load and build a variant's engine; any failure is a LoadError, so the old model keeps serving."""
         try:
@@ -237,7 +245,8 @@ class ServiceState:
         except LoadError:
             raise
         except Exception as exc:  # a bundle that passed its checks but cannot be served
-            raise LoadError(f"{variant.uri}: cannot be served ({type(exc).__name__}: {exc})") from exc
+            why = f"{variant.uri}: cannot be served ({type(exc).__name__}: {exc})"
+            raise LoadError(redacted(why, self.settings.mlflow_tracking_uri)) from exc
 
     async def watch(self) -> None:
         """Poll the model URIs and reload what changed, forever."""

@@ -135,3 +135,20 @@ def test_h6_a_broken_version_is_not_downloaded_again_until_the_alias_moves(
         assert http.get("/v1/users/u1/recommendations").status_code == 200  # the old version serves
         client.set_registered_model_alias("shop", "production", "1")
         assert http.portal.call(state.reload)["production"]["status"] in ("loaded", "unchanged")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "tracking", ["http://alice:s3cret@127.0.0.1:1", "mysql://alice:s3cret@127.0.0.1:1/db"]
+)
+def test_m10_a_registry_that_fails_is_reported_without_its_credentials(
+    tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    settings = Settings(
+        model_uri="models:/shop@production", mlflow_tracking_uri=tracking, reload_interval_s=0
+    )
+    with TestClient(create_app(settings)) as client:  # the mysql one crashed the startup before
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["model_error"]
+        assert "s3cret" not in ready.text and "alice" not in ready.text
