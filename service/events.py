@@ -352,6 +352,10 @@ class LiveStore:
             pipe.hgetall(f"orderlift:live:{user_id}")
             pipe.smembers(f"orderlift:owned:{user_id}")
             weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
+        except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
+            self.failures += 1
+            logger.warning("live history of one user unreadable: %s", exc)
+            return LiveHistory()
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             self.failures += 1
             self._skip_until = now + self.retry_after_s

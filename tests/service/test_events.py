@@ -198,3 +198,27 @@ def test_h9_events_for_items_outside_the_catalog_are_logged_but_not_live(
     state = live.app.state.orderlift  # type: ignore[attr-defined]
     history = live.portal.call(state.live.get, "u-h9b")  # type: ignore[union-attr]
     assert set(history.weights) == {known}
+
+
+def test_m3_one_users_broken_live_key_does_not_turn_live_history_off_for_everyone(redis_url: str) -> None:
+    import asyncio
+
+    import redis
+    import redis.asyncio as aioredis
+
+    from service.events import LiveStore
+
+    plain = redis.Redis.from_url(redis_url)
+    plain.set("orderlift:live:u-bad", "not a hash")  # HGETALL on it fails: that user's problem only
+
+    async def scenario() -> tuple[dict[str, float], dict[str, float]]:
+        client = aioredis.Redis.from_url(redis_url)
+        store = LiveStore(client, timeout_s=2.0, retry_after_s=60.0)
+        await store.record([{"user_id": "u-good", "item_id": "i1", "type": "cart"}])
+        bad, good = await store.get("u-bad"), await store.get("u-good")
+        await client.aclose()
+        return bad.weights, good.weights
+
+    bad, good = asyncio.run(scenario())
+    plain.close()
+    assert bad == {} and good == {"i1": 4.0}  # was {}: the bad key paused live history for 60 s
