@@ -40,7 +40,16 @@ from features.association import Associations
 from features.errors import BundleError
 from features.ids import IdIndex
 
-__all__ = ["CART_DIR", "SCHEMA_VERSION", "Bundle", "file_sha256", "load_bundle", "save_bundle"]
+__all__ = [
+    "CART_DIR",
+    "SCHEMA_VERSION",
+    "Bundle",
+    "file_sha256",
+    "inside",
+    "load_bundle",
+    "read_csr",
+    "save_bundle",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -160,19 +169,40 @@ def _manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+def read_csr(path: Path) -> sp.csr_matrix:
+    """Read a scipy sparse file and check it whole: a crafted file must never reach compiled code.
+
+    ``check_format(full_check=True)`` proves ``indptr`` monotone and every index within the shape;
+    values must be finite. Raises ValueError naming the problem.
+    """
+    matrix = sp.load_npz(path).tocsr()
+    matrix.check_format(full_check=True)
+    if matrix.nnz and not np.isfinite(matrix.data).all():
+        raise ValueError("it holds non-finite values")
+    return matrix
+
+
+def inside(directory: Path, name: str) -> Path:
+    """Return ``directory / name``, refusing a name that is absolute or climbs out (``..``)."""
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise BundleError(f"{directory}: the file name {name!r} points outside the bundle")
+    return directory / relative
+
+
 def load_bundle(directory: Path, verify: bool = True) -> Bundle:
     """Read and check a bundle; raise BundleError naming the first bad file."""
     directory = Path(directory)
     manifest = _manifest(directory)
-    for name, digest in manifest.get("files", {}).items():
-        path = directory / name
+    listed = {inside(directory, name): digest for name, digest in manifest.get("files", {}).items()}
+    for path, digest in listed.items():
         if not path.is_file():
             raise BundleError(f"{path}: missing from the bundle")
         if verify and file_sha256(path) != digest:
             raise BundleError(f"{path}: checksum mismatch; the file is corrupt or was changed")
     users, items = IdIndex.load(directory / "users.npy"), IdIndex.load(directory / "items.npy")
     n_users, n_items = len(users), len(items)
-    history = _load(directory / "history.npz", lambda p: sp.load_npz(p).tocsr(), (n_users, n_items))
+    history = _load(directory / "history.npz", read_csr, (n_users, n_items))
     meta = _load(directory / "items.parquet", pd.read_parquet, (n_items, 5))
     if not np.array_equal(meta["item_id"].to_numpy(dtype=str), items.ids):
         raise BundleError(f"{directory / 'items.parquet'}: item ids do not match items.npy")
@@ -183,12 +213,12 @@ def load_bundle(directory: Path, verify: bool = True) -> Bundle:
         if n_baskets is None or not (directory / f"{name}.npz").is_file():
             stats[name] = None
             continue
-        pairs = _load(directory / f"{name}.npz", lambda p: sp.load_npz(p).tocsr(), (n_items, n_items))
+        pairs = _load(directory / f"{name}.npz", read_csr, (n_items, n_items))
         counts = _load(directory / f"{name}_items.npy", lambda p: np.load(p, allow_pickle=False), (n_items,))
         stats[name] = Associations(pairs, counts, int(n_baskets))
     if stats["copurchase"] is None:
         raise BundleError(f"{directory}: copurchase statistics are missing")
-    orders = _load(directory / "orders.npz", lambda p: sp.load_npz(p).tocsr(), None)
+    orders = _load(directory / "orders.npz", read_csr, None)
     if orders.shape[1] != n_items:
         raise BundleError(f"{directory / 'orders.npz'}: {orders.shape[1]} item columns, expected {n_items}")
     return Bundle(

@@ -146,3 +146,29 @@ def test_m6_a_bundle_that_loads_but_cannot_be_served_leaves_the_service_up_and_s
         assert ready.status_code == 503
         assert "KeyError" in ready.json()["model_error"] and "name" in ready.json()["model_error"]
         assert client.get("/v1/users/u1/recommendations").status_code == 503
+
+
+def test_m11_a_cart_model_with_out_of_range_indices_is_refused_at_load(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import numpy as np
+
+    from service.loading import LoadError, load
+
+    crafted = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, crafted)
+    weights = crafted / "cart" / "weights.npz"
+    with np.load(weights) as saved:
+        arrays = dict(saved)
+    arrays["indices"] = arrays["indices"].copy()
+    arrays["indices"][0] = 10**7  # far outside the catalog: compiled code would read wild memory
+    np.savez(weights, **arrays)
+    with pytest.raises(LoadError, match=r"cart model.*indices"):
+        load(str(crafted), "", verify=False)
+    manifest = json.loads((crafted / "manifest.json").read_text())
+    manifest["files"]["../../etc/hostname"] = "0" * 64
+    (crafted / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LoadError, match="outside the bundle"):
+        load(str(crafted), "", verify=True)

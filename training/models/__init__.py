@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from features.bundle import inside, read_csr
+from features.errors import BundleError
 from training.models.base import ModelError, OnEpoch, Recommender, best_of, top_n
 from training.models.factors import BPRModel, FactorModel, LMFModel
 from training.models.neighbours import BM25Model, ItemKNNModel, TFIDFModel
@@ -80,12 +82,10 @@ def load_model(directory: Path) -> Recommender:
         model = create_model(meta["kind"], **meta["params"])
         arrays: dict[str, np.ndarray | sp.csr_matrix] = {}
         for name, file in meta["arrays"].items():
-            path = directory / file
-            arrays[name] = (
-                sp.load_npz(path).tocsr() if file.endswith(".npz") else np.load(path, allow_pickle=False)
-            )
+            path = inside(directory, file)
+            arrays[name] = read_csr(path) if file.endswith(".npz") else np.load(path, allow_pickle=False)
         model.restore(arrays)
-    except (OSError, KeyError, ValueError, TypeError, EOFError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, BundleError) as exc:
         raise ModelError(f"{directory}: cannot load the model ({exc})") from exc
     if model.n_items != int(meta["n_items"]):
         raise ModelError(f"{directory}: model has {model.n_items} items, model.json says {meta['n_items']}")

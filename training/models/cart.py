@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from features.bundle import read_csr
+from features.errors import BundleError
 from training.models.base import ModelError
 from training.models.cart_base import CartModel, recency_weights, sigmoid, stored_cells, strongest
 
@@ -198,13 +200,13 @@ def load_cart_model(directory: Path) -> CartModel:
         model = create_cart_model(meta["kind"], **meta["params"])
         model.restore(
             {
-                "weights": sp.load_npz(directory / "weights.npz").tocsr(),
+                "weights": read_csr(directory / "weights.npz"),  # checked: the kernels trust its indices
                 "prior": np.load(directory / "prior.npy", allow_pickle=False),
             }
         )
         calibration = meta.get("calibration")
         model.calibration = None if calibration is None else (float(calibration[0]), float(calibration[1]))
-    except (OSError, KeyError, ValueError, TypeError, EOFError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, BundleError) as exc:
         raise ModelError(f"{directory}: cannot load the cart model ({exc})") from exc
     if model.n_items != int(meta["n_items"]):
         raise ModelError(
