@@ -178,9 +178,14 @@ def bundle_ids(bundle: Path) -> tuple[list[str], list[str], str]:
 
 
 class PrivateRedis:
-    """A private redis-server (no persistence) on its own port, that may be killed -9 and restarted."""
+    """A private redis-server on its own port, that may be killed -9 and restarted.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    No persistence unless ``aof``: then every write is fsynced (``appendfsync always``) to an AOF in
+    ``workdir``, which a restart on the same port replays.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None, aof: bool = False) -> None:
+        self.aof = aof
         self.port = port or free_port()
         self.url = f"redis://{HOST}:{self.port}/0"
         self.workdir = workdir
@@ -193,8 +198,19 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
-        args = [binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir)]  # fmt: skip
+        durable = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            *durable,
+            "--dir",
+            str(self.workdir),
+        ]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )

@@ -17,6 +17,9 @@ Checks, each passed or not (the script exits 1 when any fails):
 5. A torn event log: the server is stopped, half a JSON line is appended, the server restarts, an
    event is posted; every line of the log then parses, the torn bytes are set aside, and every
    acknowledged event is in the log.
+6. Redis killed mid-ingest: a second server on a private Redis with AOF ``appendfsync always``;
+   batches of 20 events are posted back to back while Redis is killed with SIGKILL and restarted;
+   afterwards every event acknowledged with a 202 is in the stream, and no answer was a 500.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import httpx
 from common import (
     HOST,
     RESULTS,
+    PrivateRedis,
     Server,
     bundle_ids,
     machine,
@@ -197,6 +201,45 @@ def torn_log(server: Server, log: Path) -> list[dict[str, Any]]:
                   logged=parsed[-3:], set_aside=aside)]  # fmt: skip
 
 
+def redis_killed(work: Path, bundle: Path) -> list[dict[str, Any]]:
+    """Check 6: every event acknowledged while Redis is killed -9 and restarted is in the stream."""
+    from features.eventlog import read_stream
+
+    redis = PrivateRedis(work / "redis", aof=True)
+    redis.workdir.mkdir()
+    redis.start()
+    env = {"ORDERLIFT_MODEL_URI": str(bundle), "ORDERLIFT_API_KEYS": KEY, "ORDERLIFT_REDIS_URL": redis.url}
+    acknowledged: list[str] = []
+    statuses: dict[int, int] = {}
+    try:
+        with (
+            Server(env, work, name="hostile-redis").running() as server,
+            httpx.Client(base_url=server.url, timeout=10, headers={"X-API-Key": KEY}) as client,
+        ):
+            for batch in range(120):
+                if batch == 40:
+                    redis.kill()
+                if batch == 70:
+                    redis.start()
+                ids = [f"k-{batch}-{k}" for k in range(20)]
+                events = [
+                    {"event_id": i, "user_id": f"u{k}", "item_id": "i1", "type": "view"}
+                    for k, i in enumerate(ids)
+                ]
+                answer = client.post("/v1/events", json=events)
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                if answer.status_code == 202:
+                    acknowledged += ids
+                time.sleep(0.02)
+        logged = {str(e.get("event_id")) for e in read_stream(redis.url)}
+    finally:
+        redis.kill()
+    lost = [i for i in acknowledged if i not in logged]
+    ok = bool(acknowledged) and not lost and 500 not in statuses and 503 in statuses
+    return [check("Redis killed -9 mid-ingest (AOF always): no acknowledged event lost", ok,
+                  acknowledged=len(acknowledged), lost=len(lost), statuses=statuses)]  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS / "hostile.json")
@@ -213,6 +256,7 @@ def main() -> int:
         with server.running(), httpx.Client(base_url=server.url, timeout=10) as client:
             results = bodies(server) + routes(server, client) + ambiguous(server, client, items)
             results += torn_log(server, log)
+        results += redis_killed(work, bundle)
     passed = all(r["passed"] for r in results)
     summary = {"benchmark": "hostile", "timestamp": stamp(), "machine": machine(), "passed": passed}
     write_json(args.out, {**summary, "checks": results})
