@@ -20,7 +20,7 @@ from service.fastlane import FastLane
 from service.gate import Gate
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
-from service.routes import admin, bundles, cart, events, experiments, items, ops, ui, users
+from service.routes import admin, bundles, cart, docs, events, experiments, items, ops, ui, users
 from service.state import ServiceState, parse_variants
 
 __all__ = ["app_from_env", "create_app"]
@@ -78,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Recommendations that raise average order value.",
         lifespan=lifespan,
+        docs_url=None,  # service/routes/docs.py serves /docs from local assets; no ReDoc (CDN only)
+        redoc_url=None,
         # Requests are counted and timed by Observability (Prometheus); FastAPI's own OpenTelemetry
         # hooks, unconfigured here, would still look up their providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -86,9 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     state_of = lambda: getattr(app.state, "orderlift", None)  # noqa: E731 - set by the lifespan
     metrics = Metrics(state_of)
     app.state.metrics = metrics
-    modules = (users, items, cart, bundles, events, experiments, admin, ops, ui)
+    modules = (users, items, cart, bundles, events, experiments, admin, ops, ui, docs)
     for module in modules:
         app.include_router(module.router)
+    app.mount(docs.STATIC, docs.assets(), name="swagger")
     routes = {r.path: r for module in modules for r in module.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(FastLane, state_of=state_of, routes=routes)  # inside Observability: counted, logged
     app.add_middleware(Gate, settings=settings)  # before the fast lane and FastAPI read a body

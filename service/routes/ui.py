@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from service.deps import State, key_error
 from service.errors import Unauthorized
 from service.routes.bundles import to_csv
+from service.routes.docs import PAGE_CSP
 
 router = APIRouter(prefix="/ui", tags=["marketing"], include_in_schema=False)
 
@@ -114,6 +115,7 @@ x (1 - suggested discount); the discount is 5% + 15% x (1 - confidence), between
 
 
 def _remember(response: Response, key: str | None) -> Response:
+    response.headers["Content-Security-Policy"] = PAGE_CSP
     if key is not None:
         response.set_cookie(COOKIE, key, httponly=True, samesite="strict")
     return response
