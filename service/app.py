@@ -29,11 +29,16 @@ logger = logging.getLogger(__name__)
 
 
 def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
-    """Return the event log and the live history: Redis when configured, else this process."""
-    if settings.redis_url:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    """Return the event log and the live history: Redis when configured, else this process.
+
+    ``events_redis_url`` keeps them apart from the cache, so that cache eviction (a cache Redis runs
+    with ``maxmemory-policy allkeys-lru``) can never touch an acknowledged event.
+    """
+    url = settings.events_redis_url or settings.redis_url
+    if url:
+        client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         live = LiveStore(client, settings.redis_timeout_s * 4, settings.redis_retry_after_s)
-        return RedisEventSink(client), live
+        return RedisEventSink(client, retention_days=settings.event_retention_days), live
     return FileEventSink(settings.event_log), LiveStore()
 
 

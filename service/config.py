@@ -21,7 +21,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERLIFT_", extra="ignore", frozen=True)
 
     model_uri: str | None = Field(None, description="A bundle directory, or models:/NAME@ALIAS.")
-    redis_url: str | None = Field(None, description="Redis for the cache; unset: an in-process cache.")
+    redis_url: str | None = Field(
+        None, description="Redis for the cache (and events, unless events_redis_url); unset: in-process."
+    )
+    events_redis_url: str | None = Field(
+        None,
+        description="Redis for the event stream and live history, apart from the cache's (never evicted).",
+    )
+    event_retention_days: float = Field(
+        90.0, gt=0, description="Days of events the Redis stream keeps (older ones are trimmed)."
+    )
     cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")
     cache_max_entries: int = Field(50_000, gt=0, description="Bound of the in-process cache, in entries.")
     cache_max_bytes: int = Field(

@@ -229,30 +229,38 @@ class FileEventSink:
 
 _APPEND = """
 local added = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   if redis.call('SET', 'orderlift:event-id:' .. ARGV[i], '1', 'NX', 'EX', ARGV[1]) then
     redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
     added[#added + 1] = ARGV[i]
   end
 end
+if #added > 0 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
 return added
 """
 
 
 class RedisEventSink:
-    """A Redis stream; one Lua script per batch adds each event whose id is new."""
+    """A Redis stream; one Lua script per batch adds each event whose id is new.
+
+    The stream keeps ``retention_days`` of events: each append trims older entries (``XTRIM
+    MINID``). Export them for training before then (``orderlift events export``).
+    """
 
     backend = "redis"
 
-    def __init__(self, client: aioredis.Redis, stream: str = STREAM_KEY) -> None:
-        self.client, self.stream = client, stream
+    def __init__(
+        self, client: aioredis.Redis, stream: str = STREAM_KEY, retention_days: float = 90.0
+    ) -> None:
+        self.client, self.stream, self.retention_days = client, stream, retention_days
         self._script = client.register_script(_APPEND)
 
     async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the records whose id is new; return them once Redis has them."""
         if not records:
             return []
-        args: list[Any] = [EVENT_ID_TTL_S]
+        oldest_ms = int((time.time() - self.retention_days * 86_400) * 1000)
+        args: list[Any] = [EVENT_ID_TTL_S, f"{max(oldest_ms, 0)}-0"]
         for record in records:
             args += [record["event_id"], orjson.dumps(record)]
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -146,3 +147,45 @@ def test_a_frozen_redis_costs_requests_milliseconds_not_seconds(
             throwaway_redis.pause(False)
     assert statuses == [200] * 29
     assert took < 3.0, f"29 requests took {took:.1f}s with Redis frozen"
+
+
+def test_h5_the_event_stream_is_trimmed_by_an_explicit_retention(redis_url: str) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from service.events import RedisEventSink
+
+    plain = redis.Redis.from_url(redis_url)
+    plain.xadd("orderlift:events", {"e": "{}"}, id="1000-0")  # an event from 1970: past any retention
+
+    async def append() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        sink = RedisEventSink(client, retention_days=30)
+        await sink.append([{"event_id": "h5-1", "user_id": "u1", "item_id": "i1", "type": "view"}])
+        await client.aclose()
+
+    asyncio.run(append())
+    entries = plain.xrange("orderlift:events")
+    plain.close()
+    assert [json.loads(fields[b"e"]).get("event_id") for _, fields in entries] == ["h5-1"]
+
+
+def test_h5_events_can_live_in_a_redis_apart_from_the_cache(
+    bundle_dir: Path, bundle: Bundle, redis_url: str
+) -> None:
+    events_url = redis_url.rsplit("/", 1)[0] + "/13"
+    events_db, cache_db = redis.Redis.from_url(events_url), redis.Redis.from_url(redis_url)
+    events_db.flushdb()
+    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url, events_redis_url=events_url)
+    try:
+        with TestClient(create_app(settings)) as client:
+            event = {"user_id": "u1", "item_id": str(bundle.items.ids[0]), "type": "view"}
+            assert client.post("/v1/events", json=event).status_code == 202
+            assert client.get("/v1/users/u1/recommendations").status_code == 200  # cached in redis_url
+        assert events_db.xlen("orderlift:events") == 1 and cache_db.xlen("orderlift:events") == 0
+        assert any(k.startswith(b"orderlift:recs") for k in cache_db.keys("orderlift:*"))
+    finally:
+        events_db.flushdb()
+        events_db.close()
+        cache_db.close()
