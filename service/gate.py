@@ -2,9 +2,11 @@
 
 ``Gate`` is pure ASGI and sits outside the fast lane and FastAPI. A body declared larger than
 ``ORDERLIFT_MAX_BODY_BYTES`` is answered 413 at once, with or without a key; a ``/v1`` request
-without a valid key (``deps.key_error``, the one key check) is answered 401 without reading a byte
-of its body; a body that grows past the limit while read (chunked, or lying about its length) stops
-the read with ``BodyTooLarge``, answered 413 too. Every answer carries the usual JSON error body.
+with a body and without a valid key (``deps.key_error``, the one key check) is answered 401
+without reading a byte of it (a request without a body is routed first: 404 or 405 for what does
+not exist, then the route's own key check); a body that grows past the limit while read (chunked,
+or lying about its length) stops the read with ``BodyTooLarge``, answered 413 too. Every answer
+carries the usual JSON error body.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class Gate:
         refused: ServiceError | None = None
         if declared is not None and declared.isdigit() and int(declared) > limit:
             refused = self.too_large()  # with or without a key: nothing is read
-        else:
+        elif declared not in (None, b"0") or _header(scope, b"transfer-encoding") is not None:
+            # a body is coming: refuse a key-less one before reading it (without a body, routing
+            # answers first, 404 or 405 for what does not exist, then the routes' own key check)
             given = _header(scope, b"x-api-key")
             refused = key_error(
                 self.settings, scope["path"], None if given is None else given.decode("latin-1")

@@ -28,6 +28,8 @@ def _call(
     headers = [(b"content-type", b"application/json")]
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
+    else:
+        headers.append((b"transfer-encoding", b"chunked"))  # as uvicorn passes a chunked request on
     if key is not None:
         headers.append((b"x-api-key", key.encode()))
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
@@ -95,6 +97,15 @@ def test_h3_admin_routes_refuse_a_storefront_key_before_reading_the_body() -> No
     status, body, read = _call(settings, "/v1/admin/reload", 10, key="shop")
     assert status == 401 and read == 0
     assert "admin" in body["error"]["message"]
+
+
+def test_a_keyless_request_without_a_body_gets_405_for_an_undeclared_method(client: TestClient) -> None:
+    settings = _settings(api_keys=("k1",))
+    with TestClient(create_app(settings)) as keyed:
+        assert (
+            keyed.request("TRACE", "/v1/admin/reload").status_code == 405
+        )  # routing first: no body to guard
+        assert keyed.post("/v1/admin/reload").status_code == 401
 
 
 def test_a_body_under_the_limit_is_answered_as_before(client: TestClient) -> None:
