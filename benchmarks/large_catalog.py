@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving import BIN, REPO, machine, server, wholesale
+from serving import BIN, REPO, machine, serve_command, server, wholesale
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def main() -> None:
         items = np.load(bundle / "items.npy").astype(str).tolist()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
         env.update(OPENBLAS_NUM_THREADS="1", ORDERLIFT_ACCESS_LOG="all")  # defaults: every request logged
-        serve = [str(BIN / "orderlift"), "serve", "--model-uri", str(bundle), "--workers", str(args.workers)]
+        serve = serve_command(bundle, args.workers)
         with server("ours", serve, env, "/readyz", work, args.workers) as (port, pgid):
             at_start = worker_rss_mib(pgid)
             small = wholesale(port, items, args.seed, lines=20, carts=2000)

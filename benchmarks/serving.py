@@ -257,6 +257,13 @@ def scenario(name: str, srv: tuple[int, int], script: Path, ids: Path, warm_ids:
     return r
 
 
+def serve_command(bundle: Path, workers: int) -> list[str]:
+    """Return ``orderlift serve`` for ``bundle``: several workers each with an in-process cache unless
+    ORDERLIFT_REDIS_URL is set, as measured."""
+    return [str(BIN / "orderlift"), "serve", "--model-uri", str(bundle), "--workers", str(workers),
+            "--local-workers"]  # fmt: skip
+
+
 def http_rows(args: argparse.Namespace, work: Path, bundle: Path, env: dict[str, str]) -> list[Any]:
     """Start the servers one after another and run every wrk scenario against them."""
     import numpy as np
@@ -272,7 +279,7 @@ def http_rows(args: argparse.Namespace, work: Path, bundle: Path, env: dict[str,
     recs, cart = work / "recs.lua", work / "cart.lua"
     recs.write_text(LUA_COMMON + LUA_RECS.replace("@N@", str(N)))
     cart.write_text(LUA_COMMON + LUA_CART.replace("@N@", str(N)).replace("@CART@", str(CART)))
-    serve = [str(BIN / "orderlift"), "serve", "--model-uri", str(bundle), "--workers", str(args.workers)]
+    serve = serve_command(bundle, args.workers)
     bare_env = {**env, "PYTHONPATH": os.pathsep.join([str(work), env["PYTHONPATH"]])}
     rows, hot, items = [], ids["hot"], ids["items"]
     with server("ours-memory", serve, env, "/readyz", work, args.workers) as ours:

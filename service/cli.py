@@ -24,6 +24,10 @@ def serve(
     allow_open: Annotated[
         bool, typer.Option("--allow-open", help="Serve without keys although deployed (not recommended).")
     ] = False,
+    local_workers: Annotated[
+        bool,
+        typer.Option("--local-workers", help="Several workers without Redis, each with its own state."),
+    ] = False,
 ) -> None:
     """Serve recommendations over HTTP (uvicorn); settings come from ORDERLIFT_* variables."""
     from pydantic import ValidationError
@@ -38,6 +42,8 @@ def serve(
         os.environ["ORDERLIFT_REDIS_URL"] = redis_url
     if allow_open:
         os.environ["ORDERLIFT_ALLOW_OPEN"] = "1"
+    if local_workers:
+        os.environ["ORDERLIFT_LOCAL_WORKERS"] = "1"
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -48,6 +54,12 @@ def serve(
         typer.echo(f"error: {problems}", err=True)
         raise typer.Exit(2) from None
     refusal = settings.open_refusal(host)
+    if workers > 1 and not settings.redis_url and not settings.local_workers:
+        refusal = (
+            f"--workers {workers} without ORDERLIFT_REDIS_URL: each worker would keep its own cache, live "
+            "history and event ids (a purchase posted to one is unknown to the others); set "
+            "ORDERLIFT_REDIS_URL, or pass --local-workers (ORDERLIFT_LOCAL_WORKERS=1) if that is meant"
+        )
     if refusal:
         typer.echo(f"error: {refusal}", err=True)
         raise typer.Exit(2)

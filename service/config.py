@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     allow_open: bool = Field(
         False, description="Serve without keys although deployed (production, or a non-loopback bind)."
     )
+    local_workers: bool = Field(
+        False,
+        description="Several workers without Redis, each with its own cache, live history and event ids.",
+    )
     verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
     variants: str | None = Field(
         None,

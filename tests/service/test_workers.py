@@ -46,7 +46,7 @@ def served(bundle_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_RELOAD_INTERVAL_S": "0"}
     proc = subprocess.Popen(
-        [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(port)],
+        [str(ORDERLIFT), "serve", "--workers", "2", "--local-workers", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -98,7 +98,7 @@ def test_a_taken_port_fails_at_once(bundle_dir: Path) -> None:
         port = taken.getsockname()[1]
         env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir)}
         done = subprocess.run(
-            [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(port)],
+            [str(ORDERLIFT), "serve", "--workers", "2", "--local-workers", "--port", str(port)],
             env=env,
             capture_output=True,
             timeout=60,
@@ -128,7 +128,7 @@ def test_workers_that_die_at_start_end_the_command_instead_of_restarting_forever
         "ORDERLIFT_EVENT_LOG": str(tmp_path / "file/e.jsonl"),
     }
     done = subprocess.run(
-        [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(free_port())],
+        [str(ORDERLIFT), "serve", "--workers", "2", "--local-workers", "--port", str(free_port())],
         env=env,
         capture_output=True,
         timeout=120,
@@ -150,3 +150,14 @@ def test_serve_names_a_bad_setting_in_one_line_before_starting_workers() -> None
     assert done.returncode == 2
     assert b"ORDERLIFT_CACHE_TTL_S" in done.stderr and b"-1" in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_m9_several_workers_without_redis_are_refused_unless_meant(bundle_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
+    env["ORDERLIFT_MODEL_URI"] = str(bundle_dir)
+    done = subprocess.run(
+        [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(free_port())],
+        env=env, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert b"ORDERLIFT_REDIS_URL" in done.stderr and b"--local-workers" in done.stderr
