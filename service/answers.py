@@ -6,7 +6,7 @@ import functools
 
 from fastapi.responses import Response
 
-from service.cache import cache_key, digest
+from service.cache_keys import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.recommender import Filters

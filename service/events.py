@@ -317,6 +317,7 @@ class LiveStore:
         self, client: aioredis.Redis | None = None, timeout_s: float = 0.05, retry_after_s: float = 1.0
     ) -> None:
         self.client = client
+        self._add = None if client is None else client.register_script(_LIVE_ADD)  # once, not per call
         self.local: OrderedDict[str, LiveHistory] = OrderedDict()  # in-process: the most recent users
         self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
         self._skip_until = 0.0
@@ -338,7 +339,8 @@ class LiveStore:
             while len(self.local) > LOCAL_USERS:
                 self.local.popitem(last=False)
             return {r["user_id"] for r in touched}
-        pipe, add = self.client.pipeline(transaction=False), self.client.register_script(_LIVE_ADD)
+        pipe, add = self.client.pipeline(transaction=False), self._add
+        assert add is not None  # registered with the client
         for r in touched:
             keys = [f"orderlift:live:{r['user_id']}", f"orderlift:owned:{r['user_id']}"]
             owning = int(r["type"] in OWNING_TYPES)

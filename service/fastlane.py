@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.answers import recommend_for_user, suggest_for_cart
 from service.deps import key_error
 from service.errors import ServiceError
+from service.gate import header
 from service.recommender import Filters
 from service.schemas import CrossSellRequest
 from service.state import ServiceState
@@ -50,13 +51,6 @@ def recommendation_query(query: bytes) -> tuple[int, bool] | None:
         else:
             return None
     return (n, explain) if 1 <= n <= 100 else None
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
@@ -105,7 +99,7 @@ class FastLane:
         state = self.state_of()
         if state is None or not state.engines:
             return None
-        given = _header(scope, b"x-api-key")  # read as FastAPI reads it: latin-1
+        given = header(scope, b"x-api-key")  # read as FastAPI reads it: latin-1
         if key_error(state.settings, scope["path"], None if given is None else given.decode("latin-1")):
             return None
         return state
@@ -136,7 +130,7 @@ class FastLane:
 
     async def _cross_sell(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Answer the cart and return None, or return a receive that replays the body read so far."""
-        kind = _header(scope, b"content-type")
+        kind = header(scope, b"content-type")
         state = self._ready(scope)
         if kind is None or kind.split(b";")[0].strip().lower() != b"application/json" or state is None:
             return receive

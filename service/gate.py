@@ -19,12 +19,13 @@ from service.config import Settings
 from service.deps import key_error
 from service.errors import BodyTooLarge, ServiceError, error_response
 
-__all__ = ["Gate"]
+__all__ = ["Gate", "header"]
 
 logger = logging.getLogger(__name__)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """Return the raw value of the first header ``name`` (lower-case), or None."""
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
@@ -48,15 +49,15 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         limit = self.settings.max_body_bytes
         refused: ServiceError | None = None
         if declared is not None and declared.isdigit() and int(declared) > limit:
             refused = self.too_large()  # with or without a key: nothing is read
-        elif declared not in (None, b"0") or _header(scope, b"transfer-encoding") is not None:
+        elif declared not in (None, b"0") or header(scope, b"transfer-encoding") is not None:
             # a body is coming: refuse a key-less one before reading it (without a body, routing
             # answers first, 404 or 405 for what does not exist, then the routes' own key check)
-            given = _header(scope, b"x-api-key")
+            given = header(scope, b"x-api-key")
             refused = key_error(
                 self.settings, scope["path"], None if given is None else given.decode("latin-1")
             )

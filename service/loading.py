@@ -6,6 +6,8 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +17,7 @@ from features.errors import BundleError
 from training.models import ModelError, Recommender, load_model
 from training.models.cart import CartModel, load_cart_model
 
-__all__ = ["LoadError", "LoadedModel", "current_version", "load", "resolve"]
+__all__ = ["LoadError", "LoadedModel", "current_version", "load", "load_errors", "redacted", "resolve"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,17 @@ def redacted(text: str, tracking_uri: str) -> str:
     if "@" not in netloc:
         return text
     return text.replace(netloc.rsplit("@", 1)[0] + "@", "***@")
+
+
+@contextmanager
+def load_errors(what: str, tracking_uri: str) -> Iterator[None]:
+    """Turn any failure inside into a LoadError about ``what`` (credentials masked); LoadErrors pass."""
+    try:
+        yield
+    except LoadError:
+        raise
+    except Exception as exc:
+        raise LoadError(redacted(f"{what} ({type(exc).__name__}: {exc})", tracking_uri)) from exc
 
 
 def registry_error(uri: str, tracking_uri: str, what: str) -> LoadError:

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import redis
 
-from service.cache import cache_key, tag_key
+from service.cache_keys import cache_key, tag_key
 from service.config import Settings
 from service.loading import load
 from service.recommender import Filters

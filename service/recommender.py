@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.association import Associations
-from service.cache import digest
+from service.cache_keys import digest
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
 from service.events import LiveHistory

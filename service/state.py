@@ -29,7 +29,7 @@ from service.config import Settings
 from service.crosssell import CrossSeller
 from service.errors import ModelNotReady
 from service.events import EventSink, LiveHistory, LiveStore
-from service.loading import LoadedModel, LoadError, current_version, load, redacted
+from service.loading import LoadedModel, LoadError, current_version, load, load_errors
 from service.recommender import Filters, Scorer
 
 __all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants", "user_tag"]
@@ -194,6 +194,7 @@ class ServiceState:
             outcome: dict[str, Any] = {}
             for variant in self.variants:
                 old = self.engines.get(variant.name)
+                version: str | None = None
                 try:
                     version = await run_in_threadpool(self._version, variant)
                     if old is not None and old.version == version and not force:
@@ -205,12 +206,10 @@ class ServiceState:
                         reason = f"{failed[1]} (failed before: not retried until the alias moves)"
                         outcome[variant.name] = {"status": "failed", "reason": reason, "serving": kept}
                         continue
-                    try:
-                        engine = await run_in_threadpool(self._load, variant)
-                    except LoadError as exc:
-                        self._failed[variant.name] = (version, str(exc))
-                        raise
+                    engine = await run_in_threadpool(self._load, variant)
                 except LoadError as exc:
+                    if version is not None:  # this version loaded and failed: not retried until it moves
+                        self._failed[variant.name] = (version, str(exc))
                     self.counters["reloads_failed"] += 1
                     kept = None if old is None else old.version
                     outcome[variant.name] = {"status": "failed", "reason": str(exc), "serving": kept}
@@ -228,25 +227,17 @@ class ServiceState:
             return outcome
 
     def _version(self, variant: Variant) -> str:
-        """Return the version a variant's URI points at; any failure is a LoadError (credentials masked)."""
+        """Return the version a variant's URI points at; any failure is a LoadError."""
         tracking = self.settings.mlflow_tracking_uri
-        try:
+        with load_errors(f"{variant.uri}: cannot tell its version", tracking):
             return current_version(variant.uri, tracking)
-        except LoadError:
-            raise
-        except Exception as exc:  # e.g. the registry's database driver is not installed
-            raise LoadError(redacted(f"{variant.uri}: {type(exc).__name__}: {exc}", tracking)) from exc
 
     def _load(self, variant: Variant) -> Engine:
         """Load and build a variant's engine; any failure is a LoadError, so the old model keeps serving."""
-        try:
-            loaded = load(variant.uri, self.settings.mlflow_tracking_uri, self.settings.verify_bundle)
+        tracking = self.settings.mlflow_tracking_uri
+        with load_errors(f"{variant.uri}: cannot be served", tracking):
+            loaded = load(variant.uri, tracking, self.settings.verify_bundle)
             return Engine.build(loaded, self.settings, variant.name)
-        except LoadError:
-            raise
-        except Exception as exc:  # a bundle that passed its checks but cannot be served
-            why = f"{variant.uri}: cannot be served ({type(exc).__name__}: {exc})"
-            raise LoadError(redacted(why, self.settings.mlflow_tracking_uri)) from exc
 
     async def watch(self) -> None:
         """Poll the model URIs and reload what changed, forever."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from service.cache import cache_key
+from service.cache_keys import cache_key
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.schemas import SimilarResponse

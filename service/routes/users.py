@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from service.answers import recommend_for_user
-from service.cache import cache_key, digest
+from service.cache_keys import cache_key, digest
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.recommender import Filters

@@ -12,7 +12,9 @@ import time
 import pytest
 import redis
 
-from service.cache import InProcessCache, RedisCache, cache_key, open_cache
+from service.cache import InProcessCache, open_cache
+from service.cache_keys import cache_key
+from service.redis_cache import RedisCache
 from tests.conftest import ThrowawayRedis, free_port
 
 VALUE = os.urandom(2048) + b"\x00\r\n\xff"  # binary, not UTF-8, with RESP delimiters inside
@@ -313,7 +315,7 @@ def test_redis_where_nothing_listens_never_raises_and_reports_unhealthy(
         await cache.close()
         return cache
 
-    with caplog.at_level(logging.WARNING, logger="service.cache"):
+    with caplog.at_level(logging.WARNING, logger="service.redis_cache"):
         started = time.perf_counter()
         state = asyncio.run(scenario()).state()
         assert time.perf_counter() - started < 1.0
