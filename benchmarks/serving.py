@@ -5,9 +5,10 @@ Usage: ``.venv/bin/python benchmarks/serving.py [--duration 10] [--connections 3
 
 Setup is untimed: a synthetic store, an ALS bundle, uvicorn on 127.0.0.1 (``orderlift serve``, and a
 bare FastAPI app sending pre-serialised bytes, run by the same worker launcher with the same flags;
-ours with ``ORDERLIFT_ACCESS_LOG=errors`` unless ``--access-log all``). wrk's Lua scripts vary paths and
-bodies and count X-Cache values and non-2xx answers; the servers' CPU per request comes from /proc,
-and each run first waits (bounded) for idle CPUs. (c) is also timed in a fresh interpreter.
+ours at the service's default ``ORDERLIFT_ACCESS_LOG=all`` unless ``--access-log errors``). wrk's
+Lua scripts vary paths and bodies and count X-Cache values and non-2xx answers; the servers' CPU
+per request comes from /proc, and each run first waits (bounded) for idle CPUs. (c) is also timed
+in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -386,8 +387,8 @@ def main() -> None:
     parser.add_argument(
         "--access-log",
         choices=("all", "errors"),
-        default="errors",
-        help="ORDERLIFT_ACCESS_LOG of ours (errors: the README's setting for high traffic)",
+        default="all",
+        help="ORDERLIFT_ACCESS_LOG of ours (all: the service's default, what users run)",
     )
     parser.add_argument("--workdir", type=Path, help="keep the store and bundle here and reuse them")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/serving.json")
