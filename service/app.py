@@ -20,6 +20,7 @@ from service.fastlane import FastLane
 from service.gate import Gate
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
+from service.ratelimit import RateLimiter
 from service.routes import admin, bundles, cart, docs, events, experiments, items, ops, ui, users
 from service.state import ServiceState, parse_variants
 
@@ -99,7 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount(docs.STATIC, docs.assets(), name="swagger")
     routes = {r.path: r for module in modules for r in module.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(FastLane, state_of=state_of, routes=routes)  # inside Observability: counted, logged
-    app.add_middleware(Gate, settings=settings)  # before the fast lane and FastAPI read a body
+    app.state.limiter = RateLimiter(settings)
+    app.add_middleware(Gate, settings=settings, limiter=app.state.limiter)  # before anything reads a body
     app.add_middleware(Observability, metrics=metrics, log_all=settings.access_log == "all")
     return app
 

@@ -6,14 +6,19 @@ The Redis backend (behind a circuit breaker) is ``service.redis_cache``; how key
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-__all__ = ["Cache", "CacheState", "CacheStats", "Clock", "InProcessCache", "open_cache"]
+from cachetools import LRUCache
+
+from service.cache_keys import stamped
+
+__all__ = ["Cache", "CacheState", "CacheStats", "Clock", "InProcessCache", "Lookup", "open_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +46,31 @@ class CacheState:
     stats: dict[str, int]
 
 
+class Lookup(NamedTuple):
+    """What a get found: the value (None on a miss), and the key a fresh answer is stored under.
+
+    ``store_key`` is None when the answer must not be stored: its scope's generation could not
+    be read, so a stored answer might outlive an invalidation.
+    """
+
+    value: bytes | None
+    store_key: str | None
+
+
 class Cache(Protocol):
-    """Store bytes under string keys with a TTL; every data method is best-effort and never raises."""
+    """Store bytes under string keys with a TTL; every data method is best-effort and never raises.
+
+    A get with a ``scope`` reads the scope's generation and the key stamped with it (one round
+    trip); ``bump`` gives scopes new generations (``service.cache_keys``).
+    """
 
     backend: str
     in_process: bool  # set never waits: callers need no background task for it
 
-    async def get(self, key: str) -> bytes | None: ...
-    async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None: ...
-    async def invalidate(self, *tags: str) -> int: ...
+    async def get(self, key: str, scope: str | None = None) -> Lookup: ...
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+    async def bump(self, ttl_s: float, *scopes: str) -> None: ...
     async def delete(self, *keys: str) -> None: ...
-    async def delete_prefix(self, prefix: str) -> int: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
     def state(self) -> CacheState: ...
@@ -59,7 +78,7 @@ class Cache(Protocol):
 
 class InProcessCache:
     """Keep up to `max_entries` values and `max_bytes` of keys and values in memory, each with a TTL,
-    evicting the least recently used."""
+    evicting the least recently used; scopes' generations are kept for as many scopes."""
 
     backend: str = "memory"
     in_process: bool = True
@@ -73,8 +92,8 @@ class InProcessCache:
         self._max_entries, self._max_bytes, self._bytes = max_entries, max_bytes, 0
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._tags: dict[str, set[str]] = {}
-        self._tag_of: dict[str, str] = {}
+        self._generations: LRUCache[str, int] = LRUCache(maxsize=max(max_entries, 100_000))
+        self._sequence = itertools.count(1)
         self.stats = CacheStats()
 
     def __len__(self) -> int:
@@ -82,67 +101,47 @@ class InProcessCache:
         return len(self._entries)
 
     # No method awaits anything, so each one runs atomically on the event loop.
-    async def get(self, key: str) -> bytes | None:
-        """Return the live value for `key` and mark it recently used, or None."""
+    async def get(self, key: str, scope: str | None = None) -> Lookup:
+        """Return the live value for `key` (stamped with `scope`'s generation) and its store key."""
+        if scope is not None:
+            key = stamped(key, str(self._generations.get(scope, 0)))
         entry = self._entries.get(key)
         if entry is not None and entry[0] <= self._clock():
             self._drop(key)
             entry = None
         if entry is None:
             self.stats.misses += 1
-            return None
+            return Lookup(None, key)
         self._entries.move_to_end(key)
         self.stats.hits += 1
-        return entry[1]
+        return Lookup(entry[1], key)
 
-    async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None:
-        """Store `value` for `ttl_s` seconds under an optional tag; evict LRU entries."""
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store `value` for `ttl_s` seconds; evict LRU entries."""
         self._drop(key)
         if ttl_s <= 0 or len(key) + len(value) > self._max_bytes:
             return
         self._entries[key] = (self._clock() + ttl_s, value)
         self._bytes += len(key) + len(value)
-        if tag is not None:
-            self._tags.setdefault(tag, set()).add(key)
-            self._tag_of[key] = tag
         self.stats.sets += 1
         while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, key: str) -> None:
-        """Remove one key, its bytes and its tag membership."""
+        """Remove one key and its bytes."""
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._bytes -= len(key) + len(entry[1])
-        tag = self._tag_of.pop(key, None)
-        if tag is not None:
-            members = self._tags.get(tag)
-            if members is not None:
-                members.discard(key)
-                if not members:
-                    del self._tags[tag]
 
-    async def invalidate(self, *tags: str) -> int:
-        """Remove every key stored under any of `tags`; return how many."""
-        removed = 0
-        for tag in tags:
-            keys = list(self._tags.get(tag, ()))
-            for key in keys:
-                self._drop(key)
-            removed += len(keys)
-        return removed
+    async def bump(self, ttl_s: float, *scopes: str) -> None:
+        """Give each scope a generation never used before: its stored answers are not read again."""
+        for scope in scopes:
+            self._generations[scope] = next(self._sequence)
 
     async def delete(self, *keys: str) -> None:
         """Remove `keys`, ignoring absent ones."""
         for key in keys:
             self._drop(key)
-
-    async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key starting with `prefix`; return how many were removed."""
-        doomed = [key for key in self._entries if key.startswith(prefix)]
-        for key in doomed:
-            self._drop(key)
-        return len(doomed)
 
     async def ping(self) -> bool:
         """Report that memory is always reachable."""
@@ -151,8 +150,7 @@ class InProcessCache:
     async def close(self) -> None:
         """Drop all entries."""
         self._entries.clear()
-        self._tags.clear()
-        self._tag_of.clear()
+        self._generations.clear()
         self._bytes = 0
 
     def state(self) -> CacheState:

@@ -1,4 +1,10 @@
-"""How cache keys are spelled: one namespace, escaped segments, full digests for lists of ids."""
+"""How cache keys are spelled: one namespace, escaped segments, full digests, generation stamps.
+
+An answer about one user (a *scope*) is stored under its key stamped with the user's current
+generation, ``{key}:g{generation}``; an event gives the user a new generation that was never used
+before, so answers computed earlier (even ones stored after the event) are never read again and
+simply expire. No per-user key lists are kept, so invalidation is one write per user.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,24 @@ from typing import Any
 
 import orjson
 
-__all__ = ["cache_key", "digest", "tag_key"]
+__all__ = ["cache_key", "digest", "generation_key", "stamped", "user_scope"]
 
 _KEY_ESCAPES = str.maketrans({"%": "%25", ":": "%3A"})
 
 
-def tag_key(tag: str) -> str:
-    """Return the Redis set that lists a tag's keys."""
-    return "orderlift:tag:" + tag.translate(_KEY_ESCAPES)
+def user_scope(user_id: str) -> str:
+    """Return the scope of a user's answers (what their events invalidate)."""
+    return f"user:{user_id}"
+
+
+def generation_key(scope: str) -> str:
+    """Return the Redis key that holds a scope's current generation."""
+    return "orderlift:gen:" + scope.translate(_KEY_ESCAPES)
+
+
+def stamped(key: str, generation: str) -> str:
+    """Return ``key`` stamped with a generation; unambiguous, since segments escape ':'."""
+    return f"{key}:g{generation}"
 
 
 def digest(value: Any) -> str:

@@ -119,6 +119,11 @@ def precompute(
     console.print(
         f"wrote {found.users:,} users' recommendations for {found.version} ({found.variant}) in "
         f"{found.seconds:.1f}s: {found.users / max(found.seconds, 1e-9):,.0f} users/s"
+        + (
+            f"; skipped {found.skipped:,} with live history (the service answers them)"
+            if found.skipped
+            else ""
+        )
     )
 
 

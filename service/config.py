@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse_many
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -42,8 +43,17 @@ class Settings(BaseSettings):
         (), repr=False, description="Keys for /v1 (comma-separated)."
     )
     admin_keys: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), repr=False, description="Keys for admin routes."
+        (), repr=False, description="Admin keys: everything, plus reload, /metrics and /readyz details."
     )
+    marketer_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), repr=False, description="Marketer keys: bundles, the experiment report and the page's login."
+    )
+    rate_limit_storefront: str = Field(
+        "2000/second", description="Requests per storefront key (limits syntax, e.g. 100/second;5000/minute)."
+    )
+    rate_limit_marketer: str = Field("20/second", description="Requests per marketer key.")
+    rate_limit_admin: str = Field("100/second", description="Requests per admin key.")
+    rate_limit_login: str = Field("10/minute", description="Page login attempts per client address.")
     max_body_bytes: int = Field(
         1 << 20, ge=1024, le=64 << 20, description="Largest request body read (413 above, before reading)."
     )
@@ -76,7 +86,17 @@ class Settings(BaseSettings):
         description="Where models:/ URIs are resolved (MLflow's own variable).",
     )
 
-    @field_validator("api_keys", "admin_keys", mode="before")
+    @field_validator("rate_limit_storefront", "rate_limit_marketer", "rate_limit_admin", "rate_limit_login")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        """Refuse a rate that the limits library cannot read."""
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate such as 100/second or 10/second;500/minute: {value!r}") from exc
+        return value
+
+    @field_validator("api_keys", "admin_keys", "marketer_keys", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         """Accept a comma-separated string."""
@@ -87,7 +107,7 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         """Return whether /v1 routes need a key."""
-        return bool(self.api_keys or self.admin_keys)
+        return bool(self.api_keys or self.admin_keys or self.marketer_keys)
 
     def open_refusal(self, host: str = "127.0.0.1") -> str | None:
         """Return why serving on ``host`` would be open to the world (refused), or None.

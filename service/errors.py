@@ -10,6 +10,8 @@ The tree::
     ├── ModelNotReady (503 model_not_ready)
     ├── EventLogDown (503 event_log_unavailable)
     ├── Unauthorized (401 unauthorized)
+    ├── Forbidden (403 forbidden)
+    ├── RateLimited (429 rate_limited)
     └── BodyTooLarge (413 body_too_large)
 """
 
@@ -28,8 +30,10 @@ __all__ = [
     "ERROR_RESPONSES",
     "BodyTooLarge",
     "EventLogDown",
+    "Forbidden",
     "InvalidRequest",
     "ModelNotReady",
+    "RateLimited",
     "ServiceError",
     "Unauthorized",
     "UnknownItem",
@@ -89,6 +93,22 @@ class Unauthorized(ServiceError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(ServiceError):
+    """A valid key whose role may not call this endpoint."""
+
+    status, code = 403, "forbidden"
+
+
+class RateLimited(ServiceError):
+    """A key (or an address, without keys) is over its request rate; ``retry_after`` seconds to wait."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message, field, value)
+        self.retry_after = retry_after
+
+
 class BodyTooLarge(ServiceError, StarletteHTTPException):
     """A request body is over ``ORDERLIFT_MAX_BODY_BYTES``; it was not read past the limit.
 
@@ -117,7 +137,9 @@ def _error_schema(description: str) -> dict[str, Any]:
 #: Documented error responses for routes (OpenAPI).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error_schema("Missing or wrong X-API-Key."),
+    403: _error_schema("The X-API-Key's role may not call this endpoint."),
     413: _error_schema("The body is over ORDERLIFT_MAX_BODY_BYTES."),
+    429: _error_schema("Over the key's request rate; wait Retry-After seconds."),
     422: _error_schema("A parameter or the body is invalid; the body names the field and the value."),
     503: _error_schema("No model is loaded."),
 }
@@ -130,6 +152,8 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 def error_response(exc: ServiceError) -> Response:
     """Return the JSON response of a domain error (an ASGI app: pure middleware sends it too)."""
     headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     return _json(exc.status, exc.body(), headers)
 
 

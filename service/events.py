@@ -293,6 +293,7 @@ class LiveHistory:
 
     weights: dict[str, float] = field(default_factory=dict)
     owned: set[str] = field(default_factory=set)
+    complete: bool = True  # False: it could not be read, so an answer built on it is not cached
 
     def __bool__(self) -> bool:
         return bool(self.weights or self.owned)
@@ -356,7 +357,7 @@ class LiveStore:
             return self.local.get(user_id, LiveHistory())
         now = time.monotonic()
         if now < self._skip_until:  # Redis failed a moment ago: answer without live history
-            return LiveHistory()
+            return LiveHistory(complete=False)
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.hgetall(f"orderlift:live:{user_id}")
@@ -365,10 +366,10 @@ class LiveStore:
         except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
             self.failures += 1
             logger.warning("live history of one user unreadable: %s", exc)
-            return LiveHistory()
+            return LiveHistory(complete=False)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             self.failures += 1
             self._skip_until = now + self.retry_after_s
             logger.warning("live history unavailable for %.1fs: %s", self.retry_after_s, exc)
-            return LiveHistory()
+            return LiveHistory(complete=False)
         return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.answers import recommend_for_user, suggest_for_cart
-from service.deps import key_error
+from service.auth import access_error
 from service.errors import ServiceError
 from service.gate import header
 from service.recommender import Filters
@@ -100,7 +100,7 @@ class FastLane:
         if state is None or not state.engines:
             return None
         given = header(scope, b"x-api-key")  # read as FastAPI reads it: latin-1
-        if key_error(state.settings, scope["path"], None if given is None else given.decode("latin-1")):
+        if access_error(state.settings, scope["path"], None if given is None else given.decode("latin-1")):
             return None
         return state
 

@@ -1,7 +1,9 @@
 """Fill the cache with every known user's recommendations under the current model version's keys.
 
 Users are scored in batches (one matrix product per batch), answers are built exactly as the
-service builds them, and each batch is written with one pipelined round trip to Redis.
+service builds them, and each batch is written with one pipelined round trip to Redis. Users
+with live history (or a generation, so events within the cache TTL) are skipped: their answer
+must fold those events in, which only the service does, and a precomputed one would hide them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import numpy as np
 import orjson
 import redis
 
-from service.cache_keys import cache_key, tag_key
+from service.cache_keys import cache_key, generation_key, stamped, user_scope
 from service.config import Settings
 from service.loading import load
 from service.recommender import Filters
-from service.state import Engine, parse_variants, user_tag
+from service.state import Engine, parse_variants
 from training.models import top_n
 
 __all__ = ["Precomputed", "precompute_users"]
@@ -32,6 +34,7 @@ class Precomputed:
     """What a precompute run wrote."""
 
     users: int
+    skipped: int
     seconds: float
     version: str
     variant: str
@@ -48,6 +51,10 @@ def precompute_users(
     scorer = engine.scorer
     described = [scorer.catalog.describe(i) for i in range(len(scorer.catalog))]
     client = redis.Redis.from_url(str(settings.redis_url), socket_timeout=10)
+    events = client
+    if settings.events_redis_url:
+        events = redis.Redis.from_url(settings.events_redis_url, socket_timeout=10)
+    skipped = 0
     ttl_ms = int(settings.cache_ttl_s * 1000)
     total, began = len(scorer.users), time.perf_counter()
     filters_key = Filters().key()
@@ -56,10 +63,14 @@ def precompute_users(
             rows = np.arange(start, min(start + batch, total))
             history = scorer.history[rows]
             idx, scores = top_n(scorer.model.score(history, rows), n, history)
+            users = [str(scorer.users.ids[row]) for row in rows.tolist()]
+            recent = _recently_active(client, events, users)
             pipe = client.pipeline(transaction=False)
-            for k, row in enumerate(rows.tolist()):
+            for k, user in enumerate(users):
+                if recent[k]:  # their answer must include live history: the service computes it
+                    skipped += 1
+                    continue
                 keep = np.isfinite(scores[k])
-                user = str(scorer.users.ids[row])
                 items = [
                     {**described[i], "score": round(float(s), 6)}
                     for i, s in zip(idx[k][keep].tolist(), scores[k][keep].tolist(), strict=True)
@@ -72,12 +83,21 @@ def precompute_users(
                     "recommendation_id": scorer.new_recommendation_id(),
                 }
                 key = cache_key("recs", scorer.version, scorer.variant, user, str(n), filters_key, "-")
-                pipe.set(key, orjson.dumps(payload), px=ttl_ms)
-                pipe.sadd(tag_key(user_tag(user)), key)
-                pipe.pexpire(tag_key(user_tag(user)), ttl_ms)
+                pipe.set(stamped(key, "0"), orjson.dumps(payload), px=ttl_ms)
             pipe.execute()
             if on_batch is not None:
                 on_batch(int(rows[-1]) + 1, total)
     finally:
         client.close()
-    return Precomputed(total, time.perf_counter() - began, scorer.version, scorer.variant)
+        events.close()
+    return Precomputed(total - skipped, skipped, time.perf_counter() - began, scorer.version, scorer.variant)
+
+
+def _recently_active(cache: redis.Redis, events: redis.Redis, users: list[str]) -> list[bool]:
+    """Return, per user, whether they have a generation or live history (one round trip each)."""
+    generations = cache.mget([generation_key(user_scope(user)) for user in users])
+    pipe = events.pipeline(transaction=False)
+    for user in users:
+        pipe.exists(f"orderlift:live:{user}", f"orderlift:owned:{user}")
+    live = pipe.execute()
+    return [g is not None or bool(n) for g, n in zip(generations, live, strict=True)]

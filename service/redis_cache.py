@@ -1,4 +1,4 @@
-"""The Redis response cache: short timeouts, batched gets, tag sets, and a circuit breaker."""
+"""The Redis response cache: short timeouts, batched gets, generations, and a circuit breaker."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from service.cache import CacheState, CacheStats, Clock
-from service.cache_keys import tag_key
+from service.cache import CacheState, CacheStats, Clock, Lookup
+from service.cache_keys import generation_key, stamped
 
 __all__ = ["RedisCache"]
 
@@ -25,20 +26,32 @@ T = TypeVar("T")
 
 MGET_KEYS = 64  # keys per batched get: bounds one reply's size, so the socket timeout holds
 
-_GLOB_ESCAPES = str.maketrans({c: "\\" + c for c in "\\*?[]"})
-
-_INVALIDATE = """
-local removed = 0
-for t = 1, #KEYS do
-  local keys = redis.call('SMEMBERS', KEYS[t])
-  for i = 1, #keys, 500 do
-    redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+# KEYS: pairs (the scope's generation key, the answer's key); ARGV[i] is '1' when pair i has a scope.
+# Returns value, generation for each pair (false for a miss; '' for an unscoped pair).
+_GET = """
+local out = {}
+for i = 1, #ARGV do
+  local key, generation = KEYS[2 * i], ''
+  if ARGV[i] == '1' then
+    generation = redis.call('GET', KEYS[2 * i - 1]) or '0'
+    key = key .. ':g' .. generation
   end
-  removed = removed + #keys
+  out[2 * i - 1] = redis.call('GET', key) or false
+  out[2 * i] = generation
 end
-if #KEYS > 0 then redis.call('UNLINK', unpack(KEYS)) end
-return removed
+return out
 """
+
+# KEYS[1]: the sequence; the rest: generation keys. A generation is the server's time and a
+# sequence number, so none is used twice, even after a key expired or the sequence was evicted.
+_BUMP = """
+local now = redis.call('TIME')
+local generation = now[1] .. now[2] .. '-' .. redis.call('INCR', KEYS[1])
+for i = 2, #KEYS do redis.call('SET', KEYS[i], generation, 'PX', ARGV[1]) end
+return generation
+"""
+
+SEQUENCE = "orderlift:gen-seq"
 
 
 class RedisCache:
@@ -55,7 +68,6 @@ class RedisCache:
         socket_connect_timeout_s: float = 0.05,
         retry_after_s: float = 1.0,
         max_connections: int = 64,
-        scan_count: int = 1000,
         clock: Clock = time.monotonic,
     ) -> None:
         """Configure a lazily connecting client; no I/O happens until the first call."""
@@ -77,14 +89,14 @@ class RedisCache:
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         self._client = aioredis.Redis.from_pool(pool)
-        self._invalidate = self._client.register_script(_INVALIDATE)  # EVALSHA: the text is sent once
+        self._get = self._client.register_script(_GET)  # EVALSHA: the text is sent once
+        self._bump = self._client.register_script(_BUMP)
         self._retry_after_s = retry_after_s
-        self._scan_count = scan_count
         self._clock = clock
         self._broken = False
         self._open_until = 0.0
         self._last_error: str | None = None
-        self._waiting: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._waiting: list[tuple[str, str | None, asyncio.Future[Lookup]]] = []
         self._fetches: set[asyncio.Task[None]] = set()
         self.stats = CacheStats()
 
@@ -98,6 +110,12 @@ class RedisCache:
             self._open_until = now + self._retry_after_s
         try:
             result = await op()
+        except RedisConnectionError as exc:
+            if "No connection available" not in str(exc):
+                await self._fail(exc)
+            else:  # every pooled connection is busy: this process is overloaded, Redis is not down
+                self.stats.skipped += calls
+            return False, None
         except Exception as exc:  # RedisError, OSError, TimeoutError; anything else is handled alike
             await self._fail(exc)
             return False, None
@@ -121,95 +139,77 @@ class RedisCache:
         except Exception:  # pragma: no cover - best-effort cleanup
             logger.debug("ignoring error while dropping idle redis connections", exc_info=True)
 
-    async def get(self, key: str) -> bytes | None:
-        """Return the cached bytes for `key`, or None on a miss, an error or an open breaker.
+    async def get(self, key: str, scope: str | None = None) -> Lookup:
+        """Return the cached bytes for `key` (stamped with `scope`'s generation) and the store key.
 
-        Gets that arrive in the same turn of the event loop share one MGET: one round trip and
+        Gets that arrive in the same turn of the event loop share one call: one round trip and
         one pooled connection for the lot. Under load that is most of them, and the client's
-        per-command cost (~50 us here) is paid once per batch instead of once per request.
+        per-command cost (~50 us here) is paid once per batch instead of once per request. On an
+        error or an open breaker the value is None, and so is the store key of a scoped get.
         """
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[bytes | None] = loop.create_future()
-        self._waiting.append((key, answer))
+        answer: asyncio.Future[Lookup] = loop.create_future()
+        self._waiting.append((key, scope, answer))
         if len(self._waiting) == 1:
             loop.call_soon(self._send_batch)
         return await answer
 
     def _send_batch(self) -> None:
-        """Start MGETs (of at most MGET_KEYS keys each) for every key asked for since the last batch."""
+        """Start one call (of at most MGET_KEYS keys each) for every get asked for since the last batch."""
         waiting, self._waiting = self._waiting, []
         for first in range(0, len(waiting), MGET_KEYS):
             task = asyncio.ensure_future(self._fetch(waiting[first : first + MGET_KEYS]))
             self._fetches.add(task)
             task.add_done_callback(self._fetches.discard)
 
-    async def _fetch(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
-        """Answer each waiting get of ``batch`` from one MGET (None for all when it fails)."""
-        keys = [key for key, _ in batch]
-        values: list[object] = []
+    async def _fetch(self, batch: list[tuple[str, str | None, asyncio.Future[Lookup]]]) -> None:
+        """Answer each waiting get of ``batch``: MGET when none has a scope, else the script."""
+        found: list[tuple[object, str]] = []
         try:
-            ok, got = await self._run(lambda: self._client.mget(keys), calls=len(batch))
-            values = list(got) if ok and got is not None else []
+            if all(scope is None for _, scope, _ in batch):
+                keys = [key for key, _, _ in batch]
+                ok, got = await self._run(lambda: self._client.mget(keys), calls=len(batch))
+                found = [(value, "") for value in got] if ok and got is not None else []
+            else:
+                pairs = [k for key, scope, _ in batch for k in (generation_key(scope or ""), key)]
+                flags = ["0" if scope is None else "1" for _, scope, _ in batch]
+                ok, flat = await self._run(lambda: self._get(keys=pairs, args=flags), calls=len(batch))
+                if ok and flat is not None:
+                    found = [(flat[i], _text(flat[i + 1])) for i in range(0, len(flat), 2)]
         finally:
-            for i, (_, answer) in enumerate(batch):
-                value = values[i] if i < len(values) else None
-                if values:
+            for i, (key, scope, answer) in enumerate(batch):
+                value, generation = found[i] if i < len(found) else (None, None)
+                if found:
                     self.stats.hits += value is not None
                     self.stats.misses += value is None
                 if isinstance(value, str):
                     value = value.encode()
+                store: str | None = key
+                if scope is not None:
+                    store = None if generation is None else stamped(key, generation)
                 if not answer.done():  # a caller that went away was cancelled
-                    answer.set_result(value if isinstance(value, bytes) else None)
+                    answer.set_result(Lookup(value if isinstance(value, bytes) else None, store))
 
-    async def set(self, key: str, value: bytes, ttl_s: float, tag: str | None = None) -> None:
-        """Store `value` with a millisecond TTL; a tag's key set lives as long (one round trip)."""
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store `value` with a millisecond TTL."""
         if ttl_s <= 0:
             await self.delete(key)
             return
         ttl_ms = max(1, int(ttl_s * 1000))
-        if tag is None:
-            ok, _ = await self._run(lambda: self._client.set(key, value, px=ttl_ms))
-        else:
-            members = tag_key(tag)
-
-            async def tagged() -> object:
-                pipe = self._client.pipeline(transaction=False)
-                pipe.set(key, value, px=ttl_ms)
-                pipe.sadd(members, key)
-                pipe.pexpire(members, ttl_ms)
-                return await pipe.execute()
-
-            ok, _ = await self._run(tagged)
+        ok, _ = await self._run(lambda: self._client.set(key, value, px=ttl_ms))
         if ok:
             self.stats.sets += 1
 
-    async def invalidate(self, *tags: str) -> int:
-        """Unlink every key stored under any of `tags` in one script call; return how many."""
-        if not tags:
-            return 0
-        keys = [tag_key(tag) for tag in tags]
-        ok, removed = await self._run(lambda: self._invalidate(keys=keys))
-        return int(removed) if ok and removed is not None else 0
+    async def bump(self, ttl_s: float, *scopes: str) -> None:
+        """Give each scope a new generation (kept ``ttl_s``: as long as any answer stamped with it)."""
+        if scopes:
+            keys = [SEQUENCE, *(generation_key(scope) for scope in scopes)]
+            await self._run(lambda: self._bump(keys=keys, args=[max(1, int(ttl_s * 1000))]))
 
     async def delete(self, *keys: str) -> None:
         """Unlink `keys`, ignoring absent ones."""
         if keys:
             await self._run(lambda: self._client.unlink(*keys))
-
-    async def _unlink_matching(self, pattern: str) -> int:
-        """SCAN for `pattern` and UNLINK each batch; return how many keys were removed."""
-        removed, cursor = 0, 0
-        while True:
-            cursor, keys = await self._client.scan(cursor=cursor, match=pattern, count=self._scan_count)
-            if keys:
-                removed += int(await self._client.unlink(*keys))
-            if cursor == 0:
-                return removed
-
-    async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key starting with `prefix`; return how many were removed (0 on failure)."""
-        ok, removed = await self._run(lambda: self._unlink_matching(prefix.translate(_GLOB_ESCAPES) + "*"))
-        return removed if ok and removed is not None else 0
 
     async def ping(self) -> bool:
         """Return whether Redis answers PING now (False while the breaker is open)."""
@@ -226,3 +226,8 @@ class RedisCache:
     def state(self) -> CacheState:
         """Return a health snapshot: healthy until a failure, and again after the next success."""
         return CacheState(self.backend, not self._broken, self._last_error, asdict(self.stats))
+
+
+def _text(value: object) -> str:
+    """Return a reply's generation as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -240,13 +240,15 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    """Whether the service can answer, and the state of what it depends on."""
+    """Whether the service can answer; with an admin key (or no keys), the state of what it depends on."""
 
     ready: bool
     model_version: str | None
-    model_error: str | None
-    variants: dict[str, object]
-    last_reload: dict[str, object]
-    events: dict[str, object]
-    counters: dict[str, int]
-    cache: dict[str, object]
+    details: str | None = None
+    model_error: str | None = None
+    variants: dict[str, object] | None = None
+    last_reload: dict[str, object] | None = None
+    events: dict[str, object] | None = None
+    rate_limits: dict[str, object] | None = None
+    counters: dict[str, int] | None = None
+    cache: dict[str, object] | None = None

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.bundling import Bundler
 from service.cache import Cache
+from service.cache_keys import user_scope
 from service.config import Settings
 from service.crosssell import CrossSeller
 from service.errors import ModelNotReady
@@ -32,7 +33,7 @@ from service.events import EventSink, LiveHistory, LiveStore
 from service.loading import LoadedModel, LoadError, current_version, load, load_errors
 from service.recommender import Filters, Scorer
 
-__all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants", "user_tag"]
+__all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +126,6 @@ def _freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def user_tag(user_id: str) -> str:
-    """Return the cache tag of everything answered for one user."""
-    return f"user:{user_id}"
 
 
 def _bucket(user_id: str) -> float:
@@ -265,10 +261,13 @@ class ServiceState:
         """Answer from the cache, or compute, store in the background and answer.
 
         The computation runs in the thread pool, or on the event loop when ``inline()`` (work too
-        small to be worth the hand-off). With ``user_id``, a miss reads the user's live history
-        first and the stored answer is tagged with the user, so their next event invalidates it.
+        small to be worth the hand-off). With ``user_id`` the key is stamped with the user's
+        generation, read before their live history: an event (logged, then live history, then a
+        new generation) makes every answer computed before it unreadable, even one stored after
+        it. An answer built without the live history (it could not be read) is not stored.
         """
-        hit = await self.cache.get(key)
+        scope = None if user_id is None else user_scope(user_id)
+        hit, store_key = await self.cache.get(key, scope)
         if hit is not None:
             return json_response(hit, "hit", version)
         live = await self.live.get(user_id) if user_id is not None else LiveHistory()
@@ -277,8 +276,9 @@ class ServiceState:
         if payload.get("source") == "popular":
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        tag = None if user_id is None else user_tag(user_id)
-        store = self.cache.set(key, body, self.settings.cache_ttl_s, tag)
+        if store_key is None or not live.complete:
+            return json_response(body, "miss", version)
+        store = self.cache.set(store_key, body, self.settings.cache_ttl_s)
         if self.cache.in_process:
             await store  # nothing to wait for: cheaper than a task
         else:

@@ -206,7 +206,7 @@ def main() -> int:
                 run = run_async(open_loop(server.url, rate, args.duration, choose, headers=headers,
                                           actions=actions, parse_version=True))  # fmt: skip
             cpu.align(run.t0)
-            ready = httpx.get(f"{server.url}/readyz", timeout=5).json()
+            ready = httpx.get(f"{server.url}/readyz", timeout=5, headers={"X-API-Key": ADMIN_KEY}).json()
 
     swap_rows = analyse_swaps(run, names)
     swap_times = [m.t for m in run.marks]

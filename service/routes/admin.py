@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from service.deps import State, require_admin_key
+from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["operations"],
-    dependencies=[Depends(require_admin_key)],
+    dependencies=[Depends(require_key)],
     responses=ERROR_RESPONSES,
 )
 

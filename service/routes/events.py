@@ -9,11 +9,12 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from service.cache_keys import user_scope
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES, EventLogDown, InvalidRequest
 from service.events import EventIn, EventLogUnavailable, validate_events
 from service.schemas import EventsAccepted
-from service.state import json_response, user_tag
+from service.state import json_response
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ async def post_events(state: State, request: Request) -> Response:
         ]  # the rest: logged only
         users = await state.live.record(known)
         if users:
-            await state.cache.invalidate(*(user_tag(u) for u in sorted(users)))
+            await state.cache.bump(state.settings.cache_ttl_s, *(user_scope(u) for u in sorted(users)))
     except Exception:
         state.counters["live_update_failed"] += 1
         logger.exception("live history or cache invalidation failed for %d logged events", len(fresh))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.auth import Role, access_error, key_role
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.schemas import Health, ModelInfo, Ready
@@ -16,9 +17,21 @@ from service.schemas import Health, ModelInfo, Ready
 router = APIRouter(tags=["operations"])
 
 
+def _given(request: Request) -> str | None:
+    """Return the caller's key: X-API-Key, or a Bearer token (what Prometheus sends)."""
+    key = request.headers.get("x-api-key")
+    bearer = request.headers.get("authorization", "")
+    if key is None and bearer[:7].lower() == "bearer ":
+        key = bearer[7:].strip()
+    return key
+
+
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    """Expose Prometheus metrics (no key: scrapers stay inside the network)."""
+async def metrics(request: Request, state: State) -> Response:
+    """Expose Prometheus metrics (an admin key when admin keys are set; nginx keeps it inside)."""
+    error = access_error(state.settings, "/metrics", _given(request))
+    if error is not None:
+        raise error
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -29,14 +42,23 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=Ready, responses={503: {"model": Ready, "description": "Not ready."}})
-async def readyz(state: State) -> Response:
-    """Say whether a model is loaded, and the state of the cache (200 when ready, else 503)."""
+async def readyz(request: Request, state: State) -> Response:
+    """Say whether a model is loaded (200 when ready, else 503); the details need an admin key.
+
+    Without any key configured (development) the details are public too.
+    """
     engine = state.engine
+    status = 200 if engine else 503
+    summary = {"ready": engine is not None, "model_version": None if engine is None else engine.version}
+    settings = state.settings
+    if settings.auth_enabled and key_role(settings, _given(request)) is not Role.ADMIN:
+        summary["details"] = "send an admin X-API-Key for the details"
+        return Response(orjson.dumps(summary), status_code=status, media_type="application/json")
     await state.cache.ping()  # refreshes the backend's health (bounded by its short timeout)
     cache = state.cache.state()
+    limiter = request.app.state.limiter
     body = {
-        "ready": engine is not None,
-        "model_version": None if engine is None else engine.version,
+        **summary,
         "model_error": state.load_error,
         "variants": {
             v.name: {
@@ -48,6 +70,7 @@ async def readyz(state: State) -> Response:
         },
         "last_reload": state.last_reload,
         "events": {"backend": state.sink.backend},
+        "rate_limits": {"shared": limiter.shared is not None, "degraded": limiter.degraded},
         "counters": state.counters,
         "cache": {
             "backend": cache.backend,
@@ -56,7 +79,7 @@ async def readyz(state: State) -> Response:
             **cache.stats,
         },
     }
-    return Response(orjson.dumps(body), status_code=200 if engine else 503, media_type="application/json")
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 @router.get(

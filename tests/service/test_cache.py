@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from service.cache import InProcessCache, open_cache
+from service.cache import Cache, InProcessCache, open_cache
 from service.cache_keys import cache_key
 from service.redis_cache import RedisCache
 from tests.conftest import ThrowawayRedis, free_port
@@ -54,7 +54,7 @@ def test_in_process_get_after_set_returns_identical_bytes() -> None:
     async def scenario() -> bytes | None:
         cache = InProcessCache()
         await cache.set("k", VALUE, 60)
-        return await cache.get("k")
+        return (await cache.get("k")).value
 
     assert asyncio.run(scenario()) == VALUE
 
@@ -65,9 +65,9 @@ def test_in_process_entry_expires_when_its_ttl_elapses() -> None:
         cache = InProcessCache(clock=clock)
         await cache.set("k", b"v", 10)
         clock.now += 9.9
-        assert await cache.get("k") == b"v"
+        assert (await cache.get("k")).value == b"v"
         clock.now += 0.1
-        assert await cache.get("k") is None
+        assert (await cache.get("k")).value is None
         assert len(cache) == 0
 
     asyncio.run(scenario())
@@ -78,12 +78,12 @@ def test_in_process_evicts_least_recently_used_beyond_max_entries() -> None:
         cache = InProcessCache(max_entries=2)
         await cache.set("a", b"1", 60)
         await cache.set("b", b"2", 60)
-        assert await cache.get("a") == b"1"  # "b" is now the least recently used
+        assert (await cache.get("a")).value == b"1"  # "b" is now the least recently used
         await cache.set("c", b"3", 60)
         assert len(cache) == 2
-        assert await cache.get("b") is None
-        assert await cache.get("a") == b"1"
-        assert await cache.get("c") == b"3"
+        assert (await cache.get("b")).value is None
+        assert (await cache.get("a")).value == b"1"
+        assert (await cache.get("c")).value == b"3"
 
     asyncio.run(scenario())
 
@@ -92,14 +92,15 @@ def test_m4_the_in_process_cache_is_bounded_in_bytes_not_only_entries() -> None:
     async def scenario() -> None:
         cache = InProcessCache(max_entries=1000, max_bytes=1000)
         for k in range(10):
-            await cache.set(f"k{k}", b"x" * 300, 60, tag="user:u1")
+            await cache.set(f"k{k}", b"x" * 300, 60)
         assert len(cache) == 3  # 3 x ~302 bytes fit in 1,000; 10 entries would have been kept before
-        assert await cache.get("k9") == b"x" * 300 and await cache.get("k0") is None
+        assert (await cache.get("k9")).value == b"x" * 300 and (await cache.get("k0")).value is None
         await cache.set("huge", b"y" * 2000, 60)  # larger than the whole bound: not stored
-        assert await cache.get("huge") is None and len(cache) == 3
-        assert await cache.invalidate("user:u1") == 3 and len(cache) == 0
+        assert (await cache.get("huge")).value is None and len(cache) == 3
+        await cache.delete("k7", "k8", "k9")
+        assert len(cache) == 0
         await cache.set("again", b"z" * 900, 60)
-        assert await cache.get("again") == b"z" * 900  # the bytes of invalidated entries were released
+        assert (await cache.get("again")).value == b"z" * 900  # the bytes of deleted entries were released
 
     asyncio.run(scenario())
 
@@ -110,23 +111,53 @@ def test_in_process_delete_removes_only_given_keys() -> None:
         for key in ("a", "b", "c"):
             await cache.set(key, b"v", 60)
         await cache.delete("a", "b", "missing")
-        assert await cache.get("a") is None
-        assert await cache.get("b") is None
-        assert await cache.get("c") == b"v"
+        assert (await cache.get("a")).value is None
+        assert (await cache.get("b")).value is None
+        assert (await cache.get("c")).value == b"v"
 
     asyncio.run(scenario())
 
 
-def test_in_process_delete_prefix_removes_only_matching_keys() -> None:
+def _m1_scenario(cache: Cache) -> None:
     async def scenario() -> None:
-        cache = InProcessCache()
-        for user in ("u1", "u2", "u3"):
-            await cache.set(cache_key("recs", "v1", user), b"old", 60)
-        await cache.set(cache_key("recs", "v10", "u1"), b"other", 60)
-        removed = await cache.delete_prefix(cache_key("recs", "v1") + ":")
-        assert removed == 3
-        assert await cache.get(cache_key("recs", "v1", "u1")) is None
-        assert await cache.get(cache_key("recs", "v10", "u1")) == b"other"
+        key = cache_key("recs", "v1", "default", "u1", "5")
+        old = await cache.get(key, "user:u1")
+        assert old.value is None and old.store_key is not None
+        await cache.bump(60, "user:u1")  # an event lands while the answer is being computed
+        await cache.set(old.store_key, b"computed before the event", 60)  # stored after it
+        fresh = await cache.get(key, "user:u1")
+        assert fresh.value is None and fresh.store_key != old.store_key  # never read again
+        await cache.set(str(fresh.store_key), b"after", 60)
+        assert (await cache.get(key, "user:u1")).value == b"after"
+        await cache.bump(60, "user:u1")
+        assert (await cache.get(key, "user:u1")).value is None
+        await cache.close()
+
+    asyncio.run(scenario())
+
+
+def test_m1_an_answer_stored_after_its_users_invalidation_is_never_served_in_process() -> None:
+    _m1_scenario(InProcessCache())
+
+
+@pytest.mark.redis
+def test_m1_m13_an_answer_stored_after_its_users_invalidation_is_never_served_in_redis(
+    redis_url: str,
+) -> None:
+    _m1_scenario(RedisCache(redis_url))
+    with redis.Redis.from_url(redis_url) as client:  # no per-user key sets: invalidation is one SET
+        assert not list(client.scan_iter(match="orderlift:tag:*"))
+        assert client.pttl("orderlift:gen:user%3Au1") > 0
+
+
+@pytest.mark.redis
+def test_m1_a_scoped_get_that_cannot_read_the_generation_says_do_not_store() -> None:
+    async def scenario() -> None:
+        cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", retry_after_s=0.0)
+        lookup = await cache.get("k", "user:u1")
+        assert lookup == (None, None)
+        assert (await cache.get("k")).store_key == "k"  # unscoped answers keep their key
+        await cache.close()
 
     asyncio.run(scenario())
 
@@ -136,7 +167,7 @@ def test_in_process_non_positive_ttl_drops_the_key() -> None:
         cache = InProcessCache()
         await cache.set("k", b"v", 60)
         await cache.set("k", b"w", 0)
-        assert await cache.get("k") is None
+        assert (await cache.get("k")).value is None
 
     asyncio.run(scenario())
 
@@ -172,8 +203,8 @@ def test_redis_round_trip_returns_identical_bytes_and_counts_hits_and_misses(red
         cache = RedisCache(redis_url)
         try:
             await cache.set("k", VALUE, 60)
-            assert await cache.get("k") == VALUE
-            assert await cache.get("missing") is None
+            assert (await cache.get("k")).value == VALUE
+            assert (await cache.get("missing")).value is None
             assert await cache.ping() is True
         finally:
             await cache.close()
@@ -220,44 +251,11 @@ def test_redis_delete_removes_the_keys(redis_url: str) -> None:
         await cache.set("a", b"1", 60)
         await cache.set("b", b"2", 60)
         await cache.delete("a", "missing")
-        assert await cache.get("a") is None
-        assert await cache.get("b") == b"2"
+        assert (await cache.get("a")).value is None
+        assert (await cache.get("b")).value == b"2"
         await cache.close()
 
     asyncio.run(scenario())
-
-
-@pytest.mark.redis
-def test_redis_delete_prefix_removes_only_that_prefix_across_scan_batches(redis_url: str) -> None:
-    doomed = [cache_key("recs", "v1", f"u{i}") for i in range(250)]
-    kept = [cache_key("recs", "v10", "u1"), cache_key("recs", "v2", "u1"), "other:orderlift:recs:v1:u1"]
-
-    async def scenario() -> int:
-        cache = RedisCache(redis_url, scan_count=20)
-        for key in doomed + kept:
-            await cache.set(key, b"v", 60)
-        removed = await cache.delete_prefix(cache_key("recs", "v1") + ":")
-        await cache.close()
-        return removed
-
-    assert asyncio.run(scenario()) == len(doomed)
-    with redis.Redis.from_url(redis_url) as client:
-        assert sorted(client.keys("*")) == sorted(key.encode() for key in kept)
-
-
-@pytest.mark.redis
-def test_redis_delete_prefix_treats_glob_characters_literally(redis_url: str) -> None:
-    async def scenario() -> int:
-        cache = RedisCache(redis_url)
-        for key in ("p[1]*?\\:a", "p1:a", "p[1]x:a", "pz:a"):
-            await cache.set(key, b"v", 60)
-        removed = await cache.delete_prefix("p[1]*?\\")
-        await cache.close()
-        return removed
-
-    assert asyncio.run(scenario()) == 1
-    with redis.Redis.from_url(redis_url) as client:
-        assert sorted(client.keys("*")) == [b"p1:a", b"p[1]x:a", b"pz:a"]
 
 
 @pytest.mark.redis
@@ -269,12 +267,12 @@ def test_redis_that_dies_is_skipped_quickly_and_used_again_once_it_returns(
     async def scenario() -> None:
         cache = RedisCache(throwaway_redis.url, retry_after_s=retry_after_s)
         await cache.set("k", b"before", 60)
-        assert await cache.get("k") == b"before"
+        assert (await cache.get("k")).value == b"before"
         assert cache.state().healthy is True
 
         throwaway_redis.kill()
         started = time.perf_counter()
-        results = [await cache.get("k") for _ in range(20)]
+        results = [(await cache.get("k")).value for _ in range(20)]
         elapsed = time.perf_counter() - started
         assert results == [None] * 20
         assert elapsed < 0.5
@@ -289,10 +287,10 @@ def test_redis_that_dies_is_skipped_quickly_and_used_again_once_it_returns(
 
         throwaway_redis.start()  # same port, empty data set
         await asyncio.sleep(retry_after_s + 0.05)
-        assert await cache.get("k") is None  # a real miss from the new server, not a skip
+        assert (await cache.get("k")).value is None  # a real miss from the new server, not a skip
         assert cache.state().healthy is True
         await cache.set("k", b"after", 60)
-        assert await cache.get("k") == b"after"
+        assert (await cache.get("k")).value == b"after"
         assert await cache.ping() is True
         await cache.close()
 
@@ -306,12 +304,12 @@ def test_redis_where_nothing_listens_never_raises_and_reports_unhealthy(
 
     async def scenario() -> RedisCache:
         cache = RedisCache(url, retry_after_s=0.0)  # no pause: every call really tries the socket
-        assert await cache.get("k") is None
+        assert (await cache.get("k")).value is None
         await cache.set("k", b"v", 60)
         await cache.delete("k")
-        assert await cache.delete_prefix("orderlift:") == 0
+        await cache.bump(60, "user:u1")
         assert await cache.ping() is False
-        assert await cache.get("k") is None
+        assert (await cache.get("k")).value is None
         await cache.close()
         return cache
 
@@ -332,15 +330,15 @@ def test_redis_breaker_skips_calls_until_retry_after_then_probes_again() -> None
 
     async def scenario() -> None:
         cache = RedisCache(url, retry_after_s=1.0, clock=clock)
-        assert await cache.get("k") is None
+        assert (await cache.get("k")).value is None
         assert cache.state().stats["errors"] == 1
         for _ in range(5):
-            assert await cache.get("k") is None
+            assert (await cache.get("k")).value is None
         assert cache.state().stats["skipped"] == 5
         clock.now += 1.0
-        assert await cache.get("k") is None  # the probe really tries, and fails again
+        assert (await cache.get("k")).value is None  # the probe really tries, and fails again
         assert cache.state().stats["errors"] == 2
-        assert await cache.get("k") is None
+        assert (await cache.get("k")).value is None
         assert cache.state().stats["skipped"] == 6
         await cache.close()
 
@@ -362,7 +360,7 @@ def test_redis_gets_in_the_same_turn_share_one_round_trip(redis_url: str) -> Non
                 await cache.set(f"batch:{i}", f"value {i}".encode(), 60)
             before = mgets()
             got = await asyncio.gather(*(cache.get(f"batch:{i}") for i in range(asked)))
-            return list(got), mgets() - before
+            return [lookup.value for lookup in got], mgets() - before
         finally:
             await cache.close()
 

@@ -95,7 +95,7 @@ def test_h3_a_keyless_request_is_refused_401_before_its_body_is_read() -> None:
 def test_h3_admin_routes_refuse_a_storefront_key_before_reading_the_body() -> None:
     settings = _settings(api_keys=("shop",), admin_keys=("boss",))
     status, body, read = _call(settings, "/v1/admin/reload", 10, key="shop")
-    assert status == 401 and read == 0
+    assert status == 403 and read == 0
     assert "admin" in body["error"]["message"]
 
 

@@ -43,6 +43,27 @@ def test_precompute_writes_every_known_user_and_the_service_answers_from_it(
         assert stored["items"][0]["item_id"] not in json.dumps(after.json()["items"])
 
 
+def test_m1_precompute_skips_users_with_live_history_instead_of_hiding_it(
+    bundle_dir: Path, bundle: Bundle, redis_url: str
+) -> None:
+    user, item = str(bundle.users.ids[5]), str(bundle.items.ids[7])
+    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url)
+    with TestClient(create_app(settings)) as client:
+        assert (
+            client.post("/v1/events", json={"user_id": user, "item_id": item, "type": "purchase"}).status_code
+            == 202
+        )
+    result = CliRunner().invoke(cli, ["precompute", "--model-uri", str(bundle_dir), "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"wrote {len(bundle.users) - 1:,} users'" in result.output
+        and "skipped 1 with live history" in result.output
+    )
+    with TestClient(create_app(settings)) as client:
+        answer = client.get(f"/v1/users/{user}/recommendations")
+        assert answer.headers["x-cache"] == "miss" and item not in answer.text
+
+
 def test_precompute_without_redis_is_a_clear_error(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORDERLIFT_REDIS_URL", raising=False)
     result = CliRunner().invoke(cli, ["precompute", "--model-uri", str(bundle_dir)])

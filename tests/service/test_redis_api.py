@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from features.bundle import Bundle
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import ThrowawayRedis
+from tests.conftest import ThrowawayRedis, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -115,6 +115,20 @@ def test_one_batch_invalidates_every_users_cached_answers_in_redis(
             }
         ]
         assert stale == []
+
+
+def test_m1_an_answer_built_without_live_history_is_not_cached(
+    bundle_dir: Path, bundle: Bundle, redis_url: str
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # the live history's Redis does not answer
+    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url, events_redis_url=dead)
+    user = _users(bundle, 1)[0]
+    with TestClient(create_app(settings)) as client:
+        answers = [client.get(f"/v1/users/{user}/recommendations", params={"n": 5}) for _ in range(2)]
+        time.sleep(0.2)
+        third = client.get(f"/v1/users/{user}/recommendations", params={"n": 5})
+        assert [a.status_code for a in (*answers, third)] == [200, 200, 200]
+        assert [a.headers["x-cache"] for a in (*answers, third)] == ["miss", "miss", "miss"]
 
 
 def test_a_failing_live_update_still_acknowledges_logged_events(

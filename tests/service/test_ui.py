@@ -36,15 +36,53 @@ def test_the_page_shows_bundles_a_chart_filters_and_a_download(client: TestClien
     assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("item_ids,")
 
 
-def test_the_page_needs_the_key_once_and_then_keeps_it_in_a_cookie(bundle_dir: Path) -> None:
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir), api_keys=("k1",)))) as c:
-        assert c.get("/ui/bundles").status_code == 401
-        assert c.get("/ui/bundles", params={"key": "wrong"}).status_code == 401
-        first = c.get("/ui/bundles", params={"key": "k1"})
-        assert first.status_code == 200 and "orderlift_key" in first.headers["set-cookie"]
-        assert "httponly" in first.headers["set-cookie"].lower()
-        assert c.get("/ui/bundles", params={"size": 3}).status_code == 200  # the cookie carries the key
+def test_h2_m10_the_page_signs_in_a_marketer_key_into_a_session_cookie_that_never_holds_the_key(
+    bundle_dir: Path,
+) -> None:
+    settings = Settings(
+        model_uri=str(bundle_dir), api_keys=("shop",), marketer_keys=("mkt",), admin_keys=("boss",)
+    )
+    with TestClient(create_app(settings)) as c:
+        away = c.get("/ui/bundles", follow_redirects=False)
+        assert away.status_code == 303 and away.headers["location"] == "/ui/login"
+        assert c.get("/ui/bundles", params={"key": "mkt"}, follow_redirects=False).status_code == 303
+        assert c.get("/ui/bundles.csv").status_code == 401
+        for refused in ("wrong", "shop", "boss"):  # storefront and admin keys do not open the page
+            answer = c.post("/ui/login", data={"key": refused}, follow_redirects=False)
+            assert answer.status_code == 401 and "not a marketer key" in answer.text
+        signed = c.post("/ui/login", data={"key": "mkt"}, follow_redirects=False)
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/bundles"
+        cookie = signed.headers["set-cookie"]
+        assert "orderlift_session=" in cookie and "mkt" not in cookie.split(";")[0].split("=", 1)[1]
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        assert "max-age=28800" in cookie.lower()
+        assert c.get("/ui/bundles", params={"size": 3}).status_code == 200
         assert c.get("/ui/bundles.csv").status_code == 200
+        session = c.cookies.get("orderlift_session")
+        assert session is not None
+        # the session is not a key: /v1 refuses it
+        assert c.get("/v1/bundles", headers={"X-API-Key": session}).status_code == 401
+        c.post("/ui/logout")
+        assert c.get("/ui/bundles", follow_redirects=False).status_code == 303
+
+
+def test_m10_the_session_cookie_is_secure_behind_https(bundle_dir: Path) -> None:
+    settings = Settings(model_uri=str(bundle_dir), marketer_keys=("mkt",))
+    with TestClient(create_app(settings), base_url="https://shop.example") as c:
+        signed = c.post("/ui/login", data={"key": "mkt"}, follow_redirects=False)
+        assert "secure" in signed.headers["set-cookie"].lower()
+
+
+def test_h2_a_session_signed_by_a_removed_key_or_forged_no_longer_opens_the_page(bundle_dir: Path) -> None:
+    from service.auth import issue_session, session_valid
+
+    old = Settings(marketer_keys=("old", "new"))
+    session = issue_session(old, "old", now=1_000.0)
+    assert session is not None and session_valid(old, session, now=1_001.0)
+    assert not session_valid(Settings(marketer_keys=("new",)), session, now=1_001.0)  # rotated out
+    assert not session_valid(old, session, now=1_000.0 + 8 * 3600 + 1)  # expired
+    expires, kid, _ = session.split(".")
+    assert not session_valid(old, f"{int(expires) + 9999}.{kid}.{'0' * 64}", now=1_001.0)
 
 
 def _chromium() -> str | None:
@@ -59,7 +97,12 @@ def test_a_marketer_filters_bundles_in_a_real_browser(bundle_dir: Path) -> None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    server = Server({"ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_API_KEYS": "marketing-key"}).start()
+    env = {
+        "ORDERLIFT_MODEL_URI": str(bundle_dir),
+        "ORDERLIFT_API_KEYS": "shop",
+        "ORDERLIFT_MARKETER_KEYS": "mkt",
+    }
+    server = Server(env).start()
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -74,7 +117,12 @@ def test_a_marketer_filters_bundles_in_a_real_browser(bundle_dir: Path) -> None:
                 ],
             )
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"{server.url}/ui/bundles?key=marketing-key")
+            page.goto(f"{server.url}/ui/bundles")
+            assert page.url.endswith("/ui/login")
+            page.fill("#key", "mkt")
+            page.click("#sign-in")
+            page.wait_for_load_state("load")
+            assert page.url.endswith("/ui/bundles") and "mkt" not in page.url
             assert page.locator("#bundles tbody tr").count() >= 2
             assert page.locator("svg rect").count() == page.locator("#bundles tbody tr").count()
             page.select_option("#category", "laptops")
