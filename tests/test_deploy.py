@@ -84,6 +84,12 @@ def test_c1_compose_never_publishes_mlflow_nor_runs_it_as_root_or_for_any_host()
     assert not any(arg.startswith("--allowed-hosts=*") for arg in mlflow["command"])
 
 
+def test_m10_m12_nginx_keeps_metrics_inside_and_limits_each_address() -> None:
+    conf = (REPO / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"location = /metrics \{ return 403; \}", conf)
+    assert "limit_req_zone $binary_remote_addr" in conf and "limit_req_status 429;" in conf
+
+
 def test_h1_compose_refuses_to_start_the_service_without_keys() -> None:
     env = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["service"]["environment"]
     assert re.fullmatch(r"\$\{ORDERLIFT_API_KEYS:\?.+\}", env["ORDERLIFT_API_KEYS"])
