@@ -39,6 +39,7 @@ __all__ = [
     "LiveHistory",
     "LiveStore",
     "RedisEventSink",
+    "live_keys",
     "validate_events",
 ]
 
@@ -287,6 +288,11 @@ class RedisEventSink:
         await self.client.aclose()
 
 
+def live_keys(user_id: str) -> list[str]:
+    """Return the Redis keys of a user's live history: item weights (a hash), owned items (a set)."""
+    return [f"orderlift:live:{user_id}", f"orderlift:owned:{user_id}"]
+
+
 @dataclass
 class LiveHistory:
     """One user's live interactions: item -> weight, and the items they carted or bought."""
@@ -343,7 +349,7 @@ class LiveStore:
         pipe, add = self.client.pipeline(transaction=False), self._add
         assert add is not None  # registered with the client
         for r in touched:
-            keys = [f"orderlift:live:{r['user_id']}", f"orderlift:owned:{r['user_id']}"]
+            keys = live_keys(r["user_id"])
             owning = int(r["type"] in OWNING_TYPES)
             args = [r["item_id"], LIVE_WEIGHTS[r["type"]], LIVE_TTL_S, owning, LIVE_MAX_ITEMS]
             await add(keys=keys, args=args, client=pipe)  # queued: the pipeline runs them
@@ -360,8 +366,9 @@ class LiveStore:
             return LiveHistory(complete=False)
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(f"orderlift:live:{user_id}")
-            pipe.smembers(f"orderlift:owned:{user_id}")
+            weights_key, owned_key = live_keys(user_id)
+            pipe.hgetall(weights_key)
+            pipe.smembers(owned_key)
             weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
         except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
             self.failures += 1

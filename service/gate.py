@@ -40,9 +40,8 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 class Gate:
     """Refuse key-less and oversized requests before their bodies are read."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter | None = None) -> None:
-        self.app, self.settings = app, settings
-        self.limiter = limiter if limiter is not None else RateLimiter(settings)
+    def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter) -> None:
+        self.app, self.settings, self.limiter = app, settings, limiter
 
     async def counted(self, scope: Scope, given: str | None) -> ServiceError | None:
         """Count the request against its key's (or its login address's) rate; the error when over."""
@@ -75,9 +74,10 @@ class Gate:
         refused: ServiceError | None = None
         if declared is not None and declared.isdigit() and int(declared) > limit:
             refused = self.too_large()  # with or without a key: nothing is read
-        elif (refused := await self.counted(scope, given)) is not None:
-            pass
-        elif declared not in (None, b"0") or header(scope, b"transfer-encoding") is not None:
+        else:
+            refused = await self.counted(scope, given)
+        chunked = header(scope, b"transfer-encoding") is not None
+        if refused is None and (declared not in (None, b"0") or chunked):
             # a body is coming: refuse a key-less one before reading it (without a body, routing
             # answers first, 404 or 405 for what does not exist, then the routes' own key check)
             refused = access_error(self.settings, scope["path"], given)

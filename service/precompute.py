@@ -19,6 +19,7 @@ import redis
 
 from service.cache_keys import cache_key, generation_key, stamped, user_scope
 from service.config import Settings
+from service.events import live_keys
 from service.loading import load
 from service.recommender import Filters
 from service.state import Engine, parse_variants
@@ -98,6 +99,6 @@ def _recently_active(cache: redis.Redis, events: redis.Redis, users: list[str]) 
     generations = cache.mget([generation_key(user_scope(user)) for user in users])
     pipe = events.pipeline(transaction=False)
     for user in users:
-        pipe.exists(f"orderlift:live:{user}", f"orderlift:owned:{user}")
+        pipe.exists(*live_keys(user))
     live = pipe.execute()
     return [g is not None or bool(n) for g, n in zip(generations, live, strict=True)]
