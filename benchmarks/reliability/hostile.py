@@ -17,9 +17,13 @@ Checks, each passed or not (the script exits 1 when any fails):
 5. A torn event log: the server is stopped, half a JSON line is appended, the server restarts, an
    event is posted; every line of the log then parses, the torn bytes are set aside, and every
    acknowledged event is in the log.
-6. Redis killed mid-ingest: a second server on a private Redis with AOF ``appendfsync always``;
+6. (run last) Redis killed mid-ingest: a second server on a private Redis with AOF ``appendfsync always``;
    batches of 20 events are posted back to back while Redis is killed with SIGKILL and restarted;
    afterwards every event acknowledged with a 202 is in the stream, and no answer was a 500.
+7. A key of the wrong role (storefront on the report and reload, marketer on events and
+   ``/metrics``): 403 ``forbidden``.
+8. A marketer key over its rate (5/minute here): 429 with ``Retry-After``; a storefront key still
+   answers.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ from common import (
 )
 
 logger = logging.getLogger("benchmarks.reliability.hostile")
-KEY, ADMIN = "hostile-test-key", "hostile-admin-key"
+KEY, ADMIN, MARKETER = "hostile-test-key", "hostile-admin-key", "hostile-marketer-key"
+MARKETER_RATE = 5  # per minute, so that check 8 reaches the limit in a few calls
 
 
 def raw_post(
@@ -171,6 +176,37 @@ def ambiguous(server: Server, client: httpx.Client, items: list[str]) -> list[di
                   caches=[r.headers.get("x-cache") for r in (joined, split, dash, anonymous)])]  # fmt: skip
 
 
+def roles(client: httpx.Client) -> list[dict[str, Any]]:
+    """Checks 7-8: a key of the wrong role gets 403; a key over its rate gets 429 with Retry-After."""
+    wrong = {
+        "storefront -> report": client.get("/v1/experiments/report", headers={"X-API-Key": KEY}),
+        "storefront -> reload": client.post("/v1/admin/reload", headers={"X-API-Key": KEY}),
+        "marketer -> events": client.post("/v1/events", headers={"X-API-Key": MARKETER}, json=[]),
+        "marketer -> metrics": client.get("/metrics", headers={"X-API-Key": MARKETER}),
+    }
+    forbidden = all(r.status_code == 403 and r.json()["error"]["code"] == "forbidden" for r in wrong.values())
+    used = sum(name.startswith("marketer") for name in wrong)  # refused calls count against the rate too
+    calls = [client.get("/v1/bundles", headers={"X-API-Key": MARKETER}) for _ in range(MARKETER_RATE + 2)]
+    over = calls[-1]
+    limited = ([r.status_code for r in calls] == [200] * (MARKETER_RATE - used) + [429] * (used + 2)
+               and int(over.headers.get("retry-after", "0")) >= 1
+               and over.json()["error"]["code"] == "rate_limited"
+               and client.get("/v1/bundles", headers={"X-API-Key": KEY}).status_code == 200)  # fmt: skip
+    return [
+        check(
+            "a key of the wrong role: 403 naming the role",
+            forbidden,
+            statuses={k: r.status_code for k, r in wrong.items()},
+        ),
+        check(
+            f"a key over its rate ({MARKETER_RATE}/minute): 429 with Retry-After, other keys unaffected",
+            limited,
+            statuses=[r.status_code for r in calls],
+            retry_after=over.headers.get("retry-after"),
+        ),
+    ]
+
+
 def torn_log(server: Server, log: Path) -> list[dict[str, Any]]:
     """Check 5: a torn tail at restart never swallows the next acknowledged event."""
     headers = {"X-API-Key": KEY}
@@ -250,11 +286,19 @@ def main() -> int:
         bundle = make_bundle(make_store(work / "store"), work / "bundle")
         _, items, _ = bundle_ids(bundle)
         log = work / "events" / "events.jsonl"
-        env = {"ORDERLIFT_MODEL_URI": str(bundle), "ORDERLIFT_API_KEYS": KEY, "ORDERLIFT_ADMIN_KEYS": ADMIN,
-               "ORDERLIFT_EVENT_LOG": str(log)}  # fmt: skip
+        env = {
+            "ORDERLIFT_MODEL_URI": str(bundle),
+            "ORDERLIFT_API_KEYS": KEY,
+            "ORDERLIFT_ADMIN_KEYS": ADMIN,
+            "ORDERLIFT_MARKETER_KEYS": MARKETER,
+            "ORDERLIFT_RATE_LIMIT_MARKETER": f"{MARKETER_RATE}/minute",
+            "ORDERLIFT_EVENT_LOG": str(log),
+        }
         server = Server(env, work, name="hostile")
         with server.running(), httpx.Client(base_url=server.url, timeout=10) as client:
-            results = bodies(server) + routes(server, client) + ambiguous(server, client, items)
+            results = (
+                bodies(server) + routes(server, client) + ambiguous(server, client, items) + roles(client)
+            )
             results += torn_log(server, log)
         results += redis_killed(work, bundle)
     passed = all(r["passed"] for r in results)
