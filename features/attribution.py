@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["experiment_report"]
+__all__ = ["Arm", "Tally", "experiment_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,135 @@ _MEANS = ("aov", "revenue_per_user")
 _CHUNK = 1 << 22  # bootstrap indices (replicates x sample size) drawn at once
 
 
+@dataclass
+class Arm:
+    """One variant's running sums: counts, distinct users, and each order's and user's spend."""
+
+    impressions: int = 0
+    clicks: int = 0
+    add_to_carts: int = 0
+    revenue: float = 0.0
+    users: set[str] = field(default_factory=set)
+    order_values: dict[str, float] = field(default_factory=dict)
+    user_spend: dict[str, float] = field(default_factory=dict)
+    order_sumsq: float = 0.0  # sum of squared order values, for Welch's variance
+    user_sumsq: float = 0.0  # sum of squared per-user spend (users without a purchase add 0)
+    user_total: float = 0.0  # spend of purchases with a user
+
+    def totals(self) -> dict[str, Any]:
+        """Return the counts the metrics are ratios of."""
+        return {
+            "impressions": self.impressions, "clicks": self.clicks, "add_to_carts": self.add_to_carts,
+            "users": len(self.users), "orders": len(self.order_values),
+            "purchasers": len(self.user_spend), "revenue": self.revenue,
+        }  # fmt: skip
+
+    def moments(self, metric: str) -> tuple[int, float, float]:
+        """Return (n, sum, sum of squares) of the values a mean metric averages."""
+        if metric == "aov":
+            return len(self.order_values), self.revenue, self.order_sumsq
+        return len(self.users), self.user_total, self.user_sumsq
+
+    def sample(self, metric: str) -> np.ndarray:
+        """Return the values a mean metric averages, in key order (per order, or per user with zeros)."""
+        if metric == "aov":
+            return np.array([self.order_values[k] for k in sorted(self.order_values)], dtype=np.float64)
+        return np.array([self.user_spend.get(u, 0.0) for u in sorted(self.users)], dtype=np.float64)
+
+
+@dataclass
+class Tally:
+    """The report's running sums over every event folded so far; ``add`` folds more, in any batches.
+
+    Folding a log in pieces gives the same report as folding it at once: an order whose lines
+    arrive in several batches is one order, its value their sum.
+    """
+
+    arms: dict[str, Arm] = field(default_factory=dict)
+    attributed: int = 0
+    ignored: int = 0
+
+    def add(self, events: pd.DataFrame) -> None:
+        """Fold a frame of events (the report's input columns) into the sums."""
+        missing = [c for c in _COLUMNS if c not in events.columns]
+        if missing:
+            raise ValueError(f"events lack columns {missing}")
+        df = events.loc[events["variant"].notna(), list(_COLUMNS)]
+        self.attributed += len(df)
+        self.ignored += len(events) - len(df)
+        if df.empty:
+            return
+        df = df.assign(variant=df["variant"].astype(str))
+        flags = pd.DataFrame({col: df["type"].eq(kind) for col, kind in _COUNTED.items()})
+        counts = flags.groupby(df["variant"]).sum()
+        buys = df[df["type"].eq("purchase")]
+        value = pd.to_numeric(buys["price"]).astype(np.float64).fillna(0.0) * pd.to_numeric(
+            buys["quantity"]
+        ).astype(np.float64).fillna(1.0)
+        has_order = buys["order_id"].notna()
+        key = ("o:" + buys["order_id"].astype(str)).where(has_order, "e:" + buys["event_id"].astype(str))
+        by_order = value.groupby([buys["variant"], key]).sum()
+        by_user = value.groupby(
+            [buys["variant"], buys["user_id"].astype(str).where(buys["user_id"].notna())]
+        ).sum()
+        users = df.loc[df["user_id"].notna()].groupby("variant")["user_id"]
+        for variant, row in counts.iterrows():
+            arm = self.arms.setdefault(str(variant), Arm())
+            arm.impressions += int(row["impressions"])
+            arm.clicks += int(row["clicks"])
+            arm.add_to_carts += int(row["add_to_carts"])
+        for variant, ids in users:
+            self.arms[str(variant)].users.update(ids.astype(str).tolist())
+        for variant, part in by_order.groupby(level=0):
+            arm = self.arms[str(variant)]
+            orders = [str(k) for k in part.index.get_level_values(1)]
+            arm.order_sumsq += _accumulate(arm.order_values, orders, part.tolist())
+            arm.revenue += float(part.sum())
+        for variant, part in by_user.groupby(level=0):
+            arm = self.arms[str(variant)]
+            spenders = [str(k) for k in part.index.get_level_values(1)]
+            arm.user_sumsq += _accumulate(arm.user_spend, spenders, part.tolist())
+            arm.user_total += float(part.sum())
+
+    def report(
+        self, control: str | None = None, confidence: float = 0.95, n_bootstrap: int = 0, seed: int = 0
+    ) -> dict[str, Any]:
+        """Return per-variant metrics and their differences to the control as a JSON-ready dict."""
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+        if n_bootstrap < 0:
+            raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+        totals = {name: arm.totals() for name, arm in self.arms.items()}
+        names = sorted(totals)
+        if control is None and names:
+            control = max(names, key=lambda v: totals[v]["impressions"])  # max keeps the first of ties
+        elif control is not None and control not in names:
+            raise ValueError(f"control {control!r} has no attributed events; variants seen: {names}")
+        metrics = {name: _metrics(totals[name]) for name in names}
+        boots = _bootstraps(self.arms, names, n_bootstrap, seed) if n_bootstrap > 0 else None
+        z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+        variants: dict[str, Any] = {}
+        for name in names:
+            vs = None
+            if control is not None and name != control:
+                vs = {
+                    m: _compare(m, name, control, totals, metrics, self.arms, boots, z, confidence)
+                    for m in (*_PROPORTIONS, *_MEANS)
+                }
+            variants[name] = {**metrics[name], "vs_control": vs}
+        logger.debug(
+            "experiment report: %d variants, control %s, %d events", len(names), control, self.attributed
+        )
+        return {
+            "control": control,
+            "confidence": float(confidence),
+            "method": "bootstrap" if n_bootstrap > 0 else "normal",
+            "variants": variants,
+            "events_attributed": self.attributed,
+            "events_ignored": self.ignored,
+        }
+
+
 def experiment_report(
     events: pd.DataFrame,
     control: str | None = None,
@@ -63,69 +193,9 @@ def experiment_report(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Return per-variant metrics and their differences to the control as a JSON-ready dict."""
-    missing = [c for c in _COLUMNS if c not in events.columns]
-    if missing:
-        raise ValueError(f"events lack columns {missing}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    if n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
-    df = events.loc[events["variant"].notna(), list(_COLUMNS)]
-    df = df.assign(variant=df["variant"].astype(str))
-    totals, samples = _aggregate(df)
-    names = sorted(totals)
-    if control is None and names:
-        control = max(names, key=lambda v: totals[v]["impressions"])  # max keeps the first of ties
-    elif control is not None and control not in names:
-        raise ValueError(f"control {control!r} has no attributed events; variants seen: {names}")
-    metrics = {name: _metrics(totals[name]) for name in names}
-    boots = _bootstraps(samples, names, n_bootstrap, seed) if n_bootstrap > 0 else None
-    z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
-    variants: dict[str, Any] = {}
-    for name in names:
-        vs = None
-        if control is not None and name != control:
-            vs = {
-                m: _compare(m, name, control, totals, metrics, samples, boots, z, confidence)
-                for m in (*_PROPORTIONS, *_MEANS)
-            }
-        variants[name] = {**metrics[name], "vs_control": vs}
-    logger.debug("experiment report: %d variants, control %s, %d events", len(names), control, len(df))
-    return {
-        "control": control,
-        "confidence": float(confidence),
-        "method": "bootstrap" if n_bootstrap > 0 else "normal",
-        "variants": variants,
-        "events_attributed": len(df),
-        "events_ignored": len(events) - len(df),
-    }
-
-
-def _aggregate(df: pd.DataFrame) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
-    """Return per-variant totals and, per mean metric and variant, the values it averages."""
-    flags = pd.DataFrame({col: df["type"].eq(kind) for col, kind in _COUNTED.items()})
-    totals = flags.groupby(df["variant"]).sum().astype(np.int64)
-    totals["users"] = df.groupby("variant")["user_id"].nunique()
-    buys = df[df["type"].eq("purchase")]
-    value = pd.to_numeric(buys["price"]).astype(np.float64).fillna(0.0) * pd.to_numeric(
-        buys["quantity"]
-    ).astype(np.float64).fillna(1.0)
-    has_order = buys["order_id"].notna()
-    key = ("o:" + buys["order_id"].astype(str)).where(has_order, "e:" + buys["event_id"].astype(str))
-    order_values = value.groupby([buys["variant"], key]).sum()
-    user_spend = value.groupby([buys["variant"], buys["user_id"]]).sum()
-    all_users = df.groupby(["variant", "user_id"]).size().index
-    user_values = user_spend.reindex(all_users, fill_value=0.0)
-    totals["orders"] = order_values.groupby(level=0).size()
-    totals["purchasers"] = user_spend.groupby(level=0).size()
-    totals = totals.fillna(0).astype(np.int64)
-    totals["revenue"] = value.groupby(buys["variant"]).sum().reindex(totals.index, fill_value=0.0)
-    samples: dict[str, dict[str, np.ndarray]] = {
-        metric: {str(v): g.to_numpy(np.float64) for v, g in series.groupby(level=0)}
-        for metric, series in (("aov", order_values), ("revenue_per_user", user_values))
-    }
-    rows = totals.to_dict("index")
-    return {str(v): {str(c): x for c, x in row.items()} for v, row in rows.items()}, samples
+    tally = Tally()
+    tally.add(events)
+    return tally.report(control, confidence, n_bootstrap, seed)
 
 
 def _metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +224,7 @@ def _compare(
     control: str,
     totals: dict[str, dict[str, Any]],
     metrics: dict[str, dict[str, Any]],
-    samples: dict[str, dict[str, np.ndarray]],
+    arms: dict[str, Arm],
     boots: dict[str, dict[str, np.ndarray | None]] | None,
     z: float,
     confidence: float,
@@ -176,9 +246,9 @@ def _compare(
             tail = (1.0 - confidence) / 2.0
             low, high = (float(q) for q in np.quantile(b1 - b0, [tail, 1.0 - tail]))
     else:
-        x1, x0 = samples[metric].get(name, np.empty(0)), samples[metric].get(control, np.empty(0))
-        if len(x1) >= 2 and len(x0) >= 2:
-            se = math.sqrt(x1.var(ddof=1) / len(x1) + x0.var(ddof=1) / len(x0))
+        (n1, s1, q1), (n0, s0, q0) = arms[name].moments(metric), arms[control].moments(metric)
+        if n1 >= 2 and n0 >= 2:
+            se = math.sqrt(_variance(n1, s1, q1) / n1 + _variance(n0, s0, q0) / n0)
             low, high = diff - z * se, diff + z * se
     return {
         "diff": _finite(diff),
@@ -188,8 +258,23 @@ def _compare(
     }
 
 
+def _accumulate(values: dict[str, float], keys: list[str], deltas: list[float]) -> float:
+    """Add each delta to its key's value; return the change of the values' sum of squares."""
+    change = 0.0
+    for key, delta in zip(keys, deltas, strict=True):
+        old = values.get(key, 0.0)
+        values[key] = old + delta
+        change += (old + delta) ** 2 - old * old
+    return change
+
+
+def _variance(n: int, total: float, squares: float) -> float:
+    """Return the sample variance (ddof 1) of ``n`` values from their sum and sum of squares."""
+    return max(squares - total * total / n, 0.0) / (n - 1)
+
+
 def _bootstraps(
-    samples: dict[str, dict[str, np.ndarray]], names: list[str], n: int, seed: int
+    arms: dict[str, Arm], names: list[str], n: int, seed: int
 ) -> dict[str, dict[str, np.ndarray | None]]:
     """Return, per mean metric and variant, ``n`` bootstrap replicate means (None without values)."""
     rng = np.random.default_rng(seed)
@@ -197,8 +282,8 @@ def _bootstraps(
     for metric in _MEANS:
         out[metric] = {}
         for name in names:
-            x = samples[metric].get(name)
-            if x is None or len(x) == 0:
+            x = arms[name].sample(metric)
+            if len(x) == 0:
                 out[metric][name] = None
                 continue
             step = max(1, _CHUNK // len(x))  # replicates per draw, to bound memory

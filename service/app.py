@@ -15,9 +15,10 @@ from fastapi.routing import APIRoute
 from service.cache import open_cache
 from service.config import Settings
 from service.errors import install_error_handlers
-from service.events import EventSink, FileEventSink, LiveStore, RedisEventSink
+from service.events import EventSink, FileEventSink, RedisEventSink
 from service.fastlane import FastLane
 from service.gate import Gate
+from service.live import LiveStore
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
 from service.ratelimit import RateLimiter
@@ -41,6 +42,14 @@ def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
         live = LiveStore(client, settings.redis_timeout_s * 4, settings.redis_retry_after_s)
         return RedisEventSink(client, retention_days=settings.event_retention_days), live
     return FileEventSink(settings.event_log), LiveStore()
+
+
+async def _warm_report(state: ServiceState) -> None:
+    """Fold the event log into the experiment report once, in the background; log a failure."""
+    try:
+        await state.report.catch_up()
+    except Exception as exc:  # the report catches up on its next request instead
+        logger.warning("experiment report not warmed: %s", exc)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -72,10 +81,12 @@ def create_app(settings: Settings) -> FastAPI:
         if isinstance(sink, FileEventSink):
             await live.record(await sink.read_all())  # live history survives a restart
         watcher = asyncio.create_task(state.watch())
+        warm = asyncio.create_task(_warm_report(state))  # the first report need not read the whole log
         yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in (watcher, warm):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await cache.close()
         await sink.close()
 

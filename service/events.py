@@ -1,25 +1,23 @@
-"""Live events: validation one by one, a durable append, and each user's live history.
+"""Live events: validation one by one, a durable append, and reading the log back.
 
 Durability: an accepted batch is appended before the service answers 202: to a Redis stream
 (``orderlift:events``) when Redis is configured, else to a JSON-lines file that is flushed and
 fsynced per request. ``event_id`` makes retries idempotent: Redis keeps a marker per id for
 ``EVENT_ID_TTL_S`` and adds an event only if its marker is new (one Lua script per batch); the file
-mode keeps the ids it has seen (one process: several workers need Redis). The live history is what
-requests read: per user, the items they interacted with (weighted like training) and the items
-they carted or bought (left out of their recommendations at once).
+mode keeps the ids it has seen (one process: several workers need Redis). ``read_since`` pages
+through the log after a cursor, for readers that follow it (the experiment report). Each user's
+live history is in ``service.live``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -36,10 +34,8 @@ __all__ = [
     "EventLogUnavailable",
     "EventSink",
     "FileEventSink",
-    "LiveHistory",
-    "LiveStore",
+    "Page",
     "RedisEventSink",
-    "live_keys",
     "validate_events",
 ]
 
@@ -49,12 +45,9 @@ MAX_EVENT_AGE = timedelta(days=30)  # a live event's timestamp is clamped to at 
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # ...and at most this far in the future
 
 EVENT_ID_TTL_S = 7 * 24 * 3600
-LIVE_TTL_S = 30 * 24 * 3600
-LOCAL_USERS = 200_000  # live histories kept in-process (embedded mode); Redis keeps them 30 days
-LIVE_MAX_ITEMS = 500  # distinct items in one user's live history: later new items are not added
+PAGE_BYTES = 8 << 20  # the file log is read after a cursor in pieces of at most this...
+PAGE_ENTRIES = 10_000  # ...and the stream in pages of this many entries
 SEEN_IDS = 1_000_000  # event ids the file log remembers for idempotency (the most recent)
-OWNING_TYPES = frozenset({"cart", "purchase"})
-LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "cart": 4.0, "purchase": 10.0}
 
 
 class EventLogUnavailable(RuntimeError):
@@ -140,6 +133,32 @@ def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict
     return records, errors, clamped
 
 
+@dataclass(frozen=True)
+class Page:
+    """Events logged after a cursor, the cursor after them, and entries that were not JSON events."""
+
+    events: list[dict[str, Any]]
+    cursor: str | None
+    bad: int = 0
+    last: bool = True  # nothing more after this page, for now
+
+
+def parse_entries(raw: Sequence[bytes]) -> tuple[list[dict[str, Any]], int]:
+    """Return the JSON objects among raw log entries and how many were not one."""
+    events, bad = [], 0
+    for entry in raw:
+        try:
+            event = orjson.loads(entry)
+        except orjson.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            bad += 1
+    return events, bad
+
+
 class EventSink(Protocol):
     """A durable, idempotent event log."""
 
@@ -147,6 +166,7 @@ class EventSink(Protocol):
 
     async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     async def read_all(self) -> list[dict[str, Any]]: ...
+    async def read_since(self, cursor: str | None) -> Page: ...
     async def close(self) -> None: ...
 
 
@@ -224,6 +244,20 @@ class FileEventSink:
         events, _ = await asyncio.to_thread(read_jsonl, self.path)
         return events
 
+    async def read_since(self, cursor: str | None) -> Page:
+        """Return up to ``PAGE_BYTES`` of whole lines after byte offset ``cursor``, parsed off the loop."""
+        return await asyncio.to_thread(self._read_since, int(cursor or 0))
+
+    def _read_since(self, offset: int) -> Page:
+        if not self.path.is_file():
+            return Page([], str(offset))
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read(PAGE_BYTES)
+        whole = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        events, bad = parse_entries([line for line in whole.split(b"\n") if line.strip()])
+        return Page(events, str(offset + len(whole)), bad, last=len(chunk) < PAGE_BYTES)
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -272,111 +306,31 @@ class RedisEventSink:
         return [r for r in records if r["event_id"] in fresh]
 
     async def read_all(self) -> list[dict[str, Any]]:
-        """Return every event of the stream, oldest first."""
+        """Return every event of the stream, oldest first (entries that are not events skipped)."""
         events: list[dict[str, Any]] = []
-        start = "-"
+        cursor = None
         while True:
-            batch: Any = await self.client.xrange(self.stream, min=start, max="+", count=10_000)
-            if not batch:
+            page = await self.read_since(cursor)
+            events.extend(page.events)
+            cursor = page.cursor
+            if page.last:
                 return events
-            events.extend(json.loads(fields[b"e"]) for _, fields in batch)
-            last = batch[-1][0]
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+    async def read_since(self, cursor: str | None) -> Page:
+        """Return up to ``PAGE_ENTRIES`` entries after stream id ``cursor``, parsed off the loop."""
+        start = "-" if cursor is None else "(" + cursor
+        try:
+            batch: Any = await self.client.xrange(self.stream, min=start, max="+", count=PAGE_ENTRIES)
+        except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            raise EventLogUnavailable(f"Redis did not return the events: {exc}") from exc
+        if not batch:
+            return Page([], cursor)
+        raw = [fields.get(b"e", b"") for _, fields in batch]
+        events, bad = await asyncio.to_thread(parse_entries, raw)
+        last = batch[-1][0]
+        after = last.decode() if isinstance(last, bytes) else str(last)
+        return Page(events, after, bad, last=len(batch) < PAGE_ENTRIES)
 
     async def close(self) -> None:
         """Close the client."""
         await self.client.aclose()
-
-
-def live_keys(user_id: str) -> list[str]:
-    """Return the Redis keys of a user's live history: item weights (a hash), owned items (a set)."""
-    return [f"orderlift:live:{user_id}", f"orderlift:owned:{user_id}"]
-
-
-@dataclass
-class LiveHistory:
-    """One user's live interactions: item -> weight, and the items they carted or bought."""
-
-    weights: dict[str, float] = field(default_factory=dict)
-    owned: set[str] = field(default_factory=set)
-    complete: bool = True  # False: it could not be read, so an answer built on it is not cached
-
-    def __bool__(self) -> bool:
-        return bool(self.weights or self.owned)
-
-
-_LIVE_ADD = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[5]) then
-  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-  if ARGV[4] == '1' then
-    redis.call('SADD', KEYS[2], ARGV[1])
-    redis.call('EXPIRE', KEYS[2], ARGV[3])
-  end
-end
-"""
-
-
-class LiveStore:
-    """Per-user live history, in Redis (shared by workers) or in this process."""
-
-    def __init__(
-        self, client: aioredis.Redis | None = None, timeout_s: float = 0.05, retry_after_s: float = 1.0
-    ) -> None:
-        self.client = client
-        self._add = None if client is None else client.register_script(_LIVE_ADD)  # once, not per call
-        self.local: OrderedDict[str, LiveHistory] = OrderedDict()  # in-process: the most recent users
-        self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
-        self._skip_until = 0.0
-        self.failures = 0
-
-    async def record(self, records: list[dict[str, Any]]) -> set[str]:
-        """Fold events into their users' live history; return the users whose answers changed."""
-        touched = [r for r in records if r["type"] in LIVE_WEIGHTS]
-        if self.client is None:
-            for r in touched:
-                live = self.local.setdefault(r["user_id"], LiveHistory())
-                self.local.move_to_end(r["user_id"])
-                item = r["item_id"]
-                if item not in live.weights and len(live.weights) >= LIVE_MAX_ITEMS:
-                    continue  # bounded: one user cannot grow without end
-                live.weights[item] = live.weights.get(item, 0.0) + LIVE_WEIGHTS[r["type"]]
-                if r["type"] in OWNING_TYPES:
-                    live.owned.add(item)
-            while len(self.local) > LOCAL_USERS:
-                self.local.popitem(last=False)
-            return {r["user_id"] for r in touched}
-        pipe, add = self.client.pipeline(transaction=False), self._add
-        assert add is not None  # registered with the client
-        for r in touched:
-            keys = live_keys(r["user_id"])
-            owning = int(r["type"] in OWNING_TYPES)
-            args = [r["item_id"], LIVE_WEIGHTS[r["type"]], LIVE_TTL_S, owning, LIVE_MAX_ITEMS]
-            await add(keys=keys, args=args, client=pipe)  # queued: the pipeline runs them
-        if touched:
-            await pipe.execute()
-        return {r["user_id"] for r in touched}
-
-    async def get(self, user_id: str) -> LiveHistory:
-        """Return a user's live history (empty when unknown or when Redis fails)."""
-        if self.client is None:
-            return self.local.get(user_id, LiveHistory())
-        now = time.monotonic()
-        if now < self._skip_until:  # Redis failed a moment ago: answer without live history
-            return LiveHistory(complete=False)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            weights_key, owned_key = live_keys(user_id)
-            pipe.hgetall(weights_key)
-            pipe.smembers(owned_key)
-            weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
-        except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
-            self.failures += 1
-            logger.warning("live history of one user unreadable: %s", exc)
-            return LiveHistory(complete=False)
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            self.failures += 1
-            self._skip_until = now + self.retry_after_s
-            logger.warning("live history unavailable for %.1fs: %s", self.retry_after_s, exc)
-            return LiveHistory(complete=False)
-        return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})

@@ -19,7 +19,7 @@ import redis
 
 from service.cache_keys import cache_key, generation_key, stamped, user_scope
 from service.config import Settings
-from service.events import live_keys
+from service.live import live_keys
 from service.loading import load
 from service.recommender import Filters
 from service.state import Engine, parse_variants

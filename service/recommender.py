@@ -19,7 +19,7 @@ from features.association import Associations
 from service.cache_keys import digest
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
-from service.events import LiveHistory
+from service.live import LiveHistory
 from service.loading import LoadedModel
 from training.models import best_of
 

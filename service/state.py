@@ -29,9 +29,11 @@ from service.cache_keys import user_scope
 from service.config import Settings
 from service.crosssell import CrossSeller
 from service.errors import ModelNotReady
-from service.events import EventSink, LiveHistory, LiveStore
+from service.events import EventSink
+from service.live import LiveHistory, LiveStore
 from service.loading import LoadedModel, LoadError, current_version, load, load_errors
 from service.recommender import Filters, Scorer
+from service.report_feed import ReportFeed
 
 __all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants"]
 
@@ -161,6 +163,10 @@ class ServiceState:
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # variant: (version, why) that failed
+    report: ReportFeed = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report = ReportFeed(self.sink)
 
     @property
     def engine(self) -> Engine | None:

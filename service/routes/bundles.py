@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
@@ -24,8 +23,16 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str) -> str:
+    """Return text that a spreadsheet shows as text, never runs as a formula (a leading quote)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(bundles: list[dict[str, Any]]) -> str:
-    """Render bundles as CSV, one row per bundle."""
+    """Render bundles as CSV, one row per bundle; names and ids never start a formula."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -36,8 +43,8 @@ def to_csv(bundles: list[dict[str, Any]]) -> str:
         items = b["items"]
         writer.writerow(
             [
-                " + ".join(i["item_id"] for i in items),
-                " + ".join(i["name"] for i in items),
+                cell(" + ".join(i["item_id"] for i in items)),
+                cell(" + ".join(i["name"] for i in items)),
                 " + ".join("" if i["price"] is None else f"{i['price']:.2f}" for i in items),
                 b["orders_with_bundle"],
                 b["support"],
@@ -66,9 +73,7 @@ async def bundles(
 ) -> Response:
     """Return bundles bought together, sorted by expected revenue, with the numbers behind each."""
     engine = state.require()
-    found = await run_in_threadpool(
-        engine.bundler.top, n, size, min_lift, category, min_orders, mixed_categories
-    )
+    found = await engine.bundler.answer(n, size, min_lift, category, min_orders, mixed_categories)
     if format == "csv":
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)

@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Cookie, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from service.auth import SESSION_TTL_S, issue_session, session_valid
 from service.deps import State
@@ -105,7 +104,7 @@ def _chart(bundles: list[dict[str, Any]]) -> str:
     row, width, label = 22, 420, 260
     bars = []
     for i, b in enumerate(bundles):
-        name = escape(" + ".join(item["name"] for item in b["items"]))[:48]
+        name = escape(" + ".join(item["name"] for item in b["items"])[:48])
         length = max(1.0, width * b["expected_revenue"] / top)
         y, revenue = i * row, b["expected_revenue"]
         bars.append(
@@ -166,6 +165,8 @@ x (1 - suggested discount); the discount is 5% + 15% x (1 - confidence), between
 def _secured(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -182,7 +183,7 @@ async def bundles_page(
         return _secured(RedirectResponse("/ui/login", status_code=303))
     engine = state.require()
     chosen = category or None
-    found = await run_in_threadpool(engine.bundler.top, n, size, 1.0, chosen)
+    found = await engine.bundler.answer(n, size, 1.0, chosen)
     categories = sorted(c for c in engine.scorer.catalog.category_names.tolist() if c)
     html = _page(found, categories, size, chosen, engine.version, state.settings.auth_enabled)
     return _secured(HTMLResponse(html))
@@ -200,6 +201,6 @@ async def bundles_csv(
     if not _signed_in(state, orderlift_session):
         raise Unauthorized("this download needs a page session: sign in at /ui/login", field="cookie")
     engine = state.require()
-    found = await run_in_threadpool(engine.bundler.top, n, size, 1.0, category or None)
+    found = await engine.bundler.answer(n, size, 1.0, category or None)
     headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
-    return Response(to_csv(found), media_type="text/csv", headers=headers)
+    return _secured(Response(to_csv(found), media_type="text/csv", headers=headers))

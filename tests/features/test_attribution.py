@@ -315,3 +315,26 @@ def test_pandas_timestamps_are_accepted_and_a_missing_column_is_rejected():
     assert experiment_report(events)["variants"]["B"]["revenue"] == 40.0
     with pytest.raises(ValueError, match="variant"):
         experiment_report(events.drop(columns="variant"))
+
+
+def test_h8_a_log_folded_in_batches_reports_as_the_whole_log_at_once():
+    from features.attribution import Tally
+
+    rows = [
+        ("e1", "u1", "impression", None, None, None, "A"),
+        ("e2", "u1", "purchase", "o1", 1, 10.0, "A"),
+        ("e3", "u2", "impression", None, None, None, "B"),
+        ("e4", "u1", "purchase", "o1", 2, 5.0, "A"),  # the same order, in a later batch
+        ("e5", "u2", "purchase", "o2", 1, 7.0, "B"),
+        ("e6", "u3", "purchase", "o3", 1, 3.0, "A"),
+        ("e7", "u4", "click", None, None, None, "B"),
+        ("e8", "u5", "purchase", "o4", 1, 4.0, "B"),
+    ]
+    columns = ["event_id", "user_id", "type", "order_id", "quantity", "price", "variant"]
+    whole = pd.DataFrame(rows, columns=columns)
+    tally = Tally()
+    for start in range(0, len(rows), 3):
+        tally.add(whole.iloc[start : start + 3])
+    assert tally.report("A") == experiment_report(whole, "A")
+    assert tally.report("A")["variants"]["A"]["orders"] == 2  # o1 once, with both lines
+    assert tally.report("A")["variants"]["A"]["aov"] == (20.0 + 3.0) / 2

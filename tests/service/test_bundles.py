@@ -68,3 +68,45 @@ def test_bundle_csv_holds_the_same_numbers(tiny: TestClient) -> None:
     text = tiny.get("/v1/bundles", params={"min_lift": 0, "min_orders": 2, "format": "csv"}).text
     rows = text.strip().splitlines()
     assert rows[1] == "A + B,A + B,10.00 + 5.00,3,0.5,0.75,1.125,15.0,9.0,40.95"
+
+
+def test_h7_bundles_with_new_parameters_compute_nothing_sparse(
+    tiny: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a bundle request recomputed the pair table")
+
+    monkeypatch.setattr("scipy.sparse.triu", refuse)
+    for min_lift in (0.0, 0.5000001, 0.5000002):
+        for size in (2, 3):
+            answer = tiny.get("/v1/bundles", params={"size": size, "min_lift": min_lift, "min_orders": 2})
+            assert answer.status_code == 200, answer.text
+
+
+def test_h7_bundles_run_on_their_own_thread_not_the_shared_pool(
+    tiny: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from service.bundling import Bundler
+
+    seen: list[str] = []
+    original = Bundler.top
+
+    def spy(self: Bundler, *args: object, **kwargs: object) -> list[dict[str, object]]:
+        seen.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Bundler, "top", spy)
+    assert tiny.get("/v1/bundles", params={"min_lift": 0.25, "min_orders": 2}).status_code == 200
+    assert seen and all(name.startswith("orderlift-bundles") for name in seen)
+
+
+def test_l1_csv_cells_never_start_a_formula() -> None:
+    from service.routes.bundles import to_csv
+
+    item = {"item_id": "=HYPERLINK(1)", "name": "@SUM(A1)", "price": 1.0}
+    bundle = {"items": [item], "orders_with_bundle": 2, "support": 0.1, "confidence": 0.5, "lift": 2.0,
+              "combined_price": 1.0, "suggested_discount_pct": 5.0, "expected_revenue": 1.9}  # fmt: skip
+    row = to_csv([bundle]).splitlines()[1]
+    assert row.startswith("'=HYPERLINK(1),'@SUM(A1),")

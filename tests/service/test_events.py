@@ -167,7 +167,7 @@ def test_h9_a_users_live_history_is_capped(backend: str, request: pytest.Fixture
 
     import redis.asyncio as aioredis
 
-    from service.events import LIVE_MAX_ITEMS, LiveStore
+    from service.live import LIVE_MAX_ITEMS, LiveStore
 
     async def scenario() -> int:
         client = aioredis.Redis.from_url(request.getfixturevalue("redis_url")) if backend == "redis" else None
@@ -206,7 +206,7 @@ def test_m3_one_users_broken_live_key_does_not_turn_live_history_off_for_everyon
     import redis
     import redis.asyncio as aioredis
 
-    from service.events import LiveStore
+    from service.live import LiveStore
 
     plain = redis.Redis.from_url(redis_url)
     plain.set("orderlift:live:u-bad", "not a hash")  # HGETALL on it fails: that user's problem only
@@ -222,3 +222,23 @@ def test_m3_one_users_broken_live_key_does_not_turn_live_history_off_for_everyon
     bad, good = asyncio.run(scenario())
     plain.close()
     assert bad == {} and good == {"i1": 4.0}  # was {}: the bad key paused live history for 60 s
+
+
+def test_h8_a_report_reads_only_the_events_logged_since_the_last_one(
+    live: TestClient, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = _user(bundle)
+    rec = live.get(f"/v1/users/{user}/recommendations", params={"n": 3}).json()
+    rid, item = rec["recommendation_id"], rec["items"][0]["item_id"]
+    impression = {"user_id": user, "item_id": item, "type": "impression", "recommendation_id": rid}
+    live.post("/v1/events", json=[impression, {**impression, "type": "click"}])
+    assert live.get("/v1/experiments/report").json()["variants"][rec["variant"]]["impressions"] == 1
+    sink = live.app.state.orderlift.sink  # type: ignore[attr-defined]
+
+    def refuse() -> None:
+        raise AssertionError("the report scanned the whole log again")
+
+    monkeypatch.setattr(sink, "read_all", refuse)
+    live.post("/v1/events", json=impression)
+    arm = live.get("/v1/experiments/report").json()["variants"][rec["variant"]]
+    assert (arm["impressions"], arm["clicks"]) == (2, 1)

@@ -203,3 +203,25 @@ def test_h5_events_can_live_in_a_redis_apart_from_the_cache(
         events_db.flushdb()
         events_db.close()
         cache_db.close()
+
+
+def test_l12_a_malformed_stream_entry_is_skipped_by_the_report(bundle_dir: Path, redis_url: str) -> None:
+    plain = redis.Redis.from_url(redis_url)
+    plain.delete("orderlift:events")
+    plain.xadd("orderlift:events", {"e": b"not json"})
+    plain.xadd("orderlift:events", {"x": b"no e field"})
+    event = {"event_id": "l12", "user_id": "u1", "item_id": "i1", "type": "impression", "variant": "default"}
+    plain.xadd("orderlift:events", {"e": json.dumps(event)})
+    plain.close()
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+        answer = client.get("/v1/experiments/report")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["variants"]["default"]["impressions"] == 1
+
+
+def test_l12_a_report_while_redis_is_down_is_503_naming_the_event_log(bundle_dir: Path) -> None:
+    settings = Settings(model_uri=str(bundle_dir), redis_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/v1/experiments/report")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "event_log_unavailable"

@@ -1,0 +1,117 @@
+"""Each user's live history: the items they interacted with (weighted like training) and the items
+they carted or bought (left out of their recommendations at once), in Redis or in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+__all__ = ["LIVE_MAX_ITEMS", "LIVE_WEIGHTS", "LiveHistory", "LiveStore", "live_keys"]
+
+logger = logging.getLogger(__name__)
+
+LIVE_TTL_S = 30 * 24 * 3600
+LOCAL_USERS = 200_000  # live histories kept in-process (embedded mode); Redis keeps them 30 days
+LIVE_MAX_ITEMS = 500  # distinct items in one user's live history: later new items are not added
+OWNING_TYPES = frozenset({"cart", "purchase"})
+LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "cart": 4.0, "purchase": 10.0}
+
+
+def live_keys(user_id: str) -> list[str]:
+    """Return the Redis keys of a user's live history: item weights (a hash), owned items (a set)."""
+    return [f"orderlift:live:{user_id}", f"orderlift:owned:{user_id}"]
+
+
+@dataclass
+class LiveHistory:
+    """One user's live interactions: item -> weight, and the items they carted or bought."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    owned: set[str] = field(default_factory=set)
+    complete: bool = True  # False: it could not be read, so an answer built on it is not cached
+
+    def __bool__(self) -> bool:
+        return bool(self.weights or self.owned)
+
+
+_LIVE_ADD = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  if ARGV[4] == '1' then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+  end
+end
+"""
+
+
+class LiveStore:
+    """Per-user live history, in Redis (shared by workers) or in this process."""
+
+    def __init__(
+        self, client: aioredis.Redis | None = None, timeout_s: float = 0.05, retry_after_s: float = 1.0
+    ) -> None:
+        self.client = client
+        self._add = None if client is None else client.register_script(_LIVE_ADD)  # once, not per call
+        self.local: OrderedDict[str, LiveHistory] = OrderedDict()  # in-process: the most recent users
+        self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
+        self._skip_until = 0.0
+        self.failures = 0
+
+    async def record(self, records: list[dict[str, Any]]) -> set[str]:
+        """Fold events into their users' live history; return the users whose answers changed."""
+        touched = [r for r in records if r["type"] in LIVE_WEIGHTS]
+        if self.client is None:
+            for r in touched:
+                live = self.local.setdefault(r["user_id"], LiveHistory())
+                self.local.move_to_end(r["user_id"])
+                item = r["item_id"]
+                if item not in live.weights and len(live.weights) >= LIVE_MAX_ITEMS:
+                    continue  # bounded: one user cannot grow without end
+                live.weights[item] = live.weights.get(item, 0.0) + LIVE_WEIGHTS[r["type"]]
+                if r["type"] in OWNING_TYPES:
+                    live.owned.add(item)
+            while len(self.local) > LOCAL_USERS:
+                self.local.popitem(last=False)
+            return {r["user_id"] for r in touched}
+        pipe, add = self.client.pipeline(transaction=False), self._add
+        assert add is not None  # registered with the client
+        for r in touched:
+            keys = live_keys(r["user_id"])
+            owning = int(r["type"] in OWNING_TYPES)
+            args = [r["item_id"], LIVE_WEIGHTS[r["type"]], LIVE_TTL_S, owning, LIVE_MAX_ITEMS]
+            await add(keys=keys, args=args, client=pipe)  # queued: the pipeline runs them
+        if touched:
+            await pipe.execute()
+        return {r["user_id"] for r in touched}
+
+    async def get(self, user_id: str) -> LiveHistory:
+        """Return a user's live history (empty when unknown or when Redis fails)."""
+        if self.client is None:
+            return self.local.get(user_id, LiveHistory())
+        now = time.monotonic()
+        if now < self._skip_until:  # Redis failed a moment ago: answer without live history
+            return LiveHistory(complete=False)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            weights_key, owned_key = live_keys(user_id)
+            pipe.hgetall(weights_key)
+            pipe.smembers(owned_key)
+            weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
+        except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
+            self.failures += 1
+            logger.warning("live history of one user unreadable: %s", exc)
+            return LiveHistory(complete=False)
+        except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            self.failures += 1
+            self._skip_until = now + self.retry_after_s
+            logger.warning("live history unavailable for %.1fs: %s", self.retry_after_s, exc)
+            return LiveHistory(complete=False)
+        return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})
