@@ -8,16 +8,18 @@ purchase, click, impression), ``timestamp`` (ISO 8601, UTC), ``order_id``, ``qua
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 __all__ = [
     "LIVE_EVENT_TYPES",
     "STREAM_KEY",
+    "parse_entries",
     "read_jsonl",
     "read_stream",
     "to_pipeline_frame",
@@ -38,25 +40,31 @@ def variant_of(recommendation_id: str | None) -> str | None:
     return recommendation_id.rsplit(".", 1)[0] or None
 
 
+def parse_entries(raw: Iterable[bytes | str]) -> tuple[list[dict[str, Any]], int]:
+    """Return the JSON objects among raw log entries (blank ones skipped) and how many were not one."""
+    events, bad = [], 0
+    for entry in raw:
+        if not entry.strip():
+            continue
+        try:
+            event = orjson.loads(entry)
+        except orjson.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            bad += 1
+    return events, bad
+
+
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
     """Read a JSON-lines event log; return (events, lines that were not valid JSON objects)."""
-    events, bad = [], 0
     path = Path(path)
     if not path.exists():
         return [], 0
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-            else:
-                bad += 1
+    with path.open("rb") as handle:
+        events, bad = parse_entries(handle)
     if bad:
         logger.warning("%s: %d lines are not JSON events (a torn final write?)", path, bad)
     return events, bad
@@ -74,7 +82,7 @@ def read_stream(redis_url: str, stream: str = STREAM_KEY, page: int = 10_000) ->
             batch: Any = client.xrange(stream, min=start, max="+", count=page)
             if not batch:
                 break
-            events.extend(json.loads(fields[b"e"]) for _, fields in batch)
+            events.extend(parse_entries([fields.get(b"e", b"") for _, fields in batch])[0])
             last = batch[-1][0]
             start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
             if len(batch) < page:

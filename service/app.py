@@ -29,6 +29,9 @@ __all__ = ["app_from_env", "create_app"]
 
 logger = logging.getLogger(__name__)
 
+EVENTS_CONNECTIONS = 32  # per worker, to the events Redis
+EVENTS_TIMEOUT_S = 2.0
+
 
 def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
     """Return the event log and the live history: Redis when configured, else this process.
@@ -38,9 +41,17 @@ def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
     """
     url = settings.events_redis_url or settings.redis_url
     if url:
-        client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=EVENTS_CONNECTIONS,
+            timeout=EVENTS_TIMEOUT_S,  # longest wait for a free connection: then 503, never a pile-up
+            socket_timeout=EVENTS_TIMEOUT_S,
+            socket_connect_timeout=EVENTS_TIMEOUT_S,
+        )
+        client = aioredis.Redis.from_pool(pool)
         live = LiveStore(client, settings.redis_timeout_s * 4, settings.redis_retry_after_s)
-        return RedisEventSink(client, retention_days=settings.event_retention_days), live
+        retry = settings.redis_retry_after_s
+        return RedisEventSink(client, retention_days=settings.event_retention_days, retry_after_s=retry), live
     return FileEventSink(settings.event_log), LiveStore()
 
 

@@ -31,7 +31,7 @@ from cachetools import LRUCache
 
 from service.recommender import Scorer
 
-__all__ = ["BUNDLE_EXECUTOR", "Bundler", "Candidates"]
+__all__ = ["BUNDLE_EXECUTOR", "BundleQuery", "Bundler", "Candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,22 @@ MAX_SEED_PAIRS = 2000
 MIN_ORDERS = 2  # the smallest min_orders a request may ask for
 MEMO_ENTRIES = 256
 BUNDLE_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderlift-bundles")
+
+
+@dataclass(frozen=True)
+class BundleQuery:
+    """What a marketer asks for.
+
+    ``mixed_categories`` leaves out bundles whose items all share one known category (two laptops
+    are alternatives, not a bundle); ``category`` keeps bundles with an item in it.
+    """
+
+    n: int
+    size: int
+    min_lift: float
+    category: str | None = None
+    min_orders: int = 3
+    mixed_categories: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,62 +83,32 @@ class Bundler:
         orders = sp.csc_matrix(scorer.loaded.bundle.orders, dtype=np.float32)
         a, b, c = self._pair_table()
         self.candidates = {2: self._pairs(a, b, c), 3: self._triples(a, b, c, orders)}
-        self._memo: LRUCache[tuple[Any, ...], list[dict[str, Any]]] = LRUCache(MEMO_ENTRIES)
+        self._memo: LRUCache[BundleQuery, list[dict[str, Any]]] = LRUCache(MEMO_ENTRIES)
         self._lock = threading.Lock()
 
-    async def answer(
-        self,
-        n: int,
-        size: int,
-        min_lift: float,
-        category: str | None,
-        min_orders: int = 3,
-        mixed_categories: bool = True,
-    ) -> list[dict[str, Any]]:
-        """Return ``top(...)`` computed on the bundles' own thread."""
-        loop = asyncio.get_running_loop()
-        args = (n, size, min_lift, category, min_orders, mixed_categories)
-        return await loop.run_in_executor(BUNDLE_EXECUTOR, self.top, *args)
+    async def answer(self, query: BundleQuery) -> list[dict[str, Any]]:
+        """Return ``top(query)`` computed on the bundles' own thread."""
+        return await asyncio.get_running_loop().run_in_executor(BUNDLE_EXECUTOR, self.top, query)
 
-    def top(
-        self,
-        n: int,
-        size: int,
-        min_lift: float,
-        category: str | None,
-        min_orders: int = 3,
-        mixed_categories: bool = True,
-    ) -> list[dict[str, Any]]:
-        """Return the best ``n`` bundles of ``size`` items by expected revenue.
-
-        ``mixed_categories`` leaves out bundles whose items all share one known category (two
-        laptops are alternatives, not a bundle).
-        """
-        key = (n, size, min_lift, category, min_orders, mixed_categories)
+    def top(self, query: BundleQuery) -> list[dict[str, Any]]:
+        """Return the best ``query.n`` bundles of ``query.size`` items by expected revenue."""
         with self._lock:
-            found = self._memo.get(key)
+            found = self._memo.get(query)
         if found is None:
-            found = self._select(n, self.candidates[size], min_lift, category, min_orders, mixed_categories)
+            found = self._select(query)
             with self._lock:
-                self._memo[key] = found
+                self._memo[query] = found
         return [dict(b) for b in found]
 
-    def _select(
-        self,
-        n: int,
-        table: Candidates,
-        min_lift: float,
-        category: str | None,
-        min_orders: int,
-        mixed_categories: bool,
-    ) -> list[dict[str, Any]]:
-        keep = (table.lift >= min_lift) & (table.joint >= min_orders)
-        if mixed_categories:
+    def _select(self, query: BundleQuery) -> list[dict[str, Any]]:
+        table = self.candidates[query.size]
+        keep = (table.lift >= query.min_lift) & (table.joint >= query.min_orders)
+        if query.mixed_categories:
             keep &= ~table.one_category
-        if category is not None:
-            code = self.catalog.category_lookup.get(category, -2)
+        if query.category is not None:
+            code = self.catalog.category_lookup.get(query.category, -2)
             keep &= (table.codes == code).any(axis=1)
-        rows = np.flatnonzero(keep)[:n]
+        rows = np.flatnonzero(keep)[: query.n]
         return [self._describe(table, int(i)) for i in rows]
 
     def _describe(self, table: Candidates, i: int) -> dict[str, Any]:

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         None,
         description="Redis for the event stream and live history, apart from the cache's (never evicted).",
     )
+    event_id_required: bool = Field(
+        False,
+        description="Refuse events without event_id (422 per event): retries after a 503 stay exact.",
+    )
     event_retention_days: float = Field(
         90.0, gt=0, description="Days of events the Redis stream keeps (older ones are trimmed)."
     )

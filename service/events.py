@@ -12,22 +12,25 @@ live history is in ``service.live``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from features.eventlog import STREAM_KEY, read_jsonl, variant_of
+from features.eventlog import STREAM_KEY, parse_entries, read_jsonl, variant_of
+from service.breaker import Breaker
 
 __all__ = [
     "EventIn",
@@ -40,11 +43,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_EVENT_AGE = timedelta(days=30)  # a live event's timestamp is clamped to at most this old...
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # ...and at most this far in the future
 
 EVENT_ID_TTL_S = 7 * 24 * 3600
+MARKER_PREFIX = "orderlift:event-id:"
 PAGE_BYTES = 8 << 20  # the file log is read after a cursor in pieces of at most this...
 PAGE_ENTRIES = 10_000  # ...and the stream in pages of this many entries
 SEEN_IDS = 1_000_000  # event ids the file log remembers for idempotency (the most recent)
@@ -97,10 +102,21 @@ def clamp_timestamp(value: datetime, now: datetime) -> datetime:
 
 
 _BATCH = TypeAdapter(list[EventIn])
+REQUIRED_ID = "required (ORDERLIFT_EVENT_ID_REQUIRED): a client id makes retries safe"
 
 
-def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+def kept_indices(n: int, bad: set[Any]) -> list[int]:
+    """Return the positions of a batch of ``n`` that passed validation."""
+    return [i for i in range(n) if i not in bad]
+
+
+def validate_events(
+    raw: Sequence[Any], require_id: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Validate each event on its own; return (records to log, errors with index, field, reason, clamped).
+
+    With ``require_id`` an event without ``event_id`` is an error (only a client id makes a retry
+    after an ambiguous 503 or a timeout safe); otherwise it gets a random one.
 
     The batch is validated in one call; when some events are bad, their errors are reported and
     the rest is validated again without them. A timestamp outside ``[now - 30 days, now + 5 min]``
@@ -116,8 +132,14 @@ def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict
             bad.add(index)
             field = ".".join(str(p) for p in where) or "event"
             errors.append({"index": index, "field": field, "reason": err.get("msg", "invalid")})
-        kept = [i for i in range(len(items)) if i not in bad]
-        events = _BATCH.validate_python([items[i] for i in kept])
+        events = _BATCH.validate_python([items[i] for i in kept_indices(len(items), bad)])
+    if require_id:
+        missing = [
+            i for i, event in zip(kept_indices(len(items), bad), events, strict=True) if not event.event_id
+        ]
+        for index in missing:
+            errors.append({"index": index, "field": "event_id", "reason": REQUIRED_ID})
+        events = [e for e in events if e.event_id]
     records, clamped = [], 0
     now = datetime.now(UTC)
     for event in events:
@@ -133,6 +155,16 @@ def validate_events(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict
     return records, errors, clamped
 
 
+def marker_of(record: dict[str, Any]) -> str:
+    """Return the idempotency marker of an event: a digest of its user and its ``event_id``.
+
+    Scoped per user, so an id one user's events took never turns another user's event into a
+    "duplicate" (ids like ``e-1`` are easy to guess).
+    """
+    key = orjson.dumps([str(record.get("user_id")), str(record.get("event_id"))])
+    return hashlib.sha256(key).hexdigest()
+
+
 @dataclass(frozen=True)
 class Page:
     """Events logged after a cursor, the cursor after them, and entries that were not JSON events."""
@@ -141,22 +173,6 @@ class Page:
     cursor: str | None
     bad: int = 0
     last: bool = True  # nothing more after this page, for now
-
-
-def parse_entries(raw: Sequence[bytes]) -> tuple[list[dict[str, Any]], int]:
-    """Return the JSON objects among raw log entries and how many were not one."""
-    events, bad = [], 0
-    for entry in raw:
-        try:
-            event = orjson.loads(entry)
-        except orjson.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-        else:
-            bad += 1
-    return events, bad
 
 
 class EventSink(Protocol):
@@ -182,7 +198,7 @@ class FileEventSink:
         existing, _ = read_jsonl(self.path)
         self.seen: LRUCache[str, bool] = LRUCache(SEEN_IDS)  # bounded: the most recent ids
         for event in existing[-SEEN_IDS:]:
-            self.seen[str(event.get("event_id"))] = True
+            self.seen[marker_of(event)] = True
         self._lock = asyncio.Lock()
 
     def _repair(self) -> None:
@@ -225,10 +241,10 @@ class FileEventSink:
         async with self._lock:
             fresh, ids = [], set()
             for record in records:
-                event_id = record["event_id"]
-                if event_id not in self.seen and event_id not in ids:
+                marker = marker_of(record)
+                if marker not in self.seen and marker not in ids:
                     fresh.append(record)
-                    ids.add(event_id)
+                    ids.add(marker)
             if fresh:
                 text = "".join(orjson.dumps(r).decode() + "\n" for r in fresh)
                 try:
@@ -264,10 +280,11 @@ class FileEventSink:
 
 _APPEND = """
 local added = {}
-for i = 3, #ARGV, 2 do
-  if redis.call('SET', 'orderlift:event-id:' .. ARGV[i], '1', 'NX', 'EX', ARGV[1]) then
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
     redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
-    added[#added + 1] = ARGV[i]
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+    added[#added + 1] = i - 2
   end
 end
 if #added > 0 then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
@@ -285,25 +302,41 @@ class RedisEventSink:
     backend = "redis"
 
     def __init__(
-        self, client: aioredis.Redis, stream: str = STREAM_KEY, retention_days: float = 90.0
+        self,
+        client: aioredis.Redis,
+        stream: str = STREAM_KEY,
+        retention_days: float = 90.0,
+        retry_after_s: float = 1.0,
     ) -> None:
         self.client, self.stream, self.retention_days = client, stream, retention_days
         self._script = client.register_script(_APPEND)
+        self.breaker = Breaker("event log", retry_after_s)
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis call through the breaker; EventLogUnavailable (a 503) when it cannot."""
+        if not self.breaker.allow():
+            raise EventLogUnavailable(f"{what}: Redis failed a moment ago ({self.breaker.last_error})")
+        try:
+            result = await call()
+        except RedisConnectionError as exc:
+            if "No connection available" not in str(exc):  # a busy pool is load, not an outage
+                self.breaker.failed(exc)
+            raise EventLogUnavailable(f"{what}: {exc}") from exc
+        except (aioredis.RedisError, OSError, TimeoutError) as exc:
+            self.breaker.failed(exc)
+            raise EventLogUnavailable(f"{what}: {exc}") from exc
+        self.breaker.succeeded()
+        return result
 
     async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the records whose id is new; return them once Redis has them."""
         if not records:
             return []
         oldest_ms = int((time.time() - self.retention_days * 86_400) * 1000)
-        args: list[Any] = [EVENT_ID_TTL_S, f"{max(oldest_ms, 0)}-0"]
-        for record in records:
-            args += [record["event_id"], orjson.dumps(record)]
-        try:
-            added = await self._script(keys=[self.stream], args=args)
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            raise EventLogUnavailable(f"Redis did not take the events: {exc}") from exc
-        fresh = {a.decode() if isinstance(a, bytes) else str(a) for a in added}
-        return [r for r in records if r["event_id"] in fresh]
+        args: list[Any] = [EVENT_ID_TTL_S, f"{max(oldest_ms, 0)}-0", *map(orjson.dumps, records)]
+        keys = [self.stream, *(MARKER_PREFIX + marker_of(r) for r in records)]
+        added = await self._call("Redis did not take the events", lambda: self._script(keys=keys, args=args))
+        return [records[int(i)] for i in added]
 
     async def read_all(self) -> list[dict[str, Any]]:
         """Return every event of the stream, oldest first (entries that are not events skipped)."""
@@ -319,10 +352,10 @@ class RedisEventSink:
     async def read_since(self, cursor: str | None) -> Page:
         """Return up to ``PAGE_ENTRIES`` entries after stream id ``cursor``, parsed off the loop."""
         start = "-" if cursor is None else "(" + cursor
-        try:
-            batch: Any = await self.client.xrange(self.stream, min=start, max="+", count=PAGE_ENTRIES)
-        except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            raise EventLogUnavailable(f"Redis did not return the events: {exc}") from exc
+        batch: Any = await self._call(
+            "Redis did not return the events",
+            lambda: self.client.xrange(self.stream, min=start, max="+", count=PAGE_ENTRIES),
+        )
         if not batch:
             return Page([], cursor)
         raw = [fields.get(b"e", b"") for _, fields in batch]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from service.breaker import Breaker
 
 __all__ = ["LIVE_MAX_ITEMS", "LIVE_WEIGHTS", "LiveHistory", "LiveStore", "live_keys"]
 
@@ -61,9 +62,8 @@ class LiveStore:
         self.client = client
         self._add = None if client is None else client.register_script(_LIVE_ADD)  # once, not per call
         self.local: OrderedDict[str, LiveHistory] = OrderedDict()  # in-process: the most recent users
-        self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
-        self._skip_until = 0.0
-        self.failures = 0
+        self.timeout_s = timeout_s
+        self.breaker = Breaker("live history", retry_after_s)
 
     async def record(self, records: list[dict[str, Any]]) -> set[str]:
         """Fold events into their users' live history; return the users whose answers changed."""
@@ -96,8 +96,7 @@ class LiveStore:
         """Return a user's live history (empty when unknown or when Redis fails)."""
         if self.client is None:
             return self.local.get(user_id, LiveHistory())
-        now = time.monotonic()
-        if now < self._skip_until:  # Redis failed a moment ago: answer without live history
+        if not self.breaker.allow():  # Redis failed a moment ago: answer without live history
             return LiveHistory(complete=False)
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -106,12 +105,11 @@ class LiveStore:
             pipe.smembers(owned_key)
             weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
         except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
-            self.failures += 1
+            self.breaker.failures += 1
             logger.warning("live history of one user unreadable: %s", exc)
             return LiveHistory(complete=False)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
-            self.failures += 1
-            self._skip_until = now + self.retry_after_s
-            logger.warning("live history unavailable for %.1fs: %s", self.retry_after_s, exc)
+            self.breaker.failed(exc)
             return LiveHistory(complete=False)
+        self.breaker.succeeded()
         return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})

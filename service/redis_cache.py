@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from service.breaker import Breaker
 from service.cache import CacheState, CacheStats, Clock, Lookup
 from service.cache_keys import generation_key, stamped
 
@@ -91,23 +92,16 @@ class RedisCache:
         self._client = aioredis.Redis.from_pool(pool)
         self._get = self._client.register_script(_GET)  # EVALSHA: the text is sent once
         self._bump = self._client.register_script(_BUMP)
-        self._retry_after_s = retry_after_s
-        self._clock = clock
-        self._broken = False
-        self._open_until = 0.0
-        self._last_error: str | None = None
+        self.breaker = Breaker("redis cache", retry_after_s, clock)
         self._waiting: list[tuple[str, str | None, asyncio.Future[Lookup]]] = []
         self._fetches: set[asyncio.Task[None]] = set()
         self.stats = CacheStats()
 
     async def _run(self, op: Callable[[], Awaitable[T]], calls: int = 1) -> tuple[bool, T | None]:
         """Run one backend operation (``calls`` callers' worth) through the breaker; never raise."""
-        now = self._clock()
-        if now < self._open_until:
+        if not self.breaker.allow():
             self.stats.skipped += calls
             return False, None
-        if self._broken:  # half-open: this call probes, concurrent ones are skipped until it ends
-            self._open_until = now + self._retry_after_s
         try:
             result = await op()
         except RedisConnectionError as exc:
@@ -119,21 +113,14 @@ class RedisCache:
         except Exception as exc:  # RedisError, OSError, TimeoutError; anything else is handled alike
             await self._fail(exc)
             return False, None
-        if self._broken:
-            self._broken, self._open_until = False, 0.0
-            logger.info("redis cache reachable again; breaker closed")
+        self.breaker.succeeded()
         return True, result
 
     async def _fail(self, exc: Exception) -> None:
         """Count the failure, open the breaker and warn once per outage."""
         self.stats.errors += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        self._open_until = self._clock() + self._retry_after_s
-        if self._broken:
-            logger.debug("redis cache still failing: %s", self._last_error)
+        if not self.breaker.failed(exc):
             return
-        self._broken = True
-        logger.warning("redis cache failed, skipping it for %.2fs: %s", self._retry_after_s, self._last_error)
         try:  # idle sockets to a dead server are dead too: reconnect them lazily after the pause
             await self._client.connection_pool.disconnect(inuse_connections=False)
         except Exception:  # pragma: no cover - best-effort cleanup
@@ -225,7 +212,7 @@ class RedisCache:
 
     def state(self) -> CacheState:
         """Return a health snapshot: healthy until a failure, and again after the next success."""
-        return CacheState(self.backend, not self._broken, self._last_error, asdict(self.stats))
+        return CacheState(self.backend, not self.breaker.broken, self.breaker.last_error, asdict(self.stats))
 
 
 def _text(value: object) -> str:

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from service.bundling import BundleQuery
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.schemas import BundlesResponse
@@ -73,7 +74,9 @@ async def bundles(
 ) -> Response:
     """Return bundles bought together, sorted by expected revenue, with the numbers behind each."""
     engine = state.require()
-    found = await engine.bundler.answer(n, size, min_lift, category, min_orders, mixed_categories)
+    found = await engine.bundler.answer(
+        BundleQuery(n, size, min_lift, category, min_orders, mixed_categories)
+    )
     if format == "csv":
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Cookie, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service.auth import SESSION_TTL_S, issue_session, session_valid
+from service.bundling import BundleQuery
 from service.deps import State
 from service.errors import Unauthorized
 from service.routes.bundles import to_csv
@@ -183,7 +184,7 @@ async def bundles_page(
         return _secured(RedirectResponse("/ui/login", status_code=303))
     engine = state.require()
     chosen = category or None
-    found = await engine.bundler.answer(n, size, 1.0, chosen)
+    found = await engine.bundler.answer(BundleQuery(n, size, 1.0, chosen))
     categories = sorted(c for c in engine.scorer.catalog.category_names.tolist() if c)
     html = _page(found, categories, size, chosen, engine.version, state.settings.auth_enabled)
     return _secured(HTMLResponse(html))
@@ -201,6 +202,6 @@ async def bundles_csv(
     if not _signed_in(state, orderlift_session):
         raise Unauthorized("this download needs a page session: sign in at /ui/login", field="cookie")
     engine = state.require()
-    found = await engine.bundler.answer(n, size, 1.0, category or None)
+    found = await engine.bundler.answer(BundleQuery(n, size, 1.0, category or None))
     headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
     return _secured(Response(to_csv(found), media_type="text/csv", headers=headers))

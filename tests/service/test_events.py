@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -242,3 +243,49 @@ def test_h8_a_report_reads_only_the_events_logged_since_the_last_one(
     live.post("/v1/events", json=impression)
     arm = live.get("/v1/experiments/report").json()["variants"][rec["variant"]]
     assert (arm["impressions"], arm["clicks"]) == (2, 1)
+
+
+def test_m8_an_event_id_taken_by_one_user_leaves_another_users_event_new(live: TestClient) -> None:
+    first = {"event_id": "e-1", "user_id": "mallory", "item_id": "i1", "type": "view"}
+    assert live.post("/v1/events", json=first).json()["accepted"] == 1
+    body = live.post("/v1/events", json={**first, "user_id": "alice"}).json()
+    assert (body["accepted"], body["duplicates"]) == (1, 0)
+    assert live.post("/v1/events", json=first).json()["duplicates"] == 1  # a retry is still one event
+
+
+def test_m8_event_ids_can_be_required_and_a_missing_one_is_named(bundle_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(model_uri=str(bundle_dir), event_log=tmp_path / "e.jsonl", event_id_required=True)
+    with TestClient(create_app(settings)) as client:
+        batch = [
+            {"user_id": "u1", "item_id": "i1", "type": "view"},
+            {"event_id": "x1", "user_id": "u1", "item_id": "i1", "type": "view"},
+        ]
+        body = client.post("/v1/events", json=batch).json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(0, "event_id")]
+
+
+def test_m14_a_large_batch_is_validated_off_the_event_loop(
+    live: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import service.routes.events as route
+
+    on_loop: list[bool] = []
+    original = route.validate_events
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(route, "validate_events", spy)
+    batch = [
+        {"event_id": f"m14-{i}", "user_id": f"u{i}", "item_id": "i1", "type": "view"} for i in range(500)
+    ]
+    assert live.post("/v1/events", json=batch).json()["accepted"] == 500
+    assert on_loop == [False]

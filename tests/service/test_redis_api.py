@@ -225,3 +225,31 @@ def test_l12_a_report_while_redis_is_down_is_503_naming_the_event_log(bundle_dir
         answer = client.get("/v1/experiments/report")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "event_log_unavailable"
+
+
+def test_m8_redis_markers_are_scoped_per_user(bundle_dir: Path, redis_url: str) -> None:
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+        first = {"event_id": "e-1", "user_id": "mallory", "item_id": "i1", "type": "view"}
+        assert client.post("/v1/events", json=first).json()["accepted"] == 1
+        assert client.post("/v1/events", json={**first, "user_id": "alice"}).json()["accepted"] == 1
+        assert client.post("/v1/events", json=[first, first]).json()["duplicates"] == 2
+
+
+def test_m14_a_frozen_events_redis_fails_fast_after_one_timeout(
+    bundle_dir: Path, throwaway_redis: ThrowawayRedis
+) -> None:
+    settings = Settings(model_uri=str(bundle_dir), redis_url=throwaway_redis.url, redis_retry_after_s=5.0)
+    event = {"user_id": "u1", "item_id": "i1", "type": "view"}
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/events", json={**event, "event_id": "m14-0"}).status_code == 202
+        throwaway_redis.pause(True)
+        try:
+            first = client.post("/v1/events", json={**event, "event_id": "m14-1"})
+            began = time.monotonic()
+            later = [client.post("/v1/events", json={**event, "event_id": f"m14-{i}"}) for i in range(2, 7)]
+            took = time.monotonic() - began
+        finally:
+            throwaway_redis.pause(False)
+    assert first.status_code == 503 and first.json()["error"]["code"] == "event_log_unavailable"
+    assert [r.status_code for r in later] == [503] * 5
+    assert took < 1.0, f"5 events took {took:.1f}s with the events Redis frozen"
