@@ -16,13 +16,18 @@ A bundle is a directory::
     cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
 Nothing is pickled: arrays load with ``allow_pickle=False``. ``load_bundle`` checks the schema
-version, every file's presence and checksum, and every shape, and raises ``BundleError`` saying
-which file is wrong.
+version, that the files on disk are exactly those the manifest lists (no name outside the
+directory), every file's checksum, and every shape, and raises ``BundleError`` saying which file
+is wrong. ``sign_bundle`` adds ``signature`` to the manifest: ``hmac-sha256:`` + HMAC-SHA256 under
+a shared key of the manifest's canonical JSON (sorted keys, no spaces, without ``signature``); as
+the manifest holds every file's sha256, that signs the whole bundle. Given the key, ``load_bundle``
+refuses a bundle whose signature is missing or wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import shutil
@@ -49,6 +54,7 @@ __all__ = [
     "load_bundle",
     "read_csr",
     "save_bundle",
+    "sign_bundle",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: a trained cart model in cart/ and its settings in manifest["crosssell"]
 MODEL_DIR = "model"
 CART_DIR = "cart"
+SIGNATURE = "signature"
 
 
 @dataclass(frozen=True)
@@ -190,16 +197,48 @@ def inside(directory: Path, name: str) -> Path:
     return directory / relative
 
 
-def load_bundle(directory: Path, verify: bool = True) -> Bundle:
-    """Read and check a bundle; raise BundleError naming the first bad file."""
-    directory = Path(directory)
-    manifest = _manifest(directory)
-    listed = {inside(directory, name): digest for name, digest in manifest.get("files", {}).items()}
+def _signature(manifest: dict[str, Any], key: str) -> str:
+    body = {k: v for k, v in manifest.items() if k != SIGNATURE}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "hmac-sha256:" + hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+
+
+def sign_bundle(directory: Path, key: str) -> None:
+    """Sign a written bundle's manifest (and through its checksums, every file) with ``key``."""
+    path = Path(directory) / "manifest.json"
+    manifest = _manifest(Path(directory))
+    manifest[SIGNATURE] = _signature(manifest, key)
+    staging = path.with_name(".manifest.json.tmp")
+    staging.write_text(json.dumps(manifest, indent=2, default=str))
+    staging.replace(path)
+
+
+def _check_files(directory: Path, manifest: dict[str, Any], verify: bool) -> None:
+    """Refuse a bundle whose files are not exactly those its manifest lists, or whose checksums differ."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{directory / 'manifest.json'}: lists no files, so nothing could be verified")
+    listed = {inside(directory, str(name)): digest for name, digest in files.items()}
+    present = {p for p in directory.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    if unlisted := sorted(str(p.relative_to(directory)) for p in present - set(listed)):
+        raise BundleError(f"{directory}: files the manifest does not list: {unlisted[:5]}")
     for path, digest in listed.items():
         if not path.is_file():
             raise BundleError(f"{path}: missing from the bundle")
         if verify and file_sha256(path) != digest:
             raise BundleError(f"{path}: checksum mismatch; the file is corrupt or was changed")
+
+
+def load_bundle(directory: Path, verify: bool = True, signing_key: str | None = None) -> Bundle:
+    """Read and check a bundle (its signature too, given the key); raise BundleError naming what is bad."""
+    directory = Path(directory)
+    manifest = _manifest(directory)
+    if signing_key:
+        found = manifest.get(SIGNATURE)
+        if not isinstance(found, str) or not hmac.compare_digest(found, _signature(manifest, signing_key)):
+            why = "is not signed" if found is None else "has a signature that does not match"
+            raise BundleError(f"{directory}: the bundle {why} (ORDERLIFT_BUNDLE_SIGNING_KEY is set)")
+    _check_files(directory, manifest, verify or bool(signing_key))
     users, items = IdIndex.load(directory / "users.npy"), IdIndex.load(directory / "items.npy")
     n_users, n_items = len(users), len(items)
     history = _load(directory / "history.npz", read_csr, (n_users, n_items))

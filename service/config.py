@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse_many
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         description="Several workers without Redis, each with its own cache, live history and event ids.",
     )
     verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
+    bundle_signing_key: SecretStr | None = Field(
+        None,
+        description="Serve only bundles signed with this key (training signs with the same variable).",
+    )
     variants: str | None = Field(
         None,
         description="A/B split over model aliases, e.g. production:90,candidate:10 (needs models:/ URI).",

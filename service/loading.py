@@ -125,13 +125,13 @@ def current_version(uri: str, tracking_uri: str) -> str:
         raise LoadError(f"{uri}: cannot read its manifest ({exc})") from exc
 
 
-def load(uri: str, tracking_uri: str, verify: bool = True) -> LoadedModel:
-    """Load a bundle and its model; raise LoadError naming what is wrong."""
+def load(uri: str, tracking_uri: str, verify: bool = True, signing_key: str | None = None) -> LoadedModel:
+    """Load a bundle and its model (refusing one not signed with ``signing_key``, when given)."""
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="orderlift-download-") as scratch:  # gone once loaded
         directory, registry_version = resolve(uri, tracking_uri, Path(scratch))
         try:
-            bundle = load_bundle(directory, verify=verify)
+            bundle = load_bundle(directory, verify=verify, signing_key=signing_key)
             model = load_model(bundle.model_dir)
             cart = load_cart_model(bundle.cart_dir)
         except (BundleError, ModelError) as exc:

@@ -238,7 +238,9 @@ class ServiceState:
         """Load and build a variant's engine; any failure is a LoadError, so the old model keeps serving."""
         tracking = self.settings.mlflow_tracking_uri
         with load_errors(f"{variant.uri}: cannot be served", tracking):
-            loaded = load(variant.uri, tracking, self.settings.verify_bundle)
+            key = self.settings.bundle_signing_key
+            secret = key.get_secret_value() if key is not None else None
+            loaded = load(variant.uri, tracking, self.settings.verify_bundle, secret)
             return Engine.build(loaded, self.settings, variant.name)
 
     async def watch(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -194,7 +195,8 @@ def _target(
     from training.run import Target
 
     name = None if (register or "").lower() in {"", "none"} else register
-    return Target(out or Path("bundles") / model, experiment, name, alias, tracking_uri, track)
+    key = os.environ.get("ORDERLIFT_BUNDLE_SIGNING_KEY") or None  # never a flag: flags show in ps
+    return Target(out or Path("bundles") / model, experiment, name, alias, tracking_uri, track, key)
 
 
 @one_line_errors

@@ -46,6 +46,7 @@ class Target:
     alias: str | None
     tracking_uri: str | None
     track: bool = True
+    signing_key: str | None = None  # ORDERLIFT_BUNDLE_SIGNING_KEY: sign the bundle before logging it
 
 
 class _Display:
@@ -128,6 +129,7 @@ def train_and_log(console: Console, inputs: Inputs, config: TrainConfig, target:
     with _display(console, config.params.get("iterations")) as show:
         dataset, report, data = _load(inputs, config, show)
         result = run_training(dataset, config, target.out, data, show.on_stage, show.on_epoch)
+    _sign(console, result, target)
     _summary(console, config, result, report)
     if target.track:
         _log(console, result, config, report, target)
@@ -166,6 +168,7 @@ def sweep_and_log(
         result = run_training(
             dataset, best, target.out, data, show.on_stage, show.on_epoch, evaluation=found.test, extra=extra
         )
+    _sign(console, result, target)
     console.print(f"winner on validation {metric}: {found.best.params}")
     _summary(console, best, result, report)
     if target.track:
@@ -179,6 +182,15 @@ def sweep_and_log(
         ]
         _log(console, result, best, report, target, children)
     return found, result
+
+
+def _sign(console: Console, result: TrainResult, target: Target) -> None:
+    """Sign the bundle when a signing key is set, before anything uploads it."""
+    if target.signing_key:
+        from features.bundle import sign_bundle
+
+        sign_bundle(result.bundle, target.signing_key)
+        console.print("bundle signed (ORDERLIFT_BUNDLE_SIGNING_KEY)")
 
 
 def _log(

@@ -173,3 +173,17 @@ def test_m11_a_cart_model_with_out_of_range_indices_is_refused_at_load(
     (crafted / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(LoadError, match="outside the bundle"):
         load(str(crafted), "", verify=True)
+
+
+def test_m11_the_service_with_a_signing_key_refuses_an_unsigned_bundle(bundle_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.config import Settings
+
+    settings = Settings(model_uri=str(bundle_dir), bundle_signing_key="k" * 32)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+        answer = client.get("/v1/users/u1/recommendations")
+    assert ready.status_code == 503
+    assert answer.status_code == 503 and "is not signed" in answer.json()["error"]["message"]

@@ -107,3 +107,47 @@ def test_a_directory_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(BundleError, match=r"manifest\.json: missing"):
         load_bundle(tmp_path / "empty")
+
+
+def _rewrite_manifest(directory: Path, **changes: object) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest.update(changes)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_m11_a_manifest_that_lists_no_files_is_refused(bundle_copy: Path) -> None:
+    _rewrite_manifest(bundle_copy, files={})
+    with pytest.raises(BundleError, match="lists no files"):
+        load_bundle(bundle_copy)
+
+
+def test_m11_a_file_the_manifest_does_not_list_is_refused(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    del manifest["files"]["popularity.npy"]
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"does not list: \['popularity\.npy'\]"):
+        load_bundle(bundle_copy)
+
+
+def test_m11_a_signed_bundle_loads_and_an_altered_or_unsigned_one_is_refused(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
+    from features.bundle import sign_bundle
+
+    unsigned = Path(shutil.copytree(bundle_copy, tmp_path / "unsigned"))
+    sign_bundle(bundle_copy, "k" * 32)
+    assert load_bundle(bundle_copy, signing_key="k" * 32).manifest["signature"].startswith("hmac-sha256:")
+    with pytest.raises(BundleError, match="does not match"):
+        load_bundle(bundle_copy, signing_key="another key of enough length!!")
+    with pytest.raises(BundleError, match="is not signed"):
+        load_bundle(unsigned, signing_key="k" * 32)
+    _rewrite_manifest(bundle_copy, metrics={"ndcg@10": 0.99})
+    with pytest.raises(BundleError, match="does not match"):
+        load_bundle(bundle_copy, signing_key="k" * 32)
+
+
+def test_m11_training_signs_with_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.lifecycle import _target
+
+    monkeypatch.setenv("ORDERLIFT_BUNDLE_SIGNING_KEY", "s" * 32)
+    assert _target(None, "als", "e", None, "candidate", None, False).signing_key == "s" * 32
