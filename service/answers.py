@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from service.cache_keys import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
+from service.live import LiveHistory
 from service.recommender import Filters
 from service.schemas import CrossSellRequest
 from service.state import ServiceState
@@ -23,8 +24,15 @@ async def recommend_for_user(
 ) -> Response:
     """Answer a user's recommendations from the cache, or score them and cache the bytes."""
     engine = state.require(user_id)
+    scorer = engine.scorer
+    if scorer.users.get(user_id) is None:  # unknown: without live history, everyone's answer is one
+        live = await state.live.get(user_id)
+        if not live and live.complete:
+            key = cache_key("popular", engine.version, scorer.variant, str(n), filters.key())
+            compute = lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory())  # noqa: E731
+            return await state.cached(key, compute, version=engine.version)
     flag = "x" if explain else "-"
-    key = cache_key("recs", engine.version, engine.scorer.variant, user_id, str(n), filters.key(), flag)
+    key = cache_key("recs", engine.version, scorer.variant, user_id, str(n), filters.key(), flag)
     return await state.cached(
         key,
         lambda live: engine.scorer.for_user(user_id, n, filters, explain, live),

@@ -164,6 +164,7 @@ class ServiceState:
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # variant: (version, why) that failed
     report: ReportFeed = field(init=False)
+    _flights: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)  # misses being computed
 
     def __post_init__(self) -> None:
         self.report = ReportFeed(self.sink)
@@ -273,11 +274,46 @@ class ServiceState:
         generation, read before their live history: an event (logged, then live history, then a
         new generation) makes every answer computed before it unreadable, even one stored after
         it. An answer built without the live history (it could not be read) is not stored.
+        Single flight: concurrent misses of one key (and generation) wait for the first one's
+        computation (``X-Cache: shared``) instead of each computing it.
         """
         scope = None if user_id is None else user_scope(user_id)
         hit, store_key = await self.cache.get(key, scope)
         if hit is not None:
             return json_response(hit, "hit", version)
+        flight = store_key or key  # with the generation: never joins an answer from before an event
+        leader = self._flights.get(flight)
+        if leader is not None:  # the same miss is being computed: wait for it instead of computing
+            try:
+                return json_response(await asyncio.shield(leader), "shared", version)
+            except asyncio.CancelledError:
+                if not leader.cancelled():
+                    raise  # this request was cancelled
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._flights[flight] = future
+        try:
+            body = await self._compute(compute, user_id, store_key, inline)
+        except asyncio.CancelledError:
+            future.cancel()  # a waiting request computes for itself
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            if self._flights.get(flight) is future:
+                del self._flights[flight]
+        future.set_result(body)
+        return json_response(body, "miss", version)
+
+    async def _compute(
+        self,
+        compute: Callable[[LiveHistory], dict[str, Any]],
+        user_id: str | None,
+        store_key: str | None,
+        inline: Callable[[], bool] | None,
+    ) -> bytes:
+        """Compute an answer's bytes on a miss and store them in the background."""
         live = await self.live.get(user_id) if user_id is not None else LiveHistory()
         small = inline is not None and inline()  # asked on a miss only: a hit costs nothing more
         payload = compute(live) if small else await run_in_threadpool(compute, live)
@@ -285,10 +321,10 @@ class ServiceState:
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         if store_key is None or not live.complete:
-            return json_response(body, "miss", version)
+            return body
         store = self.cache.set(store_key, body, self.settings.cache_ttl_s)
         if self.cache.in_process:
             await store  # nothing to wait for: cheaper than a task
         else:
             self._background(store)
-        return json_response(body, "miss", version)
+        return body
