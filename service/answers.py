@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from fastapi.responses import Response
 
@@ -28,17 +29,33 @@ async def recommend_for_user(
     if scorer.users.get(user_id) is None:  # unknown: without live history, everyone's answer is one
         live = await state.live.get(user_id)
         if not live and live.complete:
-            key = cache_key("popular", engine.version, scorer.variant, str(n), filters.key())
+
+            def popular_key(version: str) -> str:
+                return cache_key("popular", version, scorer.variant, str(n), filters.key())
+
             compute = lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory())  # noqa: E731
-            return await state.cached(key, compute, version=engine.version)
+            previous = _previous(state, scorer.variant, popular_key)
+            return await state.cached(
+                popular_key(engine.version), compute, None, engine.version, None, previous
+            )
     flag = "x" if explain else "-"
-    key = cache_key("recs", engine.version, scorer.variant, user_id, str(n), filters.key(), flag)
+
+    def key(version: str) -> str:
+        return cache_key("recs", version, scorer.variant, user_id, str(n), filters.key(), flag)
+
     return await state.cached(
-        key,
+        key(engine.version),
         lambda live: engine.scorer.for_user(user_id, n, filters, explain, live),
         user_id=user_id,
         version=engine.version,
+        previous=_previous(state, scorer.variant, key),
     )
+
+
+def _previous(state: ServiceState, variant: str, key: Callable[[str], str]) -> tuple[str, str] | None:
+    """Return the key and version of this answer under the model swapped out lately, if any."""
+    version = state.previous_version(variant)
+    return None if version is None else (key(version), version)
 
 
 async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Response:
@@ -63,7 +80,11 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
         quantity[line.item_id] = quantity.get(line.item_id, 0) + line.quantity
     lines = [(item, quantity[item]) for item in cart]
     flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
-    key = cache_key("cart", engine.version, engine.scorer.variant, digest([lines, body.user_id]), flags)
+    cart_digest = digest([lines, body.user_id])
+
+    def key(version: str) -> str:
+        return cache_key("cart", version, engine.scorer.variant, cart_digest, flags)
+
     known = body.user_id is not None and engine.scorer.users.get(body.user_id) is not None
     seller = engine.crosssell
 
@@ -72,9 +93,10 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
         return seller.prepare(lines)
 
     return await state.cached(
-        key,
+        key(engine.version),
         lambda _: seller.suggest(prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by),
         user_id=body.user_id,
         version=engine.version,
         inline=lambda: not known and prepared().cost <= INLINE_CELLS,
+        previous=_previous(state, engine.scorer.variant, key),
     )

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Several workers without Redis, each with its own cache, live history and event ids.",
     )
     verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
+    swap_grace_s: float = Field(
+        60.0,
+        ge=0,
+        description="After a reload, answer misses from the old model's cached answers this long.",
+    )
     bundle_signing_key: SecretStr | None = Field(
         None,
         description="Serve only bundles signed with this key (training signs with the same variable).",

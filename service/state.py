@@ -39,6 +39,8 @@ __all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants
 
 logger = logging.getLogger(__name__)
 
+WARMING = 2  # new-model answers computed in the background at once after a swap (per worker)
+
 
 @dataclass(frozen=True)
 class Engine:
@@ -126,6 +128,7 @@ def _freeze_heap() -> None:
     The model, the imports and their ~10^5 objects would otherwise be scanned by every full
     collection: 60-300 ms pauses every second or so under load, the p99 tail of cached answers.
     """
+    gc.unfreeze()  # what an earlier freeze kept (old engines among it) can be collected now
     gc.collect()
     gc.freeze()
 
@@ -165,6 +168,8 @@ class ServiceState:
     _failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # variant: (version, why) that failed
     report: ReportFeed = field(init=False)
     _flights: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)  # misses being computed
+    _previous: dict[str, tuple[str, float]] = field(default_factory=dict)  # variant: (version, swapped at)
+    _warming: int = 0
 
     def __post_init__(self) -> None:
         self.report = ReportFeed(self.sink)
@@ -219,6 +224,8 @@ class ServiceState:
                     logger.error("reload of %s failed, still serving %s: %s", variant.name, kept, exc)
                     continue
                 self._failed.pop(variant.name, None)
+                if old is not None and old.version != engine.version:
+                    self._previous[variant.name] = (old.version, time.monotonic())
                 self.engines[variant.name] = engine  # one assignment: in-flight requests keep the old one
                 self.counters["reloads"] += 1
                 outcome[variant.name] = {"status": "loaded", "version": engine.version}
@@ -259,6 +266,16 @@ class ServiceState:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def previous_version(self, variant: str) -> str | None:
+        """Return the version a variant served before its last swap, within ``swap_grace_s`` of it."""
+        entry = self._previous.get(variant)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[1] > self.settings.swap_grace_s:
+            del self._previous[variant]
+            return None
+        return entry[0]
+
     async def cached(
         self,
         key: str,
@@ -266,6 +283,7 @@ class ServiceState:
         user_id: str | None = None,
         version: str | None = None,
         inline: Callable[[], bool] | None = None,
+        previous: tuple[str, str] | None = None,
     ) -> Response:
         """Answer from the cache, or compute, store in the background and answer.
 
@@ -275,12 +293,23 @@ class ServiceState:
         new generation) makes every answer computed before it unreadable, even one stored after
         it. An answer built without the live history (it could not be read) is not stored.
         Single flight: concurrent misses of one key (and generation) wait for the first one's
-        computation (``X-Cache: shared``) instead of each computing it.
+        computation (``X-Cache: shared``) instead of each computing it. Warm swap: ``previous``
+        (the same answer's key and version under the model swapped out less than
+        ``swap_grace_s`` ago) answers a miss from the old model's cached answer (``X-Cache:
+        previous``) while the new answer is computed in the background, at most ``WARMING`` at
+        a time, so a reload is not a cliff of misses.
         """
         scope = None if user_id is None else user_scope(user_id)
         hit, store_key = await self.cache.get(key, scope)
         if hit is not None:
             return json_response(hit, "hit", version)
+        if previous is not None:
+            old, _ = await self.cache.get(previous[0], scope)  # a user's event makes it unreadable too
+            if old is not None:
+                if self._warming < WARMING:
+                    self._warming += 1
+                    self._background(self._warm(compute, user_id, store_key, inline))
+                return json_response(old, "previous", previous[1])
         flight = store_key or key  # with the generation: never joins an answer from before an event
         leader = self._flights.get(flight)
         if leader is not None:  # the same miss is being computed: wait for it instead of computing
@@ -305,6 +334,21 @@ class ServiceState:
                 del self._flights[flight]
         future.set_result(body)
         return json_response(body, "miss", version)
+
+    async def _warm(
+        self,
+        compute: Callable[[LiveHistory], dict[str, Any]],
+        user_id: str | None,
+        store_key: str | None,
+        inline: Callable[[], bool] | None,
+    ) -> None:
+        """Compute and store the new model's answer in the background; a failure only costs the warmth."""
+        try:
+            await self._compute(compute, user_id, store_key, inline)
+        except Exception:
+            logger.debug("warming an answer of the new model failed", exc_info=True)
+        finally:
+            self._warming -= 1
 
     async def _compute(
         self,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from features.bundle import Bundle
 from features.dataset import Dataset
 from service.app import create_app
 from service.config import Settings
@@ -187,3 +188,39 @@ def test_m11_the_service_with_a_signing_key_refuses_an_unsigned_bundle(bundle_di
         answer = client.get("/v1/users/u1/recommendations")
     assert ready.status_code == 503
     assert answer.status_code == 503 and "is not signed" in answer.json()["error"]["message"]
+
+
+def test_m5_after_a_swap_the_old_models_cached_answers_bridge_while_the_new_ones_fill(
+    served: tuple[TestClient, Path], second_bundle: Path, bundle: Bundle
+) -> None:
+    import time
+
+    client, live = served
+    url = f"/v1/users/{bundle.users.ids[0]}/recommendations"
+    old = client.get(url, headers=ADMIN)
+    assert client.get(url, headers=ADMIN).headers["x-cache"] == "hit"
+    _swap(live, second_bundle)
+    assert client.post("/v1/admin/reload", headers=ADMIN).json()["variants"]["default"]["status"] == "loaded"
+    bridged = client.get(url, headers=ADMIN)
+    assert bridged.headers["x-cache"] == "previous"
+    assert bridged.json()["model_version"] == old.json()["model_version"]
+    deadline = time.monotonic() + 5.0
+    fresh = client.get(url, headers=ADMIN)
+    while fresh.headers["x-cache"] != "hit" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        fresh = client.get(url, headers=ADMIN)
+    assert fresh.headers["x-cache"] == "hit"
+    assert fresh.json()["model_version"] != old.json()["model_version"]
+
+
+def test_m5_without_a_grace_a_swap_answers_misses_from_the_new_model(
+    bundle_dir: Path, second_bundle: Path, bundle: Bundle, tmp_path: Path
+) -> None:
+    live = Path(shutil.copytree(bundle_dir, tmp_path / "live"))
+    settings = Settings(model_uri=str(live), admin_keys=("admin-key",), reload_interval_s=0, swap_grace_s=0)
+    url = f"/v1/users/{bundle.users.ids[0]}/recommendations"
+    with TestClient(create_app(settings)) as client:
+        client.get(url, headers=ADMIN)
+        _swap(live, second_bundle)
+        client.post("/v1/admin/reload", headers=ADMIN)
+        assert client.get(url, headers=ADMIN).headers["x-cache"] == "miss"
