@@ -29,6 +29,7 @@ __all__ = ["app_from_env", "create_app"]
 
 logger = logging.getLogger(__name__)
 
+REPLAY_CHUNK = 10_000
 EVENTS_CONNECTIONS = 32  # per worker, to the events Redis
 EVENTS_TIMEOUT_S = 2.0
 
@@ -90,7 +91,9 @@ def create_app(settings: Settings) -> FastAPI:
         if state.load_error:
             logger.error("serving without (some) models: %s", state.load_error)
         if isinstance(sink, FileEventSink):
-            await live.record(await sink.read_all())  # live history survives a restart
+            events = await sink.read_all()  # live history survives a restart
+            for start in range(0, len(events), REPLAY_CHUNK):  # trimmed to LOCAL_USERS as it goes
+                await live.record(events[start : start + REPLAY_CHUNK])
         watcher = asyncio.create_task(state.watch())
         warm = asyncio.create_task(_warm_report(state))  # the first report need not read the whole log
         yield

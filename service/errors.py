@@ -12,6 +12,7 @@ The tree::
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
     ├── RateLimited (429 rate_limited)
+    ├── UnsupportedMediaType (415 unsupported_media_type)
     └── BodyTooLarge (413 body_too_large)
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceError",
     "Unauthorized",
     "UnknownItem",
+    "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
 ]
@@ -107,6 +109,12 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after: int, field: str | None = None, value: Any = None) -> None:
         super().__init__(message, field, value)
         self.retry_after = retry_after
+
+
+class UnsupportedMediaType(ServiceError):
+    """A body is not sent as ``application/json`` (a form or text/plain post from another page)."""
+
+    status, code = 415, "unsupported_media_type"
 
 
 class BodyTooLarge(ServiceError, StarletteHTTPException):
@@ -195,7 +203,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unexpected error on %s", request.url.path)
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        logger.exception("unexpected error on %s %s", request.method, route)  # the template: no user ids
         body = {
             "error": {"code": "internal_error", "message": f"unexpected {type(exc).__name__}; it is logged"}
         }

@@ -231,10 +231,17 @@ class FileEventSink:
         logger.warning("%s: a torn final write (%d bytes) was set aside in %s", self.path, len(torn), aside)
 
     def _write(self, lines: str) -> None:
+        created = not self.path.exists()
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
+        if created:  # the new file's directory entry must survive a crash too
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
 
     async def append(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Log the records not seen before; return them once they are on disk."""

@@ -95,7 +95,11 @@ class LiveStore:
     async def get(self, user_id: str) -> LiveHistory:
         """Return a user's live history (empty when unknown or when Redis fails)."""
         if self.client is None:
-            return self.local.get(user_id, LiveHistory())
+            found = self.local.get(user_id)
+            if found is None:
+                return LiveHistory()
+            self.local.move_to_end(user_id)  # recently read users are kept, not only recently written
+            return found
         if not self.breaker.allow():  # Redis failed a moment ago: answer without live history
             return LiveHistory(complete=False)
         try:

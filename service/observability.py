@@ -30,6 +30,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[..., Any]
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others: "other"
 SLOW_S = 0.1  # with ORDERLIFT_ACCESS_LOG=errors, requests slower than this are still logged
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -208,13 +209,14 @@ class Observability:
         finally:
             seconds = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self._record(route, scope["method"], facts["status"], seconds)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self._record(route, method, facts["status"], seconds)
             if self.log_all or facts["status"] >= 400 or seconds > SLOW_S:
                 access.info(
                     "request",
                     extra={
                         "request_id": request_id,
-                        "method": scope["method"],
+                        "method": method,
                         "route": route,
                         "status": facts["status"],
                         "latency_ms": round(seconds * 1000, 3),

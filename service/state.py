@@ -14,6 +14,7 @@ import asyncio
 import gc
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,6 +111,24 @@ def parse_variants(settings: Settings) -> list[Variant]:
     if sum(v.weight for v in variants) <= 0:
         raise LoadError("ORDERLIFT_VARIANTS weights add up to zero")
     return variants
+
+
+_ID_FIELD = b'"recommendation_id":"'
+
+
+def with_fresh_id(body: bytes) -> bytes:
+    """Return stored answer bytes with a recommendation id minted for this response (same variant).
+
+    The id is ``{variant}.{32 hex}``; shoppers served one cached answer must still be told apart.
+    """
+    start = body.find(_ID_FIELD)
+    if start < 0:
+        return body
+    end = body.find(b'"', start + len(_ID_FIELD))
+    dot = body.rfind(b".", start, end)
+    if dot < 0:
+        return body
+    return body[: dot + 1] + secrets.token_hex(16).encode() + body[end:]
 
 
 def json_response(body: bytes, cache: str | None = None, version: str | None = None) -> Response:
@@ -302,19 +321,19 @@ class ServiceState:
         scope = None if user_id is None else user_scope(user_id)
         hit, store_key = await self.cache.get(key, scope)
         if hit is not None:
-            return json_response(hit, "hit", version)
+            return json_response(with_fresh_id(hit), "hit", version)
         if previous is not None:
             old, _ = await self.cache.get(previous[0], scope)  # a user's event makes it unreadable too
             if old is not None:
                 if self._warming < WARMING:
                     self._warming += 1
                     self._background(self._warm(compute, user_id, store_key, inline))
-                return json_response(old, "previous", previous[1])
+                return json_response(with_fresh_id(old), "previous", previous[1])
         flight = store_key or key  # with the generation: never joins an answer from before an event
         leader = self._flights.get(flight)
         if leader is not None:  # the same miss is being computed: wait for it instead of computing
             try:
-                return json_response(await asyncio.shield(leader), "shared", version)
+                return json_response(with_fresh_id(await asyncio.shield(leader)), "shared", version)
             except asyncio.CancelledError:
                 if not leader.cancelled():
                     raise  # this request was cancelled

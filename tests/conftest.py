@@ -147,3 +147,10 @@ def bundle_dir(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def bundle(bundle_dir: Path) -> Bundle:
     """Return the served bundle, loaded."""
     return load_bundle(bundle_dir)
+
+
+def without_recommendation_id(body: bytes) -> bytes:
+    """Return answer bytes with the per-response recommendation id blanked (L9: minted per response)."""
+    import re
+
+    return re.sub(rb'"recommendation_id":"[^"]*"', b'"recommendation_id":""', body)

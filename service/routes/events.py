@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from service.cache_keys import user_scope
 from service.deps import State, require_key
-from service.errors import ERROR_RESPONSES, EventLogDown, InvalidRequest
+from service.errors import ERROR_RESPONSES, EventLogDown, InvalidRequest, UnsupportedMediaType
 from service.events import EventIn, EventLogUnavailable, validate_events
 from service.schemas import EventsAccepted
 from service.state import json_response
@@ -63,6 +63,11 @@ def read_batch(raw: bytes, require_id: bool) -> tuple[int, list[dict[str, Any]],
 )
 async def post_events(state: State, request: Request) -> Response:
     """Log one event or up to 1,000; 202 once the accepted ones are durably appended, errors per event."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":  # a web page can post text/plain cross-site without a preflight
+        raise UnsupportedMediaType(
+            "events are sent as application/json", field="content-type", value=kind or None
+        )
     raw = await request.body()
     required = state.settings.event_id_required
     if len(raw) <= INLINE_BYTES:

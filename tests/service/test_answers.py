@@ -63,4 +63,15 @@ def test_m5_concurrent_misses_of_one_key_compute_it_once(bundle_dir: Path, bundl
     assert [a.status_code for a in answers] == [200] * 8
     assert calls == [user]
     assert sorted(a.headers["x-cache"] for a in answers) == ["miss"] + ["shared"] * 7
-    assert len({a.json()["recommendation_id"] for a in answers}) == 1
+    assert len({a.json()["recommendation_id"] for a in answers}) == 8  # L9: one id per response
+
+
+def test_l9_every_response_gets_its_own_recommendation_id(bundle_dir: Path, bundle: Bundle) -> None:
+    url = f"/v1/users/{bundle.users.ids[0]}/recommendations"
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir)))) as client:
+        answers = [client.get(url) for _ in range(3)]
+    assert [a.headers["x-cache"] for a in answers] == ["miss", "hit", "hit"]
+    ids = [a.json()["recommendation_id"] for a in answers]
+    assert len(set(ids)) == 3
+    assert {i.rsplit(".", 1)[0] for i in ids} == {answers[0].json()["variant"]}
+    assert answers[1].json()["items"] == answers[0].json()["items"]

@@ -289,3 +289,11 @@ def test_m14_a_large_batch_is_validated_off_the_event_loop(
     ]
     assert live.post("/v1/events", json=batch).json()["accepted"] == 500
     assert on_loop == [False]
+
+
+def test_l3_events_sent_as_text_plain_are_refused_naming_the_content_type(live: TestClient) -> None:
+    event = b'{"user_id": "u1", "item_id": "i1", "type": "view"}'
+    answer = live.post("/v1/events", content=event, headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 415
+    assert answer.json()["error"]["field"] == "content-type"
+    assert answer.json()["error"]["value"] == "text/plain"

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.config import Settings
 from service.observability import JsonFormatter
 
 
@@ -54,3 +56,27 @@ def test_metrics_count_requests_cache_model_and_events(client: TestClient, bundl
     assert has('orderlift_events_total{outcome="rejected"}', nonzero=True)
     assert "orderlift_reloads_failed_total 0.0" in lines
     assert has("orderlift_fallback_popular_total", nonzero=True)
+
+
+def test_l6_an_unknown_method_is_counted_as_other(bundle_dir: Path) -> None:
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir)))) as client:
+        client.request("FROBNICATE", "/healthz")
+        text = client.get("/metrics").text
+    assert 'method="other"' in text and "FROBNICATE" not in text
+
+
+def test_l5_an_unexpected_error_logs_the_route_template_not_the_user_id(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from service.recommender import Scorer
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(create_app(Settings(model_uri=str(bundle_dir))), raise_server_exceptions=False) as client:
+        monkeypatch.setattr(Scorer, "for_user", boom)
+        answer = client.get("/v1/users/alice-secret/recommendations", params={"category": "x"})
+    assert answer.status_code == 500
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "unexpected error" in logged and "alice-secret" not in logged
+    assert "/v1/users/{user_id}/recommendations" in logged
