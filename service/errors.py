@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
     "ERROR_RESPONSES",
+    "JSON_BODY_RESPONSES",
     "BodyTooLarge",
     "EventLogDown",
     "Forbidden",
@@ -150,6 +151,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _error_schema("Over the key's request rate; wait Retry-After seconds."),
     422: _error_schema("A parameter or the body is invalid; the body names the field and the value."),
     503: _error_schema("No model is loaded."),
+}
+JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    415: _error_schema("The body is not sent as application/json."),
 }
 
 

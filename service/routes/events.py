@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from service.cache_keys import user_scope
 from service.deps import State, require_key
-from service.errors import ERROR_RESPONSES, EventLogDown, InvalidRequest, UnsupportedMediaType
+from service.errors import JSON_BODY_RESPONSES, EventLogDown, InvalidRequest, UnsupportedMediaType
 from service.events import EventIn, EventLogUnavailable, validate_events
 from service.schemas import EventsAccepted
 from service.state import json_response
@@ -20,7 +20,7 @@ from service.state import json_response
 logger = logging.getLogger(__name__)
 
 router = APIRouter(
-    prefix="/v1", tags=["events"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
+    prefix="/v1", tags=["events"], dependencies=[Depends(require_key)], responses=JSON_BODY_RESPONSES
 )
 
 MAX_BATCH = 1000
