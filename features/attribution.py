@@ -45,12 +45,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from features.schema import REPORTED, LiveEventType
+
 __all__ = ["Arm", "Tally", "experiment_report"]
 
 logger = logging.getLogger(__name__)
 
 _COLUMNS = ("event_id", "user_id", "type", "order_id", "quantity", "price", "variant")
-_COUNTED = {"impressions": "impression", "clicks": "click", "add_to_carts": "cart"}
+_COUNTED = {counter: kind.value for counter, kind in REPORTED.items()}
 _PROPORTIONS = {"ctr": "impressions", "conversion_rate": "users"}  # metric -> its sample size
 _MEANS = ("aov", "revenue_per_user")
 _CHUNK = 1 << 22  # bootstrap indices (replicates x sample size) drawn at once
@@ -117,7 +119,7 @@ class Tally:
         df = df.assign(variant=df["variant"].astype(str))
         flags = pd.DataFrame({col: df["type"].eq(kind) for col, kind in _COUNTED.items()})
         counts = flags.groupby(df["variant"]).sum()
-        buys = df[df["type"].eq("purchase")]
+        buys = df[df["type"].eq(LiveEventType.PURCHASE.value)]
         value = pd.to_numeric(buys["price"]).astype(np.float64).fillna(0.0) * pd.to_numeric(
             buys["quantity"]
         ).astype(np.float64).fillna(1.0)

@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from features.schema import TRAINS_AS
+
 __all__ = [
-    "LIVE_EVENT_TYPES",
     "STREAM_KEY",
     "parse_entries",
     "read_jsonl",
@@ -28,9 +29,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LIVE_EVENT_TYPES = ("view", "cart", "purchase", "click", "impression")
 STREAM_KEY = "orderlift:events"
-_PIPELINE_TYPE = {"view": "view", "click": "view", "cart": "cart", "purchase": "purchase"}
+_PIPELINE_TYPE = {live.value: trained.value for live, trained in TRAINS_AS.items()}
 
 
 def variant_of(recommendation_id: str | None) -> str | None:

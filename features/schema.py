@@ -1,4 +1,10 @@
-"""The event and item data contract: column names, event types, default weights, reason codes."""
+"""The event and item data contract: column names, event types, default weights, reason codes.
+
+This module is the one vocabulary of events. Training reads ``EventType`` (what a history file
+holds); the service takes ``LiveEventType`` (those plus clicks and impressions) and derives from
+the tables below what each live type trains as, weighs live, owns and counts in the A/B report.
+A new event type is one member here and a row in each table that concerns it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,14 @@ __all__ = [
     "EVENT_COLUMNS",
     "EVENT_TYPE_CODES",
     "ITEM_COLUMNS",
+    "LIVE_WEIGHTS",
     "OPTIONAL_EVENT_COLUMNS",
+    "OWNING",
+    "REPORTED",
     "REQUIRED_EVENT_COLUMNS",
+    "TRAINS_AS",
     "EventType",
+    "LiveEventType",
     "Reason",
 ]
 
@@ -25,6 +36,16 @@ class EventType(StrEnum):
     PURCHASE = "purchase"
 
 
+class LiveEventType(StrEnum):
+    """What the storefront reports live: the training types, plus clicks and impressions."""
+
+    VIEW = "view"
+    CART = "cart"
+    PURCHASE = "purchase"
+    CLICK = "click"
+    IMPRESSION = "impression"
+
+
 #: Integer code of each event type in validated frames (int8), in funnel order.
 EVENT_TYPE_CODES: Final[dict[EventType, int]] = {
     EventType.VIEW: 0,
@@ -34,6 +55,24 @@ EVENT_TYPE_CODES: Final[dict[EventType, int]] = {
 
 #: Confidence added by one event of each type (before decay and quantity scaling).
 DEFAULT_WEIGHTS: Final[dict[str, float]] = {"view": 1.0, "cart": 4.0, "purchase": 10.0}
+
+#: The training event each live event becomes (clicks count as views); the rest are not trained on.
+TRAINS_AS: Final[dict[LiveEventType, EventType]] = {
+    LiveEventType.VIEW: EventType.VIEW,
+    LiveEventType.CLICK: EventType.VIEW,
+    LiveEventType.CART: EventType.CART,
+    LiveEventType.PURCHASE: EventType.PURCHASE,
+}
+#: Live events after which the user has the item: it leaves their recommendations at once.
+OWNING: Final[frozenset[LiveEventType]] = frozenset({LiveEventType.CART, LiveEventType.PURCHASE})
+#: The experiment report's counters and the live event each one counts.
+REPORTED: Final[dict[str, LiveEventType]] = {
+    "impressions": LiveEventType.IMPRESSION,
+    "clicks": LiveEventType.CLICK,
+    "add_to_carts": LiveEventType.CART,
+}
+#: Live history weight of each live event that trains: the training default of what it trains as.
+LIVE_WEIGHTS: Final[dict[str, float]] = {k.value: DEFAULT_WEIGHTS[v.value] for k, v in TRAINS_AS.items()}
 
 REQUIRED_EVENT_COLUMNS: Final[tuple[str, ...]] = ("user_id", "item_id", "timestamp")
 #: Optional event columns; ``item_name`` and ``category`` describe items when there is no catalog.

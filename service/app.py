@@ -7,10 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from service.cache import open_cache
 from service.config import Settings
@@ -64,6 +66,28 @@ async def _warm_report(state: ServiceState) -> None:
         logger.warning("experiment report not warmed: %s", exc)
 
 
+def _document(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """Add body models that routes read themselves (not through FastAPI) to the OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in found.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components.setdefault(model.__name__, found)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Name each operation after its function, so generated clients read ``user_recommendations``."""
+    return route.name
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``; refuse a production one without keys (``open_refusal``)."""
     if settings.environment == "production" and (refusal := settings.open_refusal()):
@@ -114,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
         # Requests are counted and timed by Observability (Prometheus); FastAPI's own OpenTelemetry
         # hooks, unconfigured here, would still look up their providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        generate_unique_id_function=_operation_id,
     )
     install_error_handlers(app)
     state_of = lambda: getattr(app.state, "orderlift", None)  # noqa: E731 - set by the lifespan
@@ -123,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in modules:
         app.include_router(module.router)
     app.mount(docs.STATIC, docs.assets(), name="swagger")
+    _document(app, events.BODY_SCHEMAS)
     routes = {r.path: r for module in modules for r in module.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(FastLane, state_of=state_of, routes=routes)  # inside Observability: counted, logged
     app.state.limiter = RateLimiter(settings)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from features.eventlog import STREAM_KEY, parse_entries, read_jsonl, variant_of
+from features.schema import LiveEventType
 from service.breaker import Breaker
 
 __all__ = [
@@ -67,7 +68,7 @@ class EventIn(BaseModel):
     event_id: str | None = Field(None, min_length=1, max_length=200, description="Makes retries idempotent.")
     user_id: str = Field(min_length=1, max_length=200)
     item_id: str = Field(min_length=1, max_length=200)
-    type: Literal["view", "cart", "purchase", "click", "impression"]
+    type: LiveEventType
     timestamp: datetime | None = Field(None, description="ISO 8601; naive means UTC; default: now.")
     order_id: str | None = Field(None, min_length=1, max_length=200)
     quantity: float | None = Field(None, gt=0, le=1_000_000, strict=True)
@@ -144,6 +145,7 @@ def validate_events(
     now = datetime.now(UTC)
     for event in events:
         record = event.model_dump()
+        record["type"] = event.type.value  # a plain string in the log, as the schema documents
         record["event_id"] = event.event_id or uuid.uuid4().hex
         stamp = now if event.timestamp is None else clamp_timestamp(event.timestamp, now)
         clamped += event.timestamp is not None and stamp != event.timestamp

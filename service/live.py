@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from features.schema import LIVE_WEIGHTS, OWNING
 from service.breaker import Breaker
 
 __all__ = ["LIVE_MAX_ITEMS", "LIVE_WEIGHTS", "LiveHistory", "LiveStore", "live_keys"]
@@ -20,8 +21,7 @@ logger = logging.getLogger(__name__)
 LIVE_TTL_S = 30 * 24 * 3600
 LOCAL_USERS = 200_000  # live histories kept in-process (embedded mode); Redis keeps them 30 days
 LIVE_MAX_ITEMS = 500  # distinct items in one user's live history: later new items are not added
-OWNING_TYPES = frozenset({"cart", "purchase"})
-LIVE_WEIGHTS = {"view": 1.0, "click": 1.0, "cart": 4.0, "purchase": 10.0}
+OWNING_TYPES = frozenset(t.value for t in OWNING)
 
 
 def live_keys(user_id: str) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from service.cache_keys import user_scope
 from service.deps import State, require_key
@@ -25,23 +26,30 @@ router = APIRouter(
 
 MAX_BATCH = 1000
 INLINE_BYTES = 16 << 10  # bodies up to this are validated on the loop (a thread hop costs more)
-EXAMPLE = [
+EXAMPLE: list[JsonValue] = [
     {"event_id": "e-1", "user_id": "u0042", "item_id": "i0098", "type": "purchase", "order_id": "o-9",
      "quantity": 1, "price": 806.61, "recommendation_id": "production.4f0c2d0e9f5a4f5c8a0b1c2d3e4f5a6b"},
 ]  # fmt: skip
 
 
-def _body_schema() -> dict[str, Any]:
-    event = EventIn.model_json_schema()
-    return {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"oneOf": [event, {"type": "array", "items": event, "maxItems": MAX_BATCH}]},
-                "example": EXAMPLE,
-            }
-        },
-    }
+class EventsBatch(BaseModel):
+    """The documented body of POST /v1/events: up to 1,000 events."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"events": EXAMPLE}]})
+
+    events: list[EventIn] = Field(max_length=MAX_BATCH)
+
+
+BODY_SCHEMAS = (EventsBatch,)  # added to the OpenAPI components by the app factory
+BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/EventsBatch"},
+            "example": {"events": EXAMPLE},
+        }
+    },
+}
 
 
 def read_batch(raw: bytes, require_id: bool) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -52,17 +60,22 @@ def read_batch(raw: bytes, require_id: bool) -> tuple[int, list[dict[str, Any]],
         raise InvalidRequest(f"the body is not JSON: {exc}", field="body") from exc
     if not isinstance(body, list | dict):
         raise InvalidRequest("send one event object or a list of them", field="body", value=str(body)[:100])
+    if isinstance(body, dict) and set(body) == {"events"}:  # the documented form
+        body = body["events"]
+        if not isinstance(body, list):
+            raise InvalidRequest("events must be a list of events", field="events", value=str(body)[:100])
     batch = body if isinstance(body, list) else [body]
     if len(batch) > MAX_BATCH:
         raise InvalidRequest(f"at most {MAX_BATCH} events per request", field="body", value=len(batch))
     return len(batch), *validate_events(batch, require_id)
 
 
-@router.post(
-    "/events", status_code=202, response_model=EventsAccepted, openapi_extra={"requestBody": _body_schema()}
-)
+@router.post("/events", status_code=202, response_model=EventsAccepted, openapi_extra={"requestBody": BODY})
 async def post_events(state: State, request: Request) -> Response:
-    """Log one event or up to 1,000; 202 once the accepted ones are durably appended, errors per event."""
+    """Log up to 1,000 events (``{"events": [...]}``; one event or a bare list also work).
+
+    202 once the accepted ones are durably appended; errors are reported per event.
+    """
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/json":  # a web page can post text/plain cross-site without a preflight
         raise UnsupportedMediaType(

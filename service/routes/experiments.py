@@ -16,7 +16,7 @@ router = APIRouter(
 
 
 @router.get("/experiments/report")
-async def report(
+async def experiment_report(
     state: State,
     control: Annotated[
         str | None,
