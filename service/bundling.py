@@ -19,7 +19,6 @@ slot of the pool that storefront misses use.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from service.recommender import Scorer
 
 __all__ = ["BUNDLE_EXECUTOR", "BundleQuery", "Bundler", "Candidates"]
 
-logger = logging.getLogger(__name__)
 
 MAX_SEED_PAIRS = 2000
 MIN_ORDERS = 2  # the smallest min_orders a request may ask for

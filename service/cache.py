@@ -7,7 +7,6 @@ The Redis backend (behind a circuit breaker) is ``service.redis_cache``; how key
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from service.cache_keys import stamped
 
 __all__ = ["Cache", "CacheState", "CacheStats", "Clock", "InProcessCache", "Lookup", "open_cache"]
 
-logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,8 +11,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
-
-logger = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):

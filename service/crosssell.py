@@ -12,7 +12,6 @@ co-purchase statistics with the cart item that pulls hardest on it, and the reas
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,7 +25,6 @@ from training.models.cart_ranking import Blend, CartRanker, Ranked, substitute_m
 
 __all__ = ["CartLines", "CrossSeller", "RankBy"]
 
-logger = logging.getLogger(__name__)
 
 RankBy = Literal["model", "expected_value", "probability"]
 

@@ -13,8 +13,6 @@ carries the usual JSON error body.
 
 from __future__ import annotations
 
-import logging
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth import access_error, allowed_roles, key_role
@@ -24,7 +22,6 @@ from service.ratelimit import RateLimiter
 
 __all__ = ["Gate", "header"]
 
-logger = logging.getLogger(__name__)
 
 LOGIN = "/ui/login"
 

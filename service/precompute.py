@@ -8,7 +8,6 @@ must fold those events in, which only the service does, and a precomputed one wo
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from service.state import Engine, parse_variants
 from training.models import top_n
 
 __all__ = ["Precomputed", "precompute_users"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ index, the popularity order); requests then cost a few numpy operations over the
 
 from __future__ import annotations
 
-import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,7 +24,6 @@ from training.models import best_of
 
 __all__ = ["Catalog", "Filters", "Scorer"]
 
-logger = logging.getLogger(__name__)
 
 SimilarKind = Literal["also_bought", "also_viewed", "similar"]
 

@@ -9,7 +9,6 @@ is the cart; ``score_carts`` ranks each cart with ``CartRanker.rank``, exactly a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ from training.models.cart_ranking import CartRanker
 
 __all__ = ["Boosts", "HeldOut", "fit_calibration", "hold_out", "score_carts"]
 
-logger = logging.getLogger(__name__)
 
 _NAN = float("nan")
 

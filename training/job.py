@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import platform
 import time
 from collections.abc import Callable, Mapping
@@ -53,7 +52,6 @@ __all__ = [
     "split_events",
 ]
 
-logger = logging.getLogger(__name__)
 
 #: The cart model bundled when nothing is evaluated (no holdout): the strongest on held-out orders
 #: of Online Retail and of the synthetic store, with a small buy-again weight for known customers.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,8 +20,6 @@ from training.job import TrainConfig, TrainResult, fingerprint, run_training
 from training.sweep import SweepResult, Trial, sweep
 
 __all__ = ["Inputs", "Target", "sweep_and_log", "train_and_log"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ scored on the test split, once, beside the baseline; then it is refit on everyth
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,8 +21,6 @@ from features.split import Split
 from training.job import Evaluation, TrainConfig, evaluate_split, split_events
 
 __all__ = ["SweepResult", "Trial", "candidates", "parse_grid", "sweep"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ __all__ = [
     "promote",
 ]
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 BUNDLE_ARTIFACT = "bundle"

@@ -175,3 +175,13 @@ def test_best_of_falls_back_when_most_of_the_row_is_masked() -> None:
 def test_best_of_breaks_ties_at_the_cut_by_the_lower_index_on_small_rows() -> None:
     scores = np.array([1.0, 3.0, 2.0, 2.0, 2.0, 2.0, 0.5], dtype=np.float32)
     assert best_of(scores, 3).tolist() == [1, 2, 3]
+
+
+def test_model_kinds_differ_by_overriding_methods_never_by_checking_their_kind() -> None:
+    from pathlib import Path
+
+    import training.models as models
+
+    for path in sorted(Path(models.__file__).parent.glob("*.py")):
+        text = path.read_text()
+        assert "self.kind ==" not in text and "self.kind !=" not in text and "[self.kind]" not in text, path

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from features.bundle import inside, read_csr
 from features.errors import BundleError
 from training.models.base import ModelError, OnEpoch, Recommender, best_of, top_n
-from training.models.factors import BPRModel, FactorModel, LMFModel
+from training.models.factors import ALSModel, BPRModel, LMFModel
 from training.models.neighbours import BM25Model, ItemKNNModel, TFIDFModel
 from training.models.simple import EaseModel, PopularModel
 
@@ -39,7 +39,7 @@ __all__ = [
 MODEL_KINDS: dict[str, type[Recommender]] = {
     cls.kind: cls
     for cls in (
-        FactorModel,
+        ALSModel,
         BPRModel,
         LMFModel,
         ItemKNNModel,

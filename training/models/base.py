@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -12,7 +11,6 @@ import scipy.sparse as sp
 
 __all__ = ["ModelError", "OnEpoch", "Recommender", "best_of", "top_n"]
 
-logger = logging.getLogger(__name__)
 
 #: Called after each training epoch with (epoch, metric or None).
 OnEpoch = Callable[[int, float | None], None]

@@ -16,7 +16,6 @@ probabilities and ``x = log(score + floor)`` for the others (``floor``: 1% of th
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
@@ -29,7 +28,6 @@ from training.models.cart_kernels import gather, scratch
 
 __all__ = ["CartModel", "distinct", "recency_weights", "sigmoid", "stored_cells", "strongest"]
 
-logger = logging.getLogger(__name__)
 
 _TIE = 1e-9  # a prior this small only breaks ties among items a cart says nothing about
 _DAY_NS = 86_400 * 10**9

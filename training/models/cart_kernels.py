@@ -13,7 +13,6 @@ allocator return and re-fault them from the kernel, which cost more than the ran
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import NamedTuple
 
@@ -22,8 +21,6 @@ import scipy.sparse as sp
 from numba import njit
 
 __all__ = ["Scratch", "anchors", "explain", "gather", "scratch", "select", "warm"]
-
-logger = logging.getLogger(__name__)
 
 
 class Scratch(NamedTuple):

@@ -18,7 +18,6 @@ items are legitimate suggestions; items already in the cart never are.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +28,6 @@ from training.models.cart_base import CartModel, distinct, sigmoid, stored_cells
 from training.models.cart_kernels import scratch, select
 
 __all__ = ["Blend", "CartRanker", "Ranked", "substitute_matrix"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

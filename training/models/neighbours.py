@@ -24,10 +24,8 @@ class ItemKNNModel(Recommender):
     defaults: ClassVar[dict[str, Any]] = {"neighbours": 100}
 
     def _implicit(self) -> Any:
-        k = int(self.params["neighbours"])
-        if self.kind == "bm25":
-            return nn.BM25Recommender(K=k, K1=float(self.params["k1"]), B=float(self.params["b"]))
-        return {"cosine": nn.CosineRecommender, "tfidf": nn.TFIDFRecommender}[self.kind](K=k)
+        """Return implicit's cosine recommender; subclasses weigh the interactions first."""
+        return nn.CosineRecommender(K=int(self.params["neighbours"]))
 
     def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
         """Compute the top-K item-item similarity matrix."""
@@ -66,8 +64,15 @@ class BM25Model(ItemKNNModel):
     kind = "bm25"
     defaults: ClassVar[dict[str, Any]] = {"neighbours": 100, "k1": 1.2, "b": 0.75}
 
+    def _implicit(self) -> Any:
+        p = self.params
+        return nn.BM25Recommender(K=int(p["neighbours"]), K1=float(p["k1"]), B=float(p["b"]))
+
 
 class TFIDFModel(ItemKNNModel):
     """Item-kNN on TF-IDF-weighted interactions."""
 
     kind = "tfidf"
+
+    def _implicit(self) -> Any:
+        return nn.TFIDFRecommender(K=int(self.params["neighbours"]))
