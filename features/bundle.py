@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from features.association import Associations
 from features.errors import BundleError
 from features.ids import IdIndex
+from features.manifest import Manifest
 
 __all__ = [
     "CART_DIR",
@@ -71,6 +72,7 @@ class Bundle:
 
     path: Path
     manifest: dict[str, Any]
+    spec: Manifest
     users: IdIndex
     items: IdIndex
     history: sp.csr_matrix
@@ -239,6 +241,7 @@ def load_bundle(directory: Path, verify: bool = True, signing_key: str | None = 
             why = "is not signed" if found is None else "has a signature that does not match"
             raise BundleError(f"{directory}: the bundle {why} (ORDERLIFT_BUNDLE_SIGNING_KEY is set)")
     _check_files(directory, manifest, verify or bool(signing_key))
+    spec = Manifest.parse(manifest, directory / "manifest.json")
     users, items = IdIndex.load(directory / "users.npy"), IdIndex.load(directory / "items.npy")
     n_users, n_items = len(users), len(items)
     history = _load(directory / "history.npz", read_csr, (n_users, n_items))
@@ -263,6 +266,7 @@ def load_bundle(directory: Path, verify: bool = True, signing_key: str | None = 
     return Bundle(
         directory,
         manifest,
+        spec,
         users,
         items,
         history,

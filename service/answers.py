@@ -33,10 +33,11 @@ async def recommend_for_user(
             def popular_key(version: str) -> str:
                 return cache_key("popular", version, scorer.variant, str(n), filters.key())
 
-            compute = lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory())  # noqa: E731
-            previous = _previous(state, scorer.variant, popular_key)
             return await state.cached(
-                popular_key(engine.version), compute, None, engine.version, None, previous
+                popular_key(engine.version),
+                lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory()),
+                version=engine.version,
+                previous=_previous(state, scorer.variant, popular_key),
             )
     flag = "x" if explain else "-"
 

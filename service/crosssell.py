@@ -47,20 +47,20 @@ class CrossSeller:
         self.scorer = scorer
         self.catalog = catalog = scorer.catalog
         bundle = scorer.loaded.bundle
-        spec = bundle.manifest.get("crosssell", {})
+        spec = bundle.spec.crosssell
         self.assoc: Associations = scorer.copurchase
         substitutes = substitute_matrix(
             None if scorer.coview is None else scorer.coview.pair_counts,
             self.assoc.pair_counts,
             catalog.category_codes,
         )
-        self.blend = Blend(**spec.get("blend", {}))
+        self.blend = Blend(**spec.blend)
         self.ranker = CartRanker(
             scorer.loaded.cart,
             catalog.prices,
             catalog.in_stock,
             substitutes,
-            float(spec.get("price_exponent", 0.0)),
+            spec.price_exponent,
         )
         self.price = self.ranker.price
         self.kind = scorer.loaded.cart.kind

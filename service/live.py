@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,31 +15,50 @@ import redis.asyncio as aioredis
 from features.schema import LIVE_WEIGHTS, OWNING
 from service.breaker import Breaker
 
-__all__ = ["LIVE_MAX_ITEMS", "LIVE_WEIGHTS", "LiveHistory", "LiveStore", "live_keys"]
+__all__ = ["LIVE_MAX_ITEMS", "LiveHistory", "LiveStore", "live_keys"]
 
 logger = logging.getLogger(__name__)
 
 LIVE_TTL_S = 30 * 24 * 3600
 LOCAL_USERS = 200_000  # live histories kept in-process (embedded mode); Redis keeps them 30 days
-LIVE_MAX_ITEMS = 500  # distinct items in one user's live history: later new items are not added
+LIVE_MAX_ITEMS = 500  # distinct items per event type in one user's live history: later new ones are not added
 OWNING_TYPES = frozenset(t.value for t in OWNING)
+COUNTED_TYPES = tuple(LIVE_WEIGHTS)  # the live types that train, counted per item
+LEGACY = ""  # weights recorded before per-type counts (orderlift:live:{user}), read as they are
 
 
 def live_keys(user_id: str) -> list[str]:
-    """Return the Redis keys of a user's live history: item weights (a hash), owned items (a set)."""
-    return [f"orderlift:live:{user_id}", f"orderlift:owned:{user_id}"]
+    """Return every Redis key of a user's live history: one count hash per type, owned items last."""
+    return [
+        f"orderlift:live:{user_id}",  # LEGACY: expires within LIVE_TTL_S of its last write
+        *(f"orderlift:live-{kind}:{user_id}" for kind in COUNTED_TYPES),
+        f"orderlift:owned:{user_id}",
+    ]
 
 
 @dataclass
 class LiveHistory:
-    """One user's live interactions: item -> weight, and the items they carted or bought."""
+    """One user's live interactions: per event type, item -> count; and the items they carted or bought.
 
-    weights: dict[str, float] = field(default_factory=dict)
+    Counts, not weights: the model that answers weighs them with the event weights it was
+    trained with (``weights``), so live events count as training counted them.
+    """
+
+    counts: dict[str, dict[str, float]] = field(default_factory=dict)
     owned: set[str] = field(default_factory=set)
     complete: bool = True  # False: it could not be read, so an answer built on it is not cached
 
     def __bool__(self) -> bool:
-        return bool(self.weights or self.owned)
+        return bool(self.owned) or any(self.counts.values())
+
+    def weights(self, by_type: Mapping[str, float]) -> dict[str, float]:
+        """Return item -> weight under ``by_type`` (a type without a weight counts 0)."""
+        out: dict[str, float] = {}
+        for kind, items in self.counts.items():
+            weight = 1.0 if kind == LEGACY else by_type.get(kind, 0.0)
+            for item, count in items.items():
+                out[item] = out.get(item, 0.0) + count * weight
+        return out
 
 
 _LIVE_ADD = """
@@ -72,10 +92,10 @@ class LiveStore:
             for r in touched:
                 live = self.local.setdefault(r["user_id"], LiveHistory())
                 self.local.move_to_end(r["user_id"])
-                item = r["item_id"]
-                if item not in live.weights and len(live.weights) >= LIVE_MAX_ITEMS:
+                item, counted = r["item_id"], live.counts.setdefault(r["type"], {})
+                if item not in counted and len(counted) >= LIVE_MAX_ITEMS:
                     continue  # bounded: one user cannot grow without end
-                live.weights[item] = live.weights.get(item, 0.0) + LIVE_WEIGHTS[r["type"]]
+                counted[item] = counted.get(item, 0.0) + 1.0
                 if r["type"] in OWNING_TYPES:
                     live.owned.add(item)
             while len(self.local) > LOCAL_USERS:
@@ -85,9 +105,10 @@ class LiveStore:
         assert add is not None  # registered with the client
         for r in touched:
             keys = live_keys(r["user_id"])
+            counts_key, owned_key = keys[1 + COUNTED_TYPES.index(r["type"])], keys[-1]
             owning = int(r["type"] in OWNING_TYPES)
-            args = [r["item_id"], LIVE_WEIGHTS[r["type"]], LIVE_TTL_S, owning, LIVE_MAX_ITEMS]
-            await add(keys=keys, args=args, client=pipe)  # queued: the pipeline runs them
+            args = [r["item_id"], 1, LIVE_TTL_S, owning, LIVE_MAX_ITEMS]
+            await add(keys=[counts_key, owned_key], args=args, client=pipe)  # queued: the pipeline runs them
         if touched:
             await pipe.execute()
         return {r["user_id"] for r in touched}
@@ -104,10 +125,11 @@ class LiveStore:
             return LiveHistory(complete=False)
         try:
             pipe = self.client.pipeline(transaction=False)
-            weights_key, owned_key = live_keys(user_id)
-            pipe.hgetall(weights_key)
+            *count_keys, owned_key = live_keys(user_id)
+            for key in count_keys:
+                pipe.hgetall(key)
             pipe.smembers(owned_key)
-            weights, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
+            *hashes, owned = await asyncio.wait_for(pipe.execute(), self.timeout_s)
         except aioredis.ResponseError as exc:  # this user's keys are bad, not Redis: no pause for others
             self.breaker.failures += 1
             logger.warning("live history of one user unreadable: %s", exc)
@@ -116,4 +138,9 @@ class LiveStore:
             self.breaker.failed(exc)
             return LiveHistory(complete=False)
         self.breaker.succeeded()
-        return LiveHistory({k.decode(): float(v) for k, v in weights.items()}, {o.decode() for o in owned})
+        counts = {
+            kind: {k.decode(): float(v) for k, v in found.items()}
+            for kind, found in zip((LEGACY, *COUNTED_TYPES), hashes, strict=True)
+            if found
+        }
+        return LiveHistory(counts, {o.decode() for o in owned})

@@ -142,7 +142,7 @@ def load(uri: str, tracking_uri: str, verify: bool = True, signing_key: str | No
         raise LoadError(
             f"{directory}: the cart model has {cart.n_items} items, the bundle {len(bundle.items)}"
         )
-    version = registry_version or f"bundle-{bundle.manifest['bundle_id']}"
+    version = registry_version or f"bundle-{bundle.spec.bundle_id}"
     seconds = time.perf_counter() - began
     logger.info("loaded %s (%s) in %.2fs", uri, version, seconds)
     return LoadedModel(bundle, model, cart, version, uri, seconds)

@@ -112,8 +112,8 @@ class Scorer:
         self.users = bundle.users
         self.history = bundle.history
         self.popular_order = np.argsort(-bundle.popularity, kind="stable")
-        weights = bundle.manifest.get("config", {}).get("weights", {})
-        self.session_weight = float(weights.get("cart", 4.0))
+        self.session_weight = bundle.spec.weights["cart"]  # a session's items count as carted
+        self.live_weights = bundle.spec.live_weights  # live events count as training counted them
         self.copurchase: Associations = bundle.copurchase
         self.coview: Associations | None = bundle.coview
 
@@ -123,8 +123,9 @@ class Scorer:
 
     def _live_row(self, live: LiveHistory) -> sp.csr_matrix:
         """Return the live weights as a one-row history over the model's items."""
-        rows, _ = self.catalog.index(list(live.weights))
-        weights = [live.weights[str(self.catalog.ids[r])] for r in rows]
+        weighted = live.weights(self.live_weights)
+        rows, _ = self.catalog.index(list(weighted))
+        weights = [weighted[str(self.catalog.ids[r])] for r in rows]
         return sp.csr_matrix(
             (np.asarray(weights, np.float32), (np.zeros(len(rows), int), rows)), shape=(1, len(self.catalog))
         )
@@ -205,7 +206,7 @@ class Scorer:
             history = self.history_row(row)
             rows, scores = self._rank(history, np.array([row]), n, allowed)
             return self._envelope(self._items(rows, scores, history, explain), "personalized")
-        if live.weights:
+        if live:
             history = self._live_row(live)
             if history.nnz:
                 rows, scores = self._rank(history, None, n, allowed)

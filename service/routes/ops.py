@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -88,13 +89,13 @@ async def readyz(request: Request, state: State) -> Response:
 async def model_info(state: State) -> dict[str, Any]:
     """Return the served model's version, training time, params, metrics and data fingerprint."""
     engine = state.require()
-    manifest = engine.loaded.bundle.manifest
+    spec = engine.loaded.bundle.spec
     return {
         "version": engine.version,
         "source": engine.loaded.source,
-        "trained_at": manifest.get("trained_at"),
-        "model": manifest.get("model", {}),
-        "metrics": manifest.get("metrics", {}),
-        "data_fingerprint": manifest.get("data", {}).get("fingerprint"),
-        "counts": manifest.get("counts", {}),
+        "trained_at": spec.trained_at,
+        "model": asdict(spec.model),
+        "metrics": spec.raw.get("metrics", {}),
+        "data_fingerprint": spec.data_fingerprint,
+        "counts": spec.counts,
     }

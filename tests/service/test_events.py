@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from features.bundle import Bundle
 from features.eventlog import read_jsonl
+from features.schema import LIVE_WEIGHTS
 from service.app import create_app
 from service.config import Settings
 
@@ -181,10 +182,10 @@ def test_h9_a_users_live_history_is_capped(backend: str, request: pytest.Fixture
             [{"user_id": "u-h9", "item_id": "i0", "type": "purchase"}]
         )  # known items still grow
         live = await store.get("u-h9")
-        assert live.weights["i0"] == 11.0 and "i0" in live.owned
+        assert live.weights(LIVE_WEIGHTS)["i0"] == 11.0 and "i0" in live.owned
         if client is not None:
             await client.aclose()
-        return len(live.weights)
+        return len(live.weights(LIVE_WEIGHTS))
 
     assert asyncio.run(scenario()) == LIVE_MAX_ITEMS
 
@@ -198,7 +199,7 @@ def test_h9_events_for_items_outside_the_catalog_are_logged_but_not_live(
     assert live.post("/v1/events", json=batch).json()["accepted"] == 6
     state = live.app.state.orderlift  # type: ignore[attr-defined]
     history = live.portal.call(state.live.get, "u-h9b")  # type: ignore[union-attr]
-    assert set(history.weights) == {known}
+    assert set(history.weights(LIVE_WEIGHTS)) == {known}
 
 
 def test_m3_one_users_broken_live_key_does_not_turn_live_history_off_for_everyone(redis_url: str) -> None:
@@ -218,7 +219,7 @@ def test_m3_one_users_broken_live_key_does_not_turn_live_history_off_for_everyon
         await store.record([{"user_id": "u-good", "item_id": "i1", "type": "cart"}])
         bad, good = await store.get("u-bad"), await store.get("u-good")
         await client.aclose()
-        return bad.weights, good.weights
+        return bad.weights(LIVE_WEIGHTS), good.weights(LIVE_WEIGHTS)
 
     bad, good = asyncio.run(scenario())
     plain.close()
@@ -297,3 +298,25 @@ def test_l3_events_sent_as_text_plain_are_refused_naming_the_content_type(live: 
     assert answer.status_code == 415
     assert answer.json()["error"]["field"] == "content-type"
     assert answer.json()["error"]["value"] == "text/plain"
+
+
+def test_live_history_is_weighted_with_the_weights_the_model_was_trained_with(
+    bundle_dir: Path, bundle: Bundle, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from service.live import LiveHistory
+    from service.loading import load
+    from service.recommender import Scorer
+
+    copy = Path(shutil.copytree(bundle_dir, tmp_path / "weighted"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["config"]["weights"] = {"view": 2.0, "cart": 3.0, "purchase": 7.0}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    scorer = Scorer(load(str(copy), ""), Settings(model_uri=str(copy)))
+    a, b = str(bundle.items.ids[0]), str(bundle.items.ids[1])
+    live = LiveHistory({"view": {a: 1.0}, "click": {a: 1.0}, "purchase": {b: 2.0}})
+    row = scorer._live_row(live)
+    assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)) == {0: 4.0, 1: 14.0}
+    assert scorer.session_weight == 3.0

@@ -135,7 +135,10 @@ def test_a_failing_live_update_still_acknowledges_logged_events(
     bundle_dir: Path, bundle: Bundle, redis_url: str
 ) -> None:
     plain = redis.Redis.from_url(redis_url)
-    plain.set("orderlift:live:broken-user", "not a hash")  # HINCRBYFLOAT on it fails
+    from service.live import live_keys
+
+    views = next(k for k in live_keys("broken-user") if "live-view" in k)
+    plain.set(views, "not a hash")  # HINCRBYFLOAT on it fails
     item = str(bundle.items.ids[0])  # in the catalog, so it goes to live history
     with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
         response = client.post("/v1/events", json={"user_id": "broken-user", "item_id": item, "type": "view"})

@@ -151,3 +151,20 @@ def test_m11_training_signs_with_the_key_from_the_environment(monkeypatch: pytes
 
     monkeypatch.setenv("ORDERLIFT_BUNDLE_SIGNING_KEY", "s" * 32)
     assert _target(None, "als", "e", None, "candidate", None, False).signing_key == "s" * 32
+
+
+def test_a_manifest_with_a_bad_field_is_refused_naming_it(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["crosssell"]["kind"] = 7
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"crosssell\.kind must be a str, got 7"):
+        load_bundle(bundle_copy)
+
+
+def test_the_typed_manifest_holds_what_training_wrote(trained: TrainResult) -> None:
+    spec = load_bundle(trained.bundle).spec
+    assert spec.model.kind == trained.manifest["model"]["kind"]
+    assert spec.crosssell.kind == trained.manifest["crosssell"]["kind"]
+    assert spec.crosssell.price_exponent == trained.manifest["crosssell"]["price_exponent"]
+    assert spec.weights == {k: float(v) for k, v in trained.manifest["config"]["weights"].items()}
+    assert spec.live_weights["click"] == spec.weights["view"]
