@@ -13,19 +13,7 @@ import typer
 
 from training.console import console, one_line_errors
 from training.lifecycle import compare, promote, sweep, train
-from training.options import (
-    CancelPrefix,
-    EventMap,
-    EventsPath,
-    EventTypeOpt,
-    ItemsPath,
-    MapOpt,
-    NonProduct,
-    PresetOpt,
-    TimestampFormat,
-    Timezone,
-    source_format,
-)
+from training.options import SourceOptions, with_source
 
 __all__ = ["app", "main"]
 
@@ -75,17 +63,9 @@ def generate(
 
 @app.command()
 @one_line_errors
+@with_source
 def inspect(
-    events: EventsPath,
-    items: ItemsPath = None,
-    preset: PresetOpt = None,
-    mapping: MapOpt = None,
-    event_type: EventTypeOpt = None,
-    event_map: EventMap = None,
-    cancel_prefix: CancelPrefix = None,
-    non_product: NonProduct = None,
-    timestamp_format: TimestampFormat = None,
-    timezone: Timezone = None,
+    source: SourceOptions,
     quarantine: Annotated[
         Path | None,
         typer.Option("--quarantine", help="Write rejected rows with their reasons here."),
@@ -97,16 +77,7 @@ def inspect(
     from features.dataset import load_dataset
     from features.report import data_report
 
-    fmt = source_format(
-        preset,
-        mapping,
-        event_type,
-        event_map,
-        cancel_prefix,
-        non_product,
-        timestamp_format,
-        timezone,
-    )
+    events, items, fmt = source.events, source.items, source.format()
     if as_json:
         dataset = load_dataset(events, fmt, items, quarantine=quarantine)
     else:

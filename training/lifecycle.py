@@ -10,19 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from training.console import console, one_line_errors
-from training.options import (
-    CancelPrefix,
-    EventMap,
-    EventsPath,
-    EventTypeOpt,
-    ItemsPath,
-    MapOpt,
-    NonProduct,
-    PresetOpt,
-    TimestampFormat,
-    Timezone,
-    source_format,
-)
+from training.options import SourceOptions, TargetOptions, with_source, with_target
 
 __all__ = ["compare", "promote", "sweep", "train"]
 
@@ -79,20 +67,14 @@ def _number(raw: str) -> Any:
 
 
 @one_line_errors
+@with_source
+@with_target
 def train(
-    events: EventsPath,
+    source: SourceOptions,
+    target: TargetOptions,
     model: Annotated[
         str, typer.Option("--model", help="als, bpr, lmf, cosine, bm25, tfidf, popular, ease.")
     ] = "als",
-    items: ItemsPath = None,
-    preset: PresetOpt = None,
-    mapping: MapOpt = None,
-    event_type: EventTypeOpt = None,
-    event_map: EventMap = None,
-    cancel_prefix: CancelPrefix = None,
-    non_product: NonProduct = None,
-    timestamp_format: TimestampFormat = None,
-    timezone: Timezone = None,
     factors: Annotated[int | None, typer.Option(min=1, help="Latent factors (als, bpr, lmf).")] = None,
     iterations: Annotated[int | None, typer.Option(min=1, help="Training epochs.")] = None,
     regularization: Annotated[float | None, typer.Option(min=0.0, help="L2 regularisation.")] = None,
@@ -110,17 +92,6 @@ def train(
     min_item: Annotated[int, typer.Option(min=1, help="k-core: min distinct users per item.")] = 1,
     holdout: HoldoutOpt = "0.2",
     holdout_date: HoldoutDate = None,
-    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift",
-    register: Annotated[
-        str | None, typer.Option(help="Registered model name; 'none' to skip.")
-    ] = "orderlift",
-    alias: Annotated[str, typer.Option(help="Alias given to the new version.")] = "candidate",
-    out: Annotated[Path | None, typer.Option(help="Bundle directory (default bundles/<model>).")] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
-    ] = None,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow.")] = True,
 ) -> None:
     """Train a model, evaluate it beside popularity, bundle the refit, log and register it in MLflow."""
     from features.matrix import Weighting
@@ -138,7 +109,7 @@ def train(
     )
     params = _model_params(hyper, param)
     if model == "als" and "report_loss" not in params:
-        params["report_loss"] = track  # the per-epoch loss costs ~15% of the fit; it is for MLflow
+        params["report_loss"] = target.track  # the per-epoch loss costs ~15% of the fit; it is for MLflow
     create_model(model, **params)  # fail fast on an unknown model or parameter
     config = TrainConfig(
         model=model,
@@ -147,87 +118,41 @@ def train(
         holdout=_holdout(holdout),
         holdout_date=holdout_date,
     )
-    inputs = _inputs(
-        events,
-        items,
-        preset,
-        mapping,
-        event_type,
-        event_map,
-        cancel_prefix,
-        non_product,
-        timestamp_format,
-        timezone,
-    )
-    target = _target(out, model, experiment, register, alias, tracking_uri, track)
-    train_and_log(console, replace(inputs, min_user=min_user, min_item=min_item), config, target)
+    inputs = _inputs(source)
+    where = _target(target, model)
+    train_and_log(console, replace(inputs, min_user=min_user, min_item=min_item), config, where)
 
 
-def _inputs(
-    events: Path,
-    items: Path | None,
-    preset: str | None,
-    mapping: list[str] | None,
-    event_type: str | None,
-    event_map: list[str] | None,
-    cancel_prefix: str | None,
-    non_product: list[str] | None,
-    timestamp_format: str | None,
-    timezone: str | None,
-) -> Any:
+def _inputs(source: SourceOptions) -> Any:
     from training.run import Inputs
 
-    fmt = source_format(
-        preset, mapping, event_type, event_map, cancel_prefix, non_product, timestamp_format, timezone
-    )
-    return Inputs(events, items, fmt)
+    return Inputs(source.events, source.items, source.format())
 
 
-def _target(
-    out: Path | None,
-    model: str,
-    experiment: str,
-    register: str | None,
-    alias: str,
-    tracking_uri: str | None,
-    track: bool,
-) -> Any:
+def _target(options: TargetOptions, model: str) -> Any:
     from training.run import Target
 
-    name = None if (register or "").lower() in {"", "none"} else register
+    o = options
+    name = None if (o.register or "").lower() in {"", "none"} else o.register
     key = os.environ.get("ORDERLIFT_BUNDLE_SIGNING_KEY") or None  # never a flag: flags show in ps
-    return Target(out or Path("bundles") / model, experiment, name, alias, tracking_uri, track, key)
+    return Target(o.out or Path("bundles") / model, o.experiment, name, o.alias, o.tracking_uri, o.track, key)
 
 
 @one_line_errors
+@with_source
+@with_target
 def sweep(
-    events: EventsPath,
+    source: SourceOptions,
+    target: TargetOptions,
     grid: Annotated[
         list[str], typer.Option("--grid", help="Candidates, e.g. factors=32,64,128 (repeatable).")
     ],
     model: Annotated[str, typer.Option("--model", help="Model kind to tune.")] = "als",
     trials: Annotated[int | None, typer.Option(min=1, help="Random search: this many grid points.")] = None,
     metric: Annotated[str, typer.Option(help="Validation metric to maximise.")] = "ndcg_at_10",
-    items: ItemsPath = None,
-    preset: PresetOpt = None,
-    mapping: MapOpt = None,
-    event_type: EventTypeOpt = None,
-    event_map: EventMap = None,
-    cancel_prefix: CancelPrefix = None,
-    non_product: NonProduct = None,
-    timestamp_format: TimestampFormat = None,
-    timezone: Timezone = None,
     holdout: HoldoutOpt = "0.2",
     holdout_date: HoldoutDate = None,
     seed: Annotated[int, typer.Option(help="Seed of the random search.")] = 42,
-    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift",
-    register: Annotated[
-        str | None, typer.Option(help="Registered model name; 'none' to skip.")
-    ] = "orderlift",
-    alias: Annotated[str, typer.Option(help="Alias given to the new version.")] = "candidate",
-    out: Annotated[Path | None, typer.Option(help="Bundle directory (default bundles/<model>).")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the runs to MLflow.")] = True,
 ) -> None:
     """Tune a model on a validation split of the train period, test the winner once, register it."""
     from training.job import TrainConfig
@@ -239,20 +164,9 @@ def sweep(
     for name, values in space.items():
         create_model(model, **{name: values[0]})  # fail fast on an unknown parameter
     config = TrainConfig(model=model, holdout=_holdout(holdout), holdout_date=holdout_date, seed=seed)
-    inputs = _inputs(
-        events,
-        items,
-        preset,
-        mapping,
-        event_type,
-        event_map,
-        cancel_prefix,
-        non_product,
-        timestamp_format,
-        timezone,
-    )
-    target = _target(out, model, experiment, register, alias, tracking_uri, track)
-    sweep_and_log(console, inputs, config, target, space, metric, trials)
+    inputs = _inputs(source)
+    where = _target(target, model)
+    sweep_and_log(console, inputs, config, where, space, metric, trials)
 
 
 @one_line_errors

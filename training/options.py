@@ -1,9 +1,20 @@
-"""Command-line options shared by the commands that read a shop's events."""
+"""Command-line options shared by the commands that read a shop's events.
+
+``with_source`` gives a command the ten options of where its events come from and how to read
+them (``--events``, ``--items``, ``--preset``, ``--map``, ...) as one ``source: SourceOptions``
+argument, and ``with_target`` the six of where its bundle goes (``--out``, ``--experiment``,
+``--register``, ...) as ``target: TargetOptions``: each group is declared once here, and a new
+option is one field of its dataclass.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
@@ -18,9 +29,11 @@ __all__ = [
     "MapOpt",
     "NonProduct",
     "PresetOpt",
+    "SourceOptions",
     "TimestampFormat",
     "Timezone",
     "source_format",
+    "with_source",
 ]
 
 EventsPath = Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
@@ -78,3 +91,86 @@ def source_format(
         timestamp_format=timestamp_format,
         timezone=timezone,
     )
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Where a command's events come from, and how to read them."""
+
+    events: EventsPath
+    items: ItemsPath = None
+    preset: PresetOpt = None
+    mapping: MapOpt = None
+    event_type: EventTypeOpt = None
+    event_map: EventMap = None
+    cancel_prefix: CancelPrefix = None
+    non_product: NonProduct = None
+    timestamp_format: TimestampFormat = None
+    timezone: Timezone = None
+
+    def format(self) -> SourceFormat:
+        """Return the SourceFormat these options describe."""
+        return source_format(
+            self.preset, self.mapping, self.event_type, self.event_map, self.cancel_prefix,
+            self.non_product, self.timestamp_format, self.timezone,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Where a trained bundle goes: its directory and MLflow."""
+
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift"
+    register: Annotated[str | None, typer.Option(help="Registered model name; 'none' to skip.")] = "orderlift"
+    alias: Annotated[str, typer.Option(help="Alias given to the new version.")] = "candidate"
+    out: Annotated[Path | None, typer.Option(help="Bundle directory (default bundles/<model>).")] = None
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+    ] = None
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run(s) to MLflow.")] = True
+
+
+C = TypeVar("C", bound=Callable[..., Any])
+
+
+def option_group(group: type[Any], name: str) -> Callable[[C], C]:
+    """Return a decorator that adds ``group``'s fields to a command's options, handed over as ``name``.
+
+    The group's first field leads the options (``--events`` first), the rest follow the command's.
+    """
+    hints = get_type_hints(group, include_extras=True)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    added = [
+        inspect.Parameter(
+            f.name, keyword, annotation=hints[f.name],
+            default=inspect.Parameter.empty if f.default is MISSING else f.default,
+        )
+        for f in fields(group)
+    ]  # fmt: skip
+
+    def decorate(command: C) -> C:
+        own = get_type_hints(command, include_extras=True)
+        kept = [
+            p.replace(kind=keyword, annotation=own.get(p.name, p.annotation))
+            for p in inspect.signature(command).parameters.values()
+            if p.name != name
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            options = group(**{f.name: kwargs.pop(f.name) for f in fields(group)})
+            return command(**{name: options}, **kwargs)
+
+        lead = added[:1] if group is SourceOptions else []
+        rest = added[len(lead) :]
+        wrapper.__signature__ = inspect.Signature([*lead, *kept, *rest])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in (*added, *kept)}
+        del wrapper.__wrapped__  # typer reads the signature above, not the command's own
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+with_source = option_group(SourceOptions, "source")
+with_target = option_group(TargetOptions, "target")

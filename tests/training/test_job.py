@@ -148,9 +148,10 @@ def test_m11_a_signed_bundle_loads_and_an_altered_or_unsigned_one_is_refused(
 
 def test_m11_training_signs_with_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from training.lifecycle import _target
+    from training.options import TargetOptions
 
     monkeypatch.setenv("ORDERLIFT_BUNDLE_SIGNING_KEY", "s" * 32)
-    assert _target(None, "als", "e", None, "candidate", None, False).signing_key == "s" * 32
+    assert _target(TargetOptions(track=False), "als").signing_key == "s" * 32
 
 
 def test_a_manifest_with_a_bad_field_is_refused_naming_it(bundle_copy: Path) -> None:
