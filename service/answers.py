@@ -1,4 +1,10 @@
-"""The storefront's two hottest answers, shared by their routes and the fast lane."""
+"""Every cached read answer: the one path from a route (or the fast lane) to an engine.
+
+Each function builds its cache key (``key(version)``, so a warm swap can look up the same answer
+under the model swapped out), reads the cache, and on a miss asks one engine object (``Scorer``
+or ``CrossSeller``) for the answer. Routes parse and validate, then call one of these; the fast
+lane calls the same ones for its two routes.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,11 @@ from service.cache_keys import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.live import LiveHistory
-from service.recommender import Filters
-from service.schemas import CrossSellRequest
+from service.recommender import Filters, SimilarKind
+from service.schemas import CrossSellRequest, SessionRequest
 from service.state import ServiceState
 
-__all__ = ["recommend_for_user", "suggest_for_cart"]
+__all__ = ["recommend_for_session", "recommend_for_user", "similar_to_item", "suggest_for_cart"]
 
 INLINE_CELLS = 20_000  # a cart reading more stored pairs than this is ranked in the thread pool
 
@@ -50,6 +56,40 @@ async def recommend_for_user(
         user_id=user_id,
         version=engine.version,
         previous=_previous(state, scorer.variant, key),
+    )
+
+
+async def recommend_for_session(state: ServiceState, body: SessionRequest, filters: Filters) -> Response:
+    """Answer a session's recommendations from the cache, or fold its items in and cache the bytes."""
+    engine = state.require(body.user_id)
+    scorer = engine.scorer
+    items = digest([sorted(set(body.recent_items)), body.user_id])  # null: no user, unlike any id
+    flags = (str(body.n), filters.key(), str(body.explain))
+
+    def key(version: str) -> str:
+        return cache_key("session", version, scorer.variant, items, *flags)
+
+    return await state.cached(
+        key(engine.version),
+        lambda _: scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain),
+        user_id=body.user_id,
+        version=engine.version,
+        previous=_previous(state, scorer.variant, key),
+    )
+
+
+async def similar_to_item(state: ServiceState, item_id: str, n: int, kind: SimilarKind) -> Response:
+    """Answer an item's related items from the cache, or compute and cache the bytes."""
+    engine = state.require()
+
+    def key(version: str) -> str:
+        return cache_key("similar", version, item_id, kind, str(n))
+
+    return await state.cached(
+        key(engine.version),
+        lambda _: engine.scorer.similar(item_id, n, kind),
+        version=engine.version,
+        previous=_previous(state, engine.scorer.variant, key),
     )
 
 

@@ -24,7 +24,8 @@ from service.live import LiveStore
 from service.loading import LoadError
 from service.observability import Metrics, Observability, configure_logging
 from service.ratelimit import RateLimiter
-from service.routes import admin, bundles, cart, docs, events, experiments, items, ops, ui, users
+from service.routes import docs
+from service.routes import modules as route_modules
 from service.state import ServiceState, parse_variants
 
 __all__ = ["app_from_env", "create_app"]
@@ -144,12 +145,12 @@ def create_app(settings: Settings) -> FastAPI:
     state_of = lambda: getattr(app.state, "orderlift", None)  # noqa: E731 - set by the lifespan
     metrics = Metrics(state_of)
     app.state.metrics = metrics
-    modules = (users, items, cart, bundles, events, experiments, admin, ops, ui, docs)
-    for module in modules:
+    found = route_modules()
+    for module in found:
         app.include_router(module.router)
     app.mount(docs.STATIC, docs.assets(), name="swagger")
-    _document(app, events.BODY_SCHEMAS)
-    routes = {r.path: r for module in modules for r in module.router.routes if isinstance(r, APIRoute)}
+    _document(app, tuple(model for module in found for model in getattr(module, "BODY_SCHEMAS", ())))
+    routes = {r.path: r for module in found for r in module.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(FastLane, state_of=state_of, routes=routes)  # inside Observability: counted, logged
     app.state.limiter = RateLimiter(settings)
     app.add_middleware(Gate, settings=settings, limiter=app.state.limiter)  # before anything reads a body

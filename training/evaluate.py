@@ -33,7 +33,7 @@ Cross-sell is evaluated through the serving ranker in ``training.crosssell``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,8 @@ from training.models import Recommender
 
 __all__ = [
     "DEFAULT_KS",
+    "RANKING",
+    "Cut",
     "Holdout",
     "build_holdout",
     "evaluate_model",
@@ -57,7 +59,35 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
-_RANKING: tuple[str, ...] = ("precision", "recall", "map", "ndcg", "hit_rate")
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Per evaluated user, what their list holds at one cut-off ``k``: a ranking metric is a value of it.
+
+    ``found``: relevant items in the top ``k``; ``relevant``: relevant items in all; ``depth``:
+    ``min(k, relevant)``; ``ap``: the sum of precision at each hit; ``dcg`` and ``ideal``: the
+    discounted gain of the list and of a perfect one.
+    """
+
+    k: int
+    found: np.ndarray
+    relevant: np.ndarray
+    depth: np.ndarray
+    ap: np.ndarray
+    dcg: np.ndarray
+    ideal: np.ndarray
+
+
+#: Every per-user ranking metric, by name; reported as ``{name}_at_{k}``, the mean over users.
+#: A new metric is one entry here.
+RANKING: dict[str, Callable[[Cut], np.ndarray]] = {
+    "precision": lambda c: c.found / c.k,
+    "recall": lambda c: c.found / c.relevant,
+    "map": lambda c: c.ap / c.depth,
+    "ndcg": lambda c: c.dcg / c.ideal,
+    "hit_rate": lambda c: (c.found > 0).astype(np.float64),
+}
 _NAN = float("nan")
 
 
@@ -171,16 +201,11 @@ def _ranking_sums(
     ap = np.cumsum(found / pos * hits, axis=1)
     discount = 1.0 / np.log2(pos + 1.0)
     dcg, ideal = np.cumsum(hits * discount, axis=1), np.cumsum(discount)
-    sums = np.zeros((len(ks), len(_RANKING)))
+    sums = np.zeros((len(ks), len(RANKING)))
     for j, k in enumerate(ks):
-        got, depth = found[:, k - 1], np.minimum(k, n_rel)
-        sums[j] = (
-            got.sum() / k,
-            (got / n_rel).sum(),
-            (ap[:, k - 1] / depth).sum(),
-            (dcg[:, k - 1] / ideal[depth - 1]).sum(),
-            (got > 0).sum(),
-        )
+        depth = np.minimum(k, n_rel)
+        cut = Cut(k, found[:, k - 1], n_rel, depth, ap[:, k - 1], dcg[:, k - 1], ideal[depth - 1])
+        sums[j] = [metric(cut).sum() for metric in RANKING.values()]
         covered[j, rec[:, :k][ok[:, :k]]] = True
     return len(users), sums
 
@@ -191,7 +216,7 @@ def _ranking_result(
     """Turn metric sums into means and coverage shares."""
     out: dict[str, float] = {}
     for j, k in enumerate(ks):
-        for name, total in zip(_RANKING, sums[j], strict=True):
+        for name, total in zip(RANKING, sums[j], strict=True):
             out[f"{name}_at_{k}"] = float(total / n_users) if n_users else _NAN
         out[f"coverage_at_{k}"] = float(covered[j].sum() / n_items) if n_items else _NAN
     return out
@@ -249,7 +274,7 @@ def evaluate_model(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     covered = np.zeros((len(cuts), n_items), dtype=bool)
-    sums, earned = np.zeros((len(cuts), len(_RANKING))), np.zeros(len(cuts))
+    sums, earned = np.zeros((len(cuts), len(RANKING))), np.zeros(len(cuts))
     n_users, total = 0, 0.0
     for start in range(0, len(holdout.eval_users), batch_size):
         rows = holdout.eval_users[start : start + batch_size]

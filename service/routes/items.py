@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from service.cache_keys import cache_key
+from service.answers import similar_to_item
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
+from service.recommender import SimilarKind
 from service.schemas import SimilarResponse
 
 router = APIRouter(
@@ -27,11 +28,9 @@ async def similar_items(
     item_id: Annotated[str, Path(min_length=1, max_length=200, examples=["i0042"])],
     n: Annotated[int, Query(ge=1, le=100)] = 10,
     kind: Annotated[
-        Literal["also_bought", "also_viewed", "similar"],
+        SimilarKind,
         Query(description="also_bought: co-purchase; also_viewed: co-view; similar: the model's similarity."),
     ] = "also_bought",
 ) -> Response:
     """Return related items with the statistics behind each."""
-    engine = state.require()
-    key = cache_key("similar", engine.version, item_id, kind, str(n))
-    return await state.cached(key, lambda _: engine.scorer.similar(item_id, n, kind), version=engine.version)
+    return await similar_to_item(state, item_id, n, kind)

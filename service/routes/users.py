@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from service.answers import recommend_for_user
-from service.cache_keys import cache_key, digest
+from service.answers import recommend_for_session, recommend_for_user
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.recommender import Filters
@@ -45,21 +44,6 @@ async def user_recommendations(
 @router.post("/recommendations", response_model=RecommendationsResponse)
 async def session_recommendations(state: State, body: SessionRequest) -> Response:
     """Recommend from a session's recent items (folded into the model); popular when nothing is known."""
-    engine = state.require(body.user_id)
     f = body.filters
     filters = Filters(f.category, tuple(f.exclude), f.in_stock_only, f.min_price, f.max_price)
-    key = cache_key(
-        "session",
-        engine.version,
-        engine.scorer.variant,
-        digest([sorted(set(body.recent_items)), body.user_id]),  # null: no user, unlike any id
-        str(body.n),
-        filters.key(),
-        str(body.explain),
-    )
-    return await state.cached(
-        key,
-        lambda _: engine.scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain),
-        user_id=body.user_id,
-        version=engine.version,
-    )
+    return await recommend_for_session(state, body, filters)

@@ -285,3 +285,16 @@ def test_evaluate_model_with_no_evaluated_users_reports_nan() -> None:
     m = evaluate_model(model, h, ks=(1,))
     assert m["users_evaluated"] == 0
     assert math.isnan(m["precision_at_1"]) and math.isnan(m["revenue_at_1"])
+
+
+def test_a_new_ranking_metric_is_one_entry_in_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from training import evaluate
+
+    monkeypatch.setitem(evaluate.RANKING, "first_hit", lambda c: (c.found > 0).astype(float) * 2.0)
+    recommended = np.array([[0, 1], [2, 3]])
+    relevant = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
+    out = evaluate.ranking_metrics(recommended, relevant, ks=(2,))
+    assert out["first_hit_at_2"] == 2.0 and out["hit_rate_at_2"] == 1.0
