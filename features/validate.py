@@ -152,9 +152,17 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     )
     events = _frame(table, accepted, user, item, event, ts, order, quantity, price, n)
     anonymous_events = _frame(table, anonymous, user, item, event, ts, order, quantity, price, n)
+    report = _report(reason, accepted, anonymous, returns)
+    return ValidationResult(events, _rejected_rows(table, reason), report, anonymous_events)
+
+
+def _report(
+    reason: np.ndarray, accepted: np.ndarray, anonymous: np.ndarray, returns: ReturnsReport
+) -> ValidationReport:
+    """Count the rows read, accepted, anonymous and rejected by reason, and log the outcome."""
     counts = np.bincount(reason[reason >= 0].astype(np.int64), minlength=len(_REASONS))
     report = ValidationReport(
-        rows_read=n,
+        rows_read=len(reason),
         rows_accepted=int(accepted.sum()),
         rejected={r.value: int(c) for r, c in zip(_REASONS, counts, strict=True)},
         returns=returns,
@@ -162,11 +170,11 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     )
     logger.info(
         "validated %d rows: %d accepted, %d anonymous purchase lines",
-        n,
+        report.rows_read,
         report.rows_accepted,
         report.rows_anonymous,
     )
-    return ValidationResult(events, _rejected_rows(table, reason), report, anonymous_events)
+    return report
 
 
 def _duplicated(columns: list[np.ndarray]) -> np.ndarray:

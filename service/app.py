@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -89,51 +90,53 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """Open the stores, load the models, replay the embedded log; close everything at shutdown."""
+    cache = open_cache(
+        settings.redis_url,
+        socket_timeout_s=settings.redis_timeout_s,
+        retry_after_s=settings.redis_retry_after_s,
+        max_entries=settings.cache_max_entries,
+        max_bytes=settings.cache_max_bytes,
+    )
+    sink, live = _stores(settings)
+    state = ServiceState(settings, cache, sink, live)
+    app.state.orderlift = state
+    if not settings.auth_enabled:
+        logger.warning("no ORDERLIFT_API_KEYS set: /v1 is open (fine for development only)")
+    try:
+        state.variants = parse_variants(settings)
+        await state.reload(force=True)
+    except LoadError as exc:
+        state.load_error = str(exc)
+    if state.load_error:
+        logger.error("serving without (some) models: %s", state.load_error)
+    if isinstance(sink, FileEventSink):
+        events = await sink.read_all()  # live history survives a restart
+        for start in range(0, len(events), REPLAY_CHUNK):  # trimmed to LOCAL_USERS as it goes
+            await live.record(events[start : start + REPLAY_CHUNK])
+    watcher = asyncio.create_task(state.watch())
+    warm = asyncio.create_task(_warm_report(state))  # the first report need not read the whole log
+    yield
+    for task in (watcher, warm):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await cache.close()
+    await sink.close()
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``; refuse a production one without keys (``open_refusal``)."""
     if settings.environment == "production" and (refusal := settings.open_refusal()):
         raise RuntimeError(refusal)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        cache = open_cache(
-            settings.redis_url,
-            socket_timeout_s=settings.redis_timeout_s,
-            retry_after_s=settings.redis_retry_after_s,
-            max_entries=settings.cache_max_entries,
-            max_bytes=settings.cache_max_bytes,
-        )
-        sink, live = _stores(settings)
-        state = ServiceState(settings, cache, sink, live)
-        app.state.orderlift = state
-        if not settings.auth_enabled:
-            logger.warning("no ORDERLIFT_API_KEYS set: /v1 is open (fine for development only)")
-        try:
-            state.variants = parse_variants(settings)
-            await state.reload(force=True)
-        except LoadError as exc:
-            state.load_error = str(exc)
-        if state.load_error:
-            logger.error("serving without (some) models: %s", state.load_error)
-        if isinstance(sink, FileEventSink):
-            events = await sink.read_all()  # live history survives a restart
-            for start in range(0, len(events), REPLAY_CHUNK):  # trimmed to LOCAL_USERS as it goes
-                await live.record(events[start : start + REPLAY_CHUNK])
-        watcher = asyncio.create_task(state.watch())
-        warm = asyncio.create_task(_warm_report(state))  # the first report need not read the whole log
-        yield
-        for task in (watcher, warm):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await cache.close()
-        await sink.close()
-
     app = FastAPI(
         title="orderlift",
         version="0.1.0",
         summary="Recommendations that raise average order value.",
-        lifespan=lifespan,
+        lifespan=functools.partial(_lifespan, settings=settings),
         docs_url=None,  # service/routes/docs.py serves /docs from local assets; no ReDoc (CDN only)
         redoc_url=None,
         # Requests are counted and timed by Observability (Prometheus); FastAPI's own OpenTelemetry

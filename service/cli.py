@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,9 +30,6 @@ def serve(
     ] = False,
 ) -> None:
     """Serve recommendations over HTTP (uvicorn); settings come from ORDERLIFT_* variables."""
-    from pydantic import ValidationError
-
-    from service.config import Settings
     from service.observability import configure_logging
     from service.workers import WorkersFailed, run_workers
 
@@ -44,22 +41,7 @@ def serve(
         os.environ["ORDERLIFT_ALLOW_OPEN"] = "1"
     if local_workers:
         os.environ["ORDERLIFT_LOCAL_WORKERS"] = "1"
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"ORDERLIFT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        typer.echo(f"error: {problems}", err=True)
-        raise typer.Exit(2) from None
-    refusal = settings.open_refusal(host)
-    if workers > 1 and not settings.redis_url and not settings.local_workers:
-        refusal = (
-            f"--workers {workers} without ORDERLIFT_REDIS_URL: each worker would keep its own cache, live "
-            "history and event ids (a purchase posted to one is unknown to the others); set "
-            "ORDERLIFT_REDIS_URL, or pass --local-workers (ORDERLIFT_LOCAL_WORKERS=1) if that is meant"
-        )
+    refusal = _refusal(_settings(), host, workers)
     if refusal:
         typer.echo(f"error: {refusal}", err=True)
         raise typer.Exit(2)
@@ -75,6 +57,34 @@ def serve(
     except WorkersFailed as exc:
         typer.echo(f"error: {exc}; see the workers' log lines above", err=True)
         raise typer.Exit(1) from None
+
+
+def _settings() -> Any:
+    """Return the Settings from the environment, or exit 2 naming every bad variable."""
+    from pydantic import ValidationError
+
+    from service.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ORDERLIFT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        typer.echo(f"error: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _refusal(settings: Any, host: str, workers: int) -> str | None:
+    """Return why serving like this is refused: open although deployed, or workers that disagree."""
+    if workers > 1 and not settings.redis_url and not settings.local_workers:
+        return (
+            f"--workers {workers} without ORDERLIFT_REDIS_URL: each worker would keep its own cache, live "
+            "history and event ids (a purchase posted to one is unknown to the others); set "
+            "ORDERLIFT_REDIS_URL, or pass --local-workers (ORDERLIFT_LOCAL_WORKERS=1) if that is meant"
+        )
+    return settings.open_refusal(host)
 
 
 def precompute(

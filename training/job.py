@@ -288,6 +288,39 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _fit(config: TrainConfig, matrix: Any, on_epoch: OnEpoch) -> tuple[Recommender, float]:
+    """Fit the configured model on ``matrix``; return it and the seconds it took."""
+    model: Recommender = create_model(config.model, **config.params)
+    began = time.perf_counter()
+    model.fit(matrix, on_epoch)
+    return model, time.perf_counter() - began
+
+
+def _manifest(
+    model: Recommender,
+    config: TrainConfig,
+    data: Mapping[str, Any],
+    evaluation: Evaluation | None,
+    spec: dict[str, Any],
+    fit_seconds: float,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Return what the bundle's manifest.json records (``features.manifest`` reads it back, typed)."""
+    return {
+        "model": {"kind": model.kind, "params": model.params, "fold_in": model.fold_in},
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "trained_on": "all events given (refit after evaluation)" if evaluation else "all events given",
+        "data": dict(data),
+        "config": config.describe(),
+        "split": evaluation.split if evaluation else None,
+        "metrics": evaluation.describe() if evaluation else {},
+        "crosssell": {**spec, "chosen_on": "validation" if evaluation and evaluation.cart else "default"},
+        "fit_seconds": round(fit_seconds, 3),
+        "versions": _versions(),
+        **(extra or {}),
+    }
+
+
 def run_training(
     dataset: Dataset,
     config: TrainConfig,
@@ -314,10 +347,7 @@ def run_training(
         if on_epoch is not None:
             on_epoch(epoch, value)
 
-    model: Recommender = create_model(config.model, **config.params)
-    began = time.perf_counter()
-    model.fit(inter.matrix, record)
-    fit_seconds = time.perf_counter() - began
+    model, fit_seconds = _fit(config, inter.matrix, record)
     on_stage("computing co-purchase and co-view statistics")
     orders = all_orders(dataset)
     copurchase = association_stats(orders, min_count=config.min_pair_count)
@@ -327,19 +357,7 @@ def run_training(
     spec = chosen_cart(evaluation)
     on_stage(f"fitting the {spec['kind']} cart model on all {len(orders):,} orders")
     cart = fit_cart(orders, spec)
-    manifest = {
-        "model": {"kind": model.kind, "params": model.params, "fold_in": model.fold_in},
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "trained_on": "all events given (refit after evaluation)" if evaluation else "all events given",
-        "data": dict(data),
-        "config": config.describe(),
-        "split": evaluation.split if evaluation else None,
-        "metrics": evaluation.describe() if evaluation else {},
-        "crosssell": {**spec, "chosen_on": "validation" if evaluation and evaluation.cart else "default"},
-        "fit_seconds": round(fit_seconds, 3),
-        "versions": _versions(),
-        **(extra or {}),
-    }
+    manifest = _manifest(model, config, data, evaluation, spec, fit_seconds, extra)
     on_stage(f"writing the bundle to {out}")
     save_bundle(
         out,

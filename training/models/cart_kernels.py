@@ -104,6 +104,53 @@ def _better(rank: float, row: int, than_rank: float, than_row: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _mark(
+    candidates: np.ndarray,
+    cart_rows: np.ndarray,
+    sub_indptr: np.ndarray,
+    sub_indices: np.ndarray,
+    leave_out: bool,
+    mark: np.ndarray,
+    clear: bool = False,
+) -> int:
+    """Mark 1 a candidate, 3 a substitute left out (when ``leave_out``), 2 a cart item; count the 3s.
+
+    With ``clear``, set those marks back to 0 for the next cart.
+    """
+    for j in candidates:
+        mark[j] = 0 if clear else 1
+    left_out = 0
+    if leave_out:
+        for r in cart_rows:
+            for c in range(sub_indptr[r], sub_indptr[r + 1]):
+                s = sub_indices[c]
+                if clear:
+                    mark[s] = 0
+                elif mark[s] != 3:
+                    mark[s] = 3  # counted once
+                    left_out += 1
+    for r in cart_rows:
+        mark[r] = 0 if clear else 2
+    return left_out
+
+
+@njit(cache=True, nogil=True)
+def _insert(
+    rows: np.ndarray, ranks: np.ndarray, probs: np.ndarray, size: int, j: int, rank: float, p: float
+) -> int:
+    """Insert row ``j`` into the best-first lists (capacity ``len(rows)``) if it ranks; return the size."""
+    n = len(rows)
+    if size == n and not _better(rank, j, ranks[size - 1], rows[size - 1]):
+        return size
+    at = size if size < n else n - 1
+    while at > 0 and _better(rank, j, ranks[at - 1], rows[at - 1]):
+        rows[at], ranks[at], probs[at] = rows[at - 1], ranks[at - 1], probs[at - 1]
+        at -= 1
+    rows[at], ranks[at], probs[at] = j, rank, p
+    return size + 1 if size < n else size
+
+
+@njit(cache=True, nogil=True)
 def select(
     candidates: np.ndarray,
     prob: np.ndarray,
@@ -126,18 +173,7 @@ def select(
     unless ``leave_out`` is false their substitutes (``sub_indptr``/``sub_indices``, item x item),
     never rank; nor does an item out of stock. ``mark`` is ``Scratch.marks``.
     """
-    for j in candidates:
-        mark[j] = 1
-    left_out = 0
-    if leave_out:
-        for r in cart_rows:
-            for c in range(sub_indptr[r], sub_indptr[r + 1]):
-                s = sub_indices[c]
-                if mark[s] != 3:
-                    mark[s] = 3  # counted once
-                    left_out += 1
-    for r in cart_rows:
-        mark[r] = 2
+    left_out = _mark(candidates, cart_rows, sub_indptr, sub_indices, leave_out, mark)
     best_rows = np.empty(n, dtype=np.int64)
     best_rank = np.empty(n, dtype=np.float64)
     best_prob = np.empty(n, dtype=np.float64)
@@ -165,24 +201,8 @@ def select(
         rank = p * price[j] ** g if g != 0.0 else p
         if rank != rank:  # NaN ranks last
             rank = -np.inf
-        if size == n and not _better(rank, j, best_rank[size - 1], best_rows[size - 1]):
-            continue
-        at = size if size < n else n - 1
-        while at > 0 and _better(rank, j, best_rank[at - 1], best_rows[at - 1]):
-            best_rows[at] = best_rows[at - 1]
-            best_rank[at] = best_rank[at - 1]
-            best_prob[at] = best_prob[at - 1]
-            at -= 1
-        best_rows[at], best_rank[at], best_prob[at] = j, rank, p
-        if size < n:
-            size += 1
-    for j in candidates:  # leave the marks clean: 1 a candidate, 2 in the cart, 3 a substitute
-        mark[j] = 0
-    for r in cart_rows:
-        mark[r] = 0
-        if leave_out:
-            for c in range(sub_indptr[r], sub_indptr[r + 1]):
-                mark[sub_indices[c]] = 0
+        size = _insert(best_rows, best_rank, best_prob, size, j, rank, p)
+    _mark(candidates, cart_rows, sub_indptr, sub_indices, leave_out, mark, True)
     return best_rows[:size].copy(), best_rank[:size].copy(), best_prob[:size].copy(), left_out
 
 
