@@ -32,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from features.eventlog import STREAM_KEY, parse_entries, read_jsonl, variant_of
 from features.schema import LiveEventType
 from service.breaker import Breaker
+from service.schemas import ID_MAX
 
 __all__ = [
     "EventIn",
@@ -65,15 +66,17 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str | None = Field(None, min_length=1, max_length=200, description="Makes retries idempotent.")
-    user_id: str = Field(min_length=1, max_length=200)
-    item_id: str = Field(min_length=1, max_length=200)
+    event_id: str | None = Field(
+        None, min_length=1, max_length=ID_MAX, description="Makes retries idempotent."
+    )
+    user_id: str = Field(min_length=1, max_length=ID_MAX)
+    item_id: str = Field(min_length=1, max_length=ID_MAX)
     type: LiveEventType
     timestamp: datetime | None = Field(None, description="ISO 8601; naive means UTC; default: now.")
-    order_id: str | None = Field(None, min_length=1, max_length=200)
+    order_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
     quantity: float | None = Field(None, gt=0, le=1_000_000, strict=True)
     price: float | None = Field(None, ge=0, le=1_000_000_000, strict=True)
-    recommendation_id: str | None = Field(None, min_length=1, max_length=200)
+    recommendation_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
 
     @field_validator("timestamp", mode="before")
     @classmethod

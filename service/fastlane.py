@@ -24,7 +24,7 @@ from service.auth import access_error
 from service.errors import ServiceError
 from service.gate import header
 from service.recommender import Filters
-from service.schemas import CrossSellRequest
+from service.schemas import N_DEFAULT, N_MAX, CrossSellRequest
 from service.state import ServiceState
 
 __all__ = ["FastLane"]
@@ -38,7 +38,7 @@ _NO_FILTERS = Filters()
 
 def recommendation_query(query: bytes) -> tuple[int, bool] | None:
     """Return (n, explain) from a query holding at most those two, canonically written; else None."""
-    n, explain, seen = 10, False, set()
+    n, explain, seen = N_DEFAULT, False, set()
     for part in query.split(b"&") if query else ():
         name, _, value = part.partition(b"=")
         if name in seen:
@@ -50,7 +50,7 @@ def recommendation_query(query: bytes) -> tuple[int, bool] | None:
             explain = value == b"true"
         else:
             return None
-    return (n, explain) if 1 <= n <= 100 else None
+    return (n, explain) if 1 <= n <= N_MAX else None
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -28,7 +29,14 @@ __all__ = [
     "SimilarResponse",
 ]
 
-N_FIELD = Field(10, ge=1, le=100, description="How many items (1-100).")
+#: How many items a list endpoint answers: one definition for every route, body and the fast lane.
+N_DEFAULT, N_MAX = 10, 100
+N_FIELD = Field(N_DEFAULT, ge=1, le=N_MAX, description=f"How many items (1-{N_MAX}).")
+#: ``n`` as a query parameter (the routes' ``Annotated`` type).
+NQuery = Annotated[int, Query(ge=1, le=N_MAX, description=f"How many items (1-{N_MAX}).")]
+ID_MAX = 200  # characters in any user or item id
+UserId = Annotated[str, Path(min_length=1, max_length=ID_MAX, examples=["u0042"])]
+ItemId = Annotated[str, Path(min_length=1, max_length=ID_MAX, examples=["i0042"])]
 
 
 class Item(BaseModel):
@@ -87,8 +95,8 @@ class SessionRequest(BaseModel):
         json_schema_extra={"examples": [{"user_id": None, "recent_items": ["i0042", "i0007"], "n": 5}]},
     )
 
-    user_id: str | None = Field(None, min_length=1, max_length=200)
-    recent_items: list[str] = Field(default_factory=list, max_length=200)
+    user_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
+    recent_items: list[str] = Field(default_factory=list, max_length=ID_MAX)
     n: int = N_FIELD
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
     explain: bool = Field(False, strict=True)
@@ -121,7 +129,7 @@ class CartItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    item_id: str = Field(min_length=1, max_length=200)
+    item_id: str = Field(min_length=1, max_length=ID_MAX)
     quantity: int = Field(1, ge=1, le=100_000, description="Units in the cart: counted in cart_value.")
 
 
@@ -138,7 +146,7 @@ class CrossSellRequest(BaseModel):
         max_length=MAX_CART_LINES,
         description="The cart's lines; at most ORDERLIFT_MAX_CART_ITEMS distinct items (default 2,000).",
     )
-    user_id: str | None = Field(None, min_length=1, max_length=200)
+    user_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
     n: int = N_FIELD
     include_substitutes: bool = Field(False, strict=True)
     rank_by: Literal["model", "expected_value", "probability"] = Field(

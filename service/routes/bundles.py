@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from service.bundling import BundleQuery
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.schemas import BundlesResponse
+from service.schemas import ID_MAX, BundlesResponse, NQuery
 
 router = APIRouter(
     prefix="/v1", tags=["marketing"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -62,10 +62,12 @@ def to_csv(bundles: list[dict[str, Any]]) -> str:
 @router.get("/bundles", response_model=BundlesResponse, responses=CSV_RESPONSE)
 async def bundles(
     state: State,
-    n: Annotated[int, Query(ge=1, le=100)] = 20,
+    n: NQuery = 20,
     size: Annotated[int, Query(ge=2, le=3, description="Items per bundle: 2 or 3.")] = 2,
     min_lift: Annotated[float, Query(ge=0, le=1e6)] = 1.5,
-    category: Annotated[str | None, Query(max_length=200, description="Bundles with an item in it.")] = None,
+    category: Annotated[
+        str | None, Query(max_length=ID_MAX, description="Bundles with an item in it.")
+    ] = None,
     min_orders: Annotated[int, Query(ge=2, le=1_000_000, description="Orders a bundle must be seen in.")] = 3,
     mixed_categories: Annotated[
         bool, Query(description="Leave out bundles whose items all share one category (alternatives).")

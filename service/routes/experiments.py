@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES, EventLogDown
 from service.events import EventLogUnavailable
+from service.schemas import ID_MAX
 
 router = APIRouter(
     prefix="/v1", tags=["experiments"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -20,7 +21,7 @@ async def experiment_report(
     state: State,
     control: Annotated[
         str | None,
-        Query(max_length=200, description="Default: the first variant; one nobody was served falls back."),
+        Query(max_length=ID_MAX, description="Default: the first variant; one nobody was served falls back."),
     ] = None,
     confidence: Annotated[float, Query(gt=0.5, lt=1.0)] = 0.95,
 ) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from service.answers import similar_to_item
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.recommender import SimilarKind
-from service.schemas import SimilarResponse
+from service.schemas import N_DEFAULT, ItemId, NQuery, SimilarResponse
 
 router = APIRouter(
     prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -25,8 +25,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.get("/items/{item_id}/similar", response_model=SimilarResponse, responses=NOT_FOUND)
 async def similar_items(
     state: State,
-    item_id: Annotated[str, Path(min_length=1, max_length=200, examples=["i0042"])],
-    n: Annotated[int, Query(ge=1, le=100)] = 10,
+    item_id: ItemId,
+    n: NQuery = N_DEFAULT,
     kind: Annotated[
         SimilarKind,
         Query(description="also_bought: co-purchase; also_viewed: co-view; similar: the model's similarity."),

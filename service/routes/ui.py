@@ -22,6 +22,7 @@ from service.deps import State
 from service.errors import Unauthorized
 from service.routes.bundles import to_csv
 from service.routes.docs import PAGE_CSP
+from service.schemas import ID_MAX, NQuery
 
 router = APIRouter(prefix="/ui", tags=["marketing"], include_in_schema=False)
 
@@ -29,9 +30,9 @@ COOKIE = "orderlift_session"
 SIGN_OUT = '<form method="post" action="/ui/logout"><button id="sign-out">Sign out</button></form>'
 
 Size = Annotated[int, Query(ge=2, le=3)]
-Category = Annotated[str | None, Query(max_length=200)]
-Count = Annotated[int, Query(ge=1, le=100)]
-SessionCookie = Annotated[str | None, Cookie(max_length=200)]  # named as COOKIE: orderlift_session
+Category = Annotated[str | None, Query(max_length=ID_MAX)]
+Count = NQuery
+SessionCookie = Annotated[str | None, Cookie(max_length=ID_MAX)]  # named as COOKIE: orderlift_session
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}

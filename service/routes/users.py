@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from service.answers import recommend_for_session, recommend_for_user
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.recommender import Filters
-from service.schemas import RecommendationsResponse, SessionRequest
+from service.schemas import ID_MAX, N_DEFAULT, NQuery, RecommendationsResponse, SessionRequest, UserId
 
 router = APIRouter(
     prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -25,9 +25,9 @@ def _ids(values: list[str] | None) -> tuple[str, ...]:
 @router.get("/users/{user_id}/recommendations", response_model=RecommendationsResponse)
 async def user_recommendations(
     state: State,
-    user_id: Annotated[str, Path(min_length=1, max_length=200, examples=["u0042"])],
-    n: Annotated[int, Query(ge=1, le=100, description="How many items (1-100).")] = 10,
-    category: Annotated[str | None, Query(max_length=200)] = None,
+    user_id: UserId,
+    n: NQuery = N_DEFAULT,
+    category: Annotated[str | None, Query(max_length=ID_MAX)] = None,
     exclude: Annotated[
         list[str] | None, Query(description="Item ids to leave out (repeat or comma-separate).")
     ] = None,

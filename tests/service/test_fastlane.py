@@ -121,3 +121,13 @@ def test_a_json_body_with_a_charset_is_answered_and_other_media_types_go_on(
     assert sent.status_code == 200 and len(sent.json()["items"]) == 2
     other = client.post("/v1/cart/cross-sell", content=body, headers={"content-type": "application/jsonx"})
     assert other.status_code == 422
+
+
+def test_the_fast_lane_takes_its_default_and_limit_of_n_from_the_schemas() -> None:
+    import service.fastlane as lane
+    from service.schemas import N_DEFAULT, N_MAX
+
+    assert recommendation_query(b"") == (N_DEFAULT, False)
+    assert recommendation_query(f"n={N_MAX}".encode()) == (N_MAX, False)
+    assert recommendation_query(f"n={N_MAX + 1}".encode()) is None  # left to FastAPI's 422
+    assert lane.N_MAX is N_MAX
