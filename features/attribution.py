@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from features.errors import InvalidParameter
 from features.schema import REPORTED, LiveEventType
 
 __all__ = ["Arm", "Tally", "experiment_report"]
@@ -110,7 +111,7 @@ class Tally:
         """Fold a frame of events (the report's input columns) into the sums."""
         missing = [c for c in _COLUMNS if c not in events.columns]
         if missing:
-            raise ValueError(f"events lack columns {missing}")
+            raise InvalidParameter(f"events lack columns {missing}")
         df = events.loc[events["variant"].notna(), list(_COLUMNS)]
         self.attributed += len(df)
         self.ignored += len(events) - len(df)
@@ -153,15 +154,15 @@ class Tally:
     ) -> dict[str, Any]:
         """Return per-variant metrics and their differences to the control as a JSON-ready dict."""
         if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+            raise InvalidParameter(f"confidence must lie in (0, 1), got {confidence}")
         if n_bootstrap < 0:
-            raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+            raise InvalidParameter(f"n_bootstrap must be >= 0, got {n_bootstrap}")
         totals = {name: arm.totals() for name, arm in self.arms.items()}
         names = sorted(totals)
         if control is None and names:
             control = max(names, key=lambda v: totals[v]["impressions"])  # max keeps the first of ties
         elif control is not None and control not in names:
-            raise ValueError(f"control {control!r} has no attributed events; variants seen: {names}")
+            raise InvalidParameter(f"control {control!r} has no attributed events; variants seen: {names}")
         metrics = {name: _metrics(totals[name]) for name in names}
         boots = _bootstraps(self.arms, names, n_bootstrap, seed) if n_bootstrap > 0 else None
         z = float(stats.norm.ppf((1.0 + confidence) / 2.0))

@@ -1,8 +1,27 @@
-"""Errors raised while reading and validating shop data."""
+"""Errors of the features floor: what is wrong with the data, or with a value given to read it.
+
+The tree::
+
+    DataError (ValueError)
+    ├── UnreadableFileError   a file is missing, empty, truncated or unreadable
+    ├── MissingColumnError    a required or mapped column is not in the file
+    ├── MappingError          a column mapping or preset is malformed
+    ├── BundleError           a model bundle is missing, corrupt, unsigned or of another schema
+    └── InvalidParameter      a value given to a features function is outside what it accepts
+
+Everything else raised from here is a bug, and keeps its traceback.
+"""
 
 from __future__ import annotations
 
-__all__ = ["BundleError", "DataError", "MappingError", "MissingColumnError", "UnreadableFileError"]
+__all__ = [
+    "BundleError",
+    "DataError",
+    "InvalidParameter",
+    "MappingError",
+    "MissingColumnError",
+    "UnreadableFileError",
+]
 
 
 class DataError(ValueError):
@@ -23,3 +42,7 @@ class MappingError(DataError):
 
 class BundleError(DataError):
     """A model bundle is missing, corrupt or of an unsupported schema version."""
+
+
+class InvalidParameter(DataError):
+    """A value given to a features function (a split, weights, a control) is outside its range."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from features.errors import InvalidParameter
 from features.ids import IdIndex
 from features.schema import DEFAULT_WEIGHTS
 
@@ -45,13 +46,13 @@ class Weighting:
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
-            raise ValueError(f"weights name unknown event types: {', '.join(sorted(unknown))}")
+            raise InvalidParameter(f"weights name unknown event types: {', '.join(sorted(unknown))}")
         if any(w < 0 for w in self.weights.values()):
-            raise ValueError(f"weights must be >= 0, got {dict(self.weights)}")
+            raise InvalidParameter(f"weights must be >= 0, got {dict(self.weights)}")
         if self.half_life_days is not None and self.half_life_days <= 0:
-            raise ValueError(f"half_life_days must be > 0, got {self.half_life_days}")
+            raise InvalidParameter(f"half_life_days must be > 0, got {self.half_life_days}")
         if self.quantity_scale not in ("log", "linear", "none"):
-            raise ValueError(f"quantity_scale must be log, linear or none, got {self.quantity_scale!r}")
+            raise InvalidParameter(f"quantity_scale must be log, linear or none, got {self.quantity_scale!r}")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import timestamp_ns
+from features.errors import InvalidParameter
 
 __all__ = ["Split", "chronological_split", "leave_last_k_split"]
 
@@ -71,14 +72,14 @@ def chronological_split(
     ts = events["timestamp"]
     if cutoff is None:
         if test_fraction is None or not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+            raise InvalidParameter(f"test_fraction must be between 0 and 1, got {test_fraction}")
         point = pd.Timestamp(ts.quantile(1.0 - test_fraction))  # type: ignore[arg-type]
     else:
         point = pd.Timestamp(cutoff)
     point = point.tz_localize("UTC") if point.tzinfo is None else point.tz_convert("UTC")
     is_test = (ts >= point).to_numpy()
     if is_test.all() or not is_test.any():
-        raise ValueError(f"cutoff {point} leaves no train or no test rows ({ts.min()} .. {ts.max()})")
+        raise InvalidParameter(f"cutoff {point} leaves no train or no test rows ({ts.min()} .. {ts.max()})")
     return _separate(events[~is_test], events[is_test], "chronological", point)
 
 
@@ -91,7 +92,7 @@ def leave_last_k_split(events: pd.DataFrame, k: int = 1, event_type: str | None 
     train event of a user is as late as any of their test events.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InvalidParameter(f"k must be >= 1, got {k}")
     eligible = np.ones(len(events), dtype=bool)
     if event_type is not None:
         eligible = (events["event_type"] == event_type).to_numpy()

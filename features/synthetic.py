@@ -48,6 +48,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from features.errors import InvalidParameter
+
 __all__ = [
     "CATEGORIES",
     "COMPLEMENT_PROB",
@@ -188,7 +190,7 @@ def generate_store(
 ) -> SyntheticStore:
     """Generate a deterministic synthetic shop with the structure described in the module doc."""
     if users < 1 or days < 1 or items < len(CATEGORIES):
-        raise ValueError(f"need users >= 1, days >= 1 and items >= {len(CATEGORIES)}")
+        raise InvalidParameter(f"need users >= 1, days >= 1 and items >= {len(CATEGORIES)}")
     began = time.perf_counter()
     rng = np.random.default_rng(seed)
     names = np.array([c[0] for c in CATEGORIES])

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from training.console import console, one_line_errors
+from training.errors import OptionError
 from training.lifecycle import compare, promote, sweep, train
 from training.options import SourceOptions, with_source
 
@@ -119,7 +120,7 @@ def _logged_events(log: Path, redis_url: str | None) -> list[dict[str, Any]]:
     if redis_url:
         return read_stream(redis_url)
     if not log.exists():
-        raise ValueError(f"{log}: no event log here (give --log, or --redis-url for Redis mode)")
+        raise OptionError(f"{log}: no event log here (give --log, or --redis-url for Redis mode)")
     return read_jsonl(log)[0]
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.baskets import Baskets
+from training.errors import OptionError
 from training.heldout import Boosts, HeldOut, fit_calibration, hold_out, score_carts
 from training.models import Recommender
 from training.models.cart import CartModel, create_cart_model
@@ -260,7 +261,7 @@ def choose_cart_model(
     cut = int(test_cut.value)
     train = data.before(cut)
     if not len(train):
-        raise ValueError(f"no orders before the cross-sell cutoff {test_cut}")
+        raise OptionError(f"no orders before the cross-sell cutoff {test_cut}")
     vcut = int(np.quantile(train.timestamp, 1.0 - validation_fraction))
     fit, validation = data.before(vcut), data.between(vcut, cut)
     val_held = hold_out(validation, seed, max_carts)

@@ -1,9 +1,30 @@
-"""Errors of the training floor that the command line turns into one-line messages."""
+"""Errors of the training floor that the command line turns into one-line messages (exit code 2).
+
+The tree (with the features floor's, which the command line also reports in one line)::
+
+    ValueError
+    ├── OptionError           a command-line value cannot be used (training.errors)
+    ├── ModelError            a model cannot be built, fitted or loaded (raised by training.models)
+    └── DataError             the data, or a value given to read it (features.errors)
+    RuntimeError
+    └── TrackingError         MLflow refused or could not do what was asked (training.errors)
+
+``training.console.one_line_errors`` catches exactly these (and OSError: a file that cannot be
+opened); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TrackingError"]
+__all__ = ["ModelError", "OptionError", "TrackingError"]
 
 
 class TrackingError(RuntimeError):
     """MLflow refused or could not do what was asked."""
+
+
+class ModelError(ValueError):
+    """A model cannot be built, fitted or loaded as asked (raised by training.models)."""
+
+
+class OptionError(ValueError):
+    """A command-line value cannot be used; the message names the option and the value."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from training.console import console, one_line_errors
+from training.errors import OptionError
 from training.options import SourceOptions, TargetOptions, with_source, with_target
 
 __all__ = ["compare", "promote", "sweep", "train"]
@@ -29,9 +30,9 @@ def _holdout(value: str) -> float | None:
     try:
         share = float(value)
     except ValueError:
-        raise ValueError(f"--holdout must be a number between 0 and 1 or 'none', got {value!r}") from None
+        raise OptionError(f"--holdout must be a number between 0 and 1 or 'none', got {value!r}") from None
     if not 0.0 < share < 1.0:
-        raise ValueError(f"--holdout must be between 0 and 1 (exclusive), got {value!r}")
+        raise OptionError(f"--holdout must be between 0 and 1 (exclusive), got {value!r}")
     return share
 
 
@@ -44,7 +45,7 @@ def _weights(values: list[str] | None) -> dict[str, float]:
         try:
             weights[name] = float(raw)
         except ValueError:
-            raise ValueError(f"--weights {name}={raw!r} is not a number") from None
+            raise OptionError(f"--weights {name}={raw!r} is not a number") from None
     return weights
 
 
@@ -204,7 +205,7 @@ def promote(
     from training import tracking
 
     if sum(x is not None for x in (version, run, from_alias)) != 1:
-        raise ValueError("give exactly one of --version, --run or --from-alias")
+        raise OptionError("give exactly one of --version, --run or --from-alias")
     tracking.configure(tracking_uri)
     chosen = tracking.promote(model, alias, version=version, run_id=run, from_alias=from_alias)
     console.print(f"models:/{model}@{alias} -> version {chosen}")

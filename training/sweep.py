@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.dataset import Dataset
 from features.split import Split
+from training.errors import OptionError
 from training.job import Evaluation, TrainConfig, evaluate_split, split_events
 
 __all__ = ["SweepResult", "Trial", "candidates", "parse_grid", "sweep"]
@@ -59,10 +60,10 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
         for part in spec.split():
             name, sep, values = part.partition("=")
             if not sep or not name or not values.strip(","):
-                raise ValueError(f"--grid entry {part!r} is not of the form name=v1,v2,...")
+                raise OptionError(f"--grid entry {part!r} is not of the form name=v1,v2,...")
             grid[name] = [_value(v) for v in values.split(",") if v]
     if not grid:
-        raise ValueError("give at least one --grid name=v1,v2,...")
+        raise OptionError("give at least one --grid name=v1,v2,...")
     return grid
 
 
@@ -97,11 +98,11 @@ def sweep(
 ) -> SweepResult:
     """Choose params on a validation split of the train period; score the winner once on test."""
     if not config.evaluates:
-        raise ValueError("a sweep needs a test split: give --holdout or --holdout-date, not 'none'")
+        raise OptionError("a sweep needs a test split: give --holdout or --holdout-date, not 'none'")
     outer = split_events(dataset.events, config)
     inner = _validation_split(outer, config)
     if metric.startswith("crosssell"):
-        raise ValueError(
+        raise OptionError(
             f"{metric} does not depend on the per-user model's params: every train run tunes the cart "
             "models itself; sweep a per-user metric such as ndcg_at_10"
         )
@@ -113,7 +114,7 @@ def sweep(
         figures = evaluate_split(dataset, inner, trial_config, lambda _: None, None, carts=False)
         metrics = {**figures.model, **figures.crosssell}
         if metric not in metrics:
-            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(sorted(metrics))}")
+            raise OptionError(f"unknown metric {metric!r}; choose one of {', '.join(sorted(metrics))}")
         trial = Trial(dict(params), metrics, inner.test["timestamp"].max())
         results.append(trial)
         if on_trial is not None:

@@ -9,15 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from training.errors import ModelError
+
 __all__ = ["ModelError", "OnEpoch", "Recommender", "best_of", "top_n"]
 
 
 #: Called after each training epoch with (epoch, metric or None).
 OnEpoch = Callable[[int, float | None], None]
-
-
-class ModelError(ValueError):
-    """A model cannot be built, fitted or loaded as asked."""
 
 
 def best_of(scores: np.ndarray, n: int) -> np.ndarray:
