@@ -141,3 +141,23 @@ def test_a_marketer_filters_bundles_in_a_real_browser(bundle_dir: Path) -> None:
     finally:
         server.kill()
     assert (ARTIFACTS / "ui-bundles-laptops.png").stat().st_size > 10_000
+
+
+def test_the_page_template_escapes_shop_data(bundle_dir: Path) -> None:
+    from starlette.requests import Request
+
+    from service.routes.ui import PAGES
+
+    evil = {"item_id": "i<1>", "name": '<script>alert("x")</script>', "price": 1.0}
+    bundle = {"items": [evil, evil], "combined_price": 2.0, "lift": 2.0, "orders_with_bundle": 3,
+              "suggested_discount_pct": 5.0, "expected_revenue": 5.7}  # fmt: skip
+    bar = {"name": evil["name"], "y": 0, "length": 10.0, "revenue": 5.7}
+    context = {"bundles": [bundle], "bars": [bar], "chart": {"label": 260, "width": 770, "height": 26},
+               "categories": ['"><img>'], "size": 2, "category": None, "query": "size=2",
+               "version": "v<1>", "signed": False}  # fmt: skip
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/ui/bundles", "headers": [], "query_string": b""}
+    )
+    html = PAGES.TemplateResponse(request, "bundles.html", context).body.decode()
+    assert "<script" not in html and "<img>" not in html and "i<1>" not in html
+    assert "&lt;script&gt;" in html and "v&lt;1&gt;" in html
