@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from cachetools import LRUCache
 
+from features.association import set_confidence, set_lift
 from service.recommender import Scorer
 
 __all__ = ["BUNDLE_EXECUTOR", "BundleQuery", "Bundler", "Candidates"]
@@ -131,24 +132,23 @@ class Bundler:
         )
 
     def _pairs(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> Candidates:
-        counts, n = self.assoc.item_counts.astype(np.float64), self.n_orders
-        lift = c * n / (counts[a] * counts[b])
-        confidence = c / np.maximum(counts[a], counts[b])
-        return self._table(np.stack([a, b], axis=1), c, confidence, lift)
+        members = np.stack([a, b], axis=1)
+        counts = self.assoc.item_counts[members]
+        return self._table(members, c, set_confidence(c, counts), set_lift(c, counts, self.assoc.n_baskets))
 
     def _triples(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, orders: sp.csc_matrix) -> Candidates:
-        counts, n = self.assoc.item_counts.astype(np.float64), self.n_orders
-        strongest = np.argsort(-(c * c * n / (counts[a] * counts[b])), kind="stable")[:MAX_SEED_PAIRS]
+        pair_lift = set_lift(c, self.assoc.item_counts[np.stack([a, b], axis=1)], self.assoc.n_baskets)
+        strongest = np.argsort(-(c * pair_lift), kind="stable")[:MAX_SEED_PAIRS]
         a, b = a[strongest], b[strongest]
         both = orders[:, a].multiply(orders[:, b])  # orders x seed pairs
         third = sp.csr_matrix(both.T @ orders).tocoo()  # seed pairs x items
         p, k, joint = third.row, third.col.astype(np.int64), third.data.astype(np.float64)
         keep = (k > b[p]) & (joint >= MIN_ORDERS)
         p, k, joint = p[keep], k[keep], joint[keep]
-        ia, ib = a[p], b[p]
-        lift = joint * n * n / (counts[ia] * counts[ib] * counts[k])
-        confidence = joint / np.maximum(np.maximum(counts[ia], counts[ib]), counts[k])
-        return self._table(np.stack([ia, ib, k], axis=1), joint, confidence, lift)
+        members = np.stack([a[p], b[p], k], axis=1)
+        found = self.assoc.item_counts[members]
+        lift = set_lift(joint, found, self.assoc.n_baskets)
+        return self._table(members, joint, set_confidence(joint, found), lift)
 
     def _table(
         self, members: np.ndarray, joint: np.ndarray, confidence: np.ndarray, lift: np.ndarray

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.association import Associations
+from features.association import Associations, pair_statistics
 from service.cache_keys import digest
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
@@ -274,9 +274,8 @@ def _associated(assoc: Associations, row: int, n: int, catalog: Catalog) -> list
         return []
     counts = pairs.data.astype(np.float64)
     partners = pairs.indices
-    base = assoc.item_counts[partners] / max(assoc.n_baskets, 1)
-    confidence = counts / max(int(assoc.item_counts[row]), 1)
-    lift = confidence / np.maximum(base, 1e-12)
+    anchor = np.full(len(partners), assoc.item_counts[row])
+    _, confidence, lift = pair_statistics(counts, anchor, assoc.item_counts[partners], assoc.n_baskets)
     order = np.lexsort((-lift, -counts))[:n]
     return [
         {

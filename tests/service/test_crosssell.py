@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from features.bundle import Bundle
 from features.dataset import Dataset
@@ -108,3 +109,24 @@ def test_a_known_customer_may_be_offered_what_they_buy_again(bundle: Bundle) -> 
     assert known["personalized"] is True
     assert len(owned & {i["item_id"] for i in known["items"]}) > len(owned & set(anonymous))
     assert cart[0][0] not in {i["item_id"] for i in known["items"]}
+
+
+def test_the_explanations_report_the_one_definition_of_support_confidence_and_lift(
+    seller: CrossSeller, bundle: Bundle
+) -> None:
+    from features.association import pair_statistics
+
+    assoc, ids = seller.assoc, list(bundle.items.ids)
+    paired = ids[int(np.argmax(np.diff(sp.csr_matrix(assoc.pair_counts).indptr)))]  # the most partners
+    answer = seller.suggest(seller.prepare([(paired, 1)]), 10)
+    anchored = [s for s in answer["items"] if s["because_of"] is not None]
+    assert anchored
+    for suggestion in anchored:
+        i, j = ids.index(suggestion["because_of"]), ids.index(suggestion["item_id"])
+        joint = np.array([assoc.pair_counts[i, j]])
+        support, confidence, lift = pair_statistics(
+            joint, assoc.item_counts[[i]], assoc.item_counts[[j]], assoc.n_baskets
+        )
+        assert suggestion["support"] == pytest.approx(round(float(support[0]), 6))
+        assert suggestion["confidence"] == pytest.approx(round(float(confidence[0]), 6))
+        assert suggestion["lift"] == pytest.approx(round(float(lift[0]), 4))
