@@ -11,7 +11,7 @@ import typer
 
 from training.console import console, one_line_errors
 from training.errors import OptionError
-from training.options import SourceOptions, TargetOptions, with_source, with_target
+from training.options import SourceOptions, TargetOptions, parse_value, with_source, with_target
 
 __all__ = ["compare", "promote", "sweep", "train"]
 
@@ -54,17 +54,8 @@ def _model_params(given: dict[str, Any], extra: list[str] | None) -> dict[str, A
 
     params = {k: v for k, v in given.items() if v is not None}
     for name, raw in parse_mapping(extra).items():
-        params[name] = _number(raw)
+        params[name] = parse_value(raw)
     return params
-
-
-def _number(raw: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            continue
-    return {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
 
 
 @one_line_errors

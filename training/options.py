@@ -30,10 +30,14 @@ __all__ = [
     "NonProduct",
     "PresetOpt",
     "SourceOptions",
+    "TargetOptions",
     "TimestampFormat",
     "Timezone",
+    "option_group",
+    "parse_value",
     "source_format",
     "with_source",
+    "with_target",
 ]
 
 EventsPath = Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
@@ -129,6 +133,16 @@ class TargetOptions:
         typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
     ] = None
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run(s) to MLflow.")] = True
+
+
+def parse_value(raw: str) -> Any:
+    """Return a command-line parameter value as an int, a float, a bool, None, or the text itself."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            continue
+    return {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
 
 
 C = TypeVar("C", bound=Callable[..., Any])

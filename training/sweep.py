@@ -20,6 +20,7 @@ from features.dataset import Dataset
 from features.split import Split
 from training.errors import OptionError
 from training.job import Evaluation, TrainConfig, evaluate_split, split_events
+from training.options import parse_value
 
 __all__ = ["SweepResult", "Trial", "candidates", "parse_grid", "sweep"]
 
@@ -44,15 +45,6 @@ class SweepResult:
     test_cutoff: pd.Timestamp | None
 
 
-def _value(raw: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            continue
-    return raw
-
-
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     """Parse ``factors=32,64,128`` style entries into name -> candidate values."""
     grid: dict[str, list[Any]] = {}
@@ -61,7 +53,7 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
             name, sep, values = part.partition("=")
             if not sep or not name or not values.strip(","):
                 raise OptionError(f"--grid entry {part!r} is not of the form name=v1,v2,...")
-            grid[name] = [_value(v) for v in values.split(",") if v]
+            grid[name] = [parse_value(v) for v in values.split(",") if v]
     if not grid:
         raise OptionError("give at least one --grid name=v1,v2,...")
     return grid
