@@ -185,3 +185,16 @@ def test_model_kinds_differ_by_overriding_methods_never_by_checking_their_kind()
     for path in sorted(Path(models.__file__).parent.glob("*.py")):
         text = path.read_text()
         assert "self.kind ==" not in text and "self.kind !=" not in text and "[self.kind]" not in text, path
+
+
+def test_als_without_a_training_loss_reports_epochs_with_no_metric() -> None:
+    import scipy.sparse as sp
+
+    from training.models import create_model
+
+    matrix = sp.random(30, 20, density=0.2, format="csr", random_state=1, dtype=np.float32)
+    seen: list[tuple[int, float | None]] = []
+    create_model("als", factors=4, iterations=2, report_loss=False).fit(
+        matrix, lambda e, v: seen.append((e, v))
+    )
+    assert [v for _, v in seen] == [None, None]

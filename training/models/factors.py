@@ -118,7 +118,7 @@ class ALSModel(FactorModel):
 
     def _epoch_metric(self, metric: tuple[Any, ...]) -> float | None:
         """Report the training loss, when implicit computes it."""
-        return float(metric[0]) if metric else None
+        return float(metric[0]) if metric and metric[0] is not None else None
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         """Solve the ALS user factors of new histories exactly."""
