@@ -21,9 +21,14 @@ from service.recommender import Filters, SimilarKind
 from service.schemas import CrossSellRequest, SessionRequest
 from service.state import ServiceState
 
-__all__ = ["recommend_for_session", "recommend_for_user", "similar_to_item", "suggest_for_cart"]
+__all__ = ["recommend_for_session", "recommend_for_user", "similar_to_item", "suggest_for_cart", "user_key"]
 
 INLINE_CELLS = 20_000  # a cart reading more stored pairs than this is ranked in the thread pool
+
+
+def user_key(version: str, variant: str, user_id: str, n: int, filters: Filters, explain: bool) -> str:
+    """Return the cache key of a user's recommendations (``orderlift precompute`` writes under it)."""
+    return cache_key("recs", version, variant, user_id, str(n), filters.key(), "x" if explain else "-")
 
 
 async def recommend_for_user(
@@ -45,10 +50,9 @@ async def recommend_for_user(
                 version=engine.version,
                 previous=_previous(state, scorer.variant, popular_key),
             )
-    flag = "x" if explain else "-"
 
     def key(version: str) -> str:
-        return cache_key("recs", version, scorer.variant, user_id, str(n), filters.key(), flag)
+        return user_key(version, scorer.variant, user_id, n, filters, explain)
 
     return await state.cached(
         key(engine.version),

@@ -16,7 +16,8 @@ import numpy as np
 import orjson
 import redis
 
-from service.cache_keys import cache_key, generation_key, stamped, user_scope
+from service.answers import user_key
+from service.cache_keys import generation_key, stamped, user_scope
 from service.config import Settings
 from service.live import live_keys
 from service.loading import load
@@ -47,7 +48,6 @@ def precompute_users(
         load(variant.uri, settings.mlflow_tracking_uri, settings.verify_bundle), settings, variant.name
     )
     scorer = engine.scorer
-    described = [scorer.catalog.describe(i) for i in range(len(scorer.catalog))]
     client = redis.Redis.from_url(str(settings.redis_url), socket_timeout=10)
     events = client
     if settings.events_redis_url:
@@ -55,7 +55,7 @@ def precompute_users(
     skipped = 0
     ttl_ms = int(settings.cache_ttl_s * 1000)
     total, began = len(scorer.users), time.perf_counter()
-    filters_key = Filters().key()
+    filters = Filters()
     try:
         for start in range(0, total, batch):
             rows = np.arange(start, min(start + batch, total))
@@ -69,18 +69,9 @@ def precompute_users(
                     skipped += 1
                     continue
                 keep = np.isfinite(scores[k])
-                items = [
-                    {**described[i], "score": round(float(s), 6)}
-                    for i, s in zip(idx[k][keep].tolist(), scores[k][keep].tolist(), strict=True)
-                ]
-                payload = {
-                    "items": items,
-                    "source": "personalized",
-                    "model_version": scorer.version,
-                    "variant": scorer.variant,
-                    "recommendation_id": scorer.new_recommendation_id(),
-                }
-                key = cache_key("recs", scorer.version, scorer.variant, user, str(n), filters_key, "-")
+                items = scorer.ranked_items(idx[k][keep], scores[k][keep], None, False)
+                payload = scorer.envelope(items, "personalized")
+                key = user_key(scorer.version, scorer.variant, user, n, filters, False)
                 pipe.set(stamped(key, "0"), orjson.dumps(payload), px=ttl_ms)
             pipe.execute()
             if on_batch is not None:

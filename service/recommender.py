@@ -130,7 +130,8 @@ class Scorer:
             (np.asarray(weights, np.float32), (np.zeros(len(rows), int), rows)), shape=(1, len(self.catalog))
         )
 
-    def _envelope(self, items: list[dict[str, Any]], source: str, **extra: Any) -> dict[str, Any]:
+    def envelope(self, items: list[dict[str, Any]], source: str, **extra: Any) -> dict[str, Any]:
+        """Wrap answer items as every recommendation answer is sent (precompute writes the same)."""
         return {
             "items": items,
             "source": source,
@@ -167,9 +168,10 @@ class Scorer:
             (h.data[start:end], h.indices[start:end], np.array([0, end - start])), shape=(1, h.shape[1])
         )
 
-    def _items(
+    def ranked_items(
         self, rows: np.ndarray, scores: np.ndarray, history: sp.csr_matrix | None, explain: bool
     ) -> list[dict[str, Any]]:
+        """Describe ranked rows with their scores (and, with ``explain``, the history behind each)."""
         items = []
         for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
             item = {**self.catalog.facts[row], "score": round(float(score), 6)}
@@ -205,14 +207,14 @@ class Scorer:
         if row is not None:
             history = self.history_row(row)
             rows, scores = self._rank(history, np.array([row]), n, allowed)
-            return self._envelope(self._items(rows, scores, history, explain), "personalized")
+            return self.envelope(self.ranked_items(rows, scores, history, explain), "personalized")
         if live:
             history = self._live_row(live)
             if history.nnz:
                 rows, scores = self._rank(history, None, n, allowed)
-                return self._envelope(self._items(rows, scores, history, explain), "live")
+                return self.envelope(self.ranked_items(rows, scores, history, explain), "live")
         rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
-        return self._envelope(self._items(rows, scores, None, False), "popular")
+        return self.envelope(self.ranked_items(rows, scores, None, False), "popular")
 
     def for_session(
         self, user_id: str | None, recent_items: list[str], n: int, filters: Filters, explain: bool = False
@@ -232,11 +234,13 @@ class Scorer:
         allowed = self.catalog.allowed(filters)
         if not history.nnz:
             rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
-            return self._envelope(self._items(rows, scores, None, False), "popular", unknown_items=unknown)
+            return self.envelope(
+                self.ranked_items(rows, scores, None, False), "popular", unknown_items=unknown
+            )
         user_idx = np.array([row]) if row is not None and not len(recent) else None
         rows, scores = self._rank(history, user_idx, n, allowed)
         source = "personalized" if row is not None and not len(recent) else "session"
-        return self._envelope(self._items(rows, scores, history, explain), source, unknown_items=unknown)
+        return self.envelope(self.ranked_items(rows, scores, history, explain), source, unknown_items=unknown)
 
     def similar(self, item_id: str, n: int, kind: SimilarKind) -> dict[str, Any]:
         """Return items bought with, viewed with, or similar to one item, with the statistics behind each."""
