@@ -104,9 +104,9 @@ def measure_inprocess(bundle: Path, seconds: float, seed: int) -> dict[str, Any]
     from threadpoolctl import threadpool_limits
 
     from service.config import Settings
+    from service.engine import Engine
     from service.loading import load
     from service.recommender import Filters
-    from service.state import Engine
 
     loaded = load(str(bundle), "sqlite:///unused.db", verify=False)
     scorer = Engine.build(loaded, Settings()).scorer

@@ -27,7 +27,8 @@ from service.observability import Metrics, Observability, configure_logging
 from service.ratelimit import RateLimiter
 from service.routes import docs
 from service.routes import modules as route_modules
-from service.state import ServiceState, parse_variants
+from service.state import ServiceState
+from service.variants import parse_variants
 
 __all__ = ["app_from_env", "create_app"]
 

@@ -19,10 +19,11 @@ import redis
 from service.answers import user_key
 from service.cache_keys import generation_key, stamped, user_scope
 from service.config import Settings
+from service.engine import Engine
 from service.live import live_keys
 from service.loading import load
 from service.recommender import Filters
-from service.state import Engine, parse_variants
+from service.variants import parse_variants
 from training.models import top_n
 
 __all__ = ["Precomputed", "precompute_users"]

@@ -1,20 +1,17 @@
 """What a running service holds: settings, cache, event log, live history, and one engine per variant.
 
-Variants: ``ORDERLIFT_VARIANTS=production:90,candidate:10`` serves each alias of the registered
-model named by ``MODEL_URI`` (``models:/NAME@ALIAS``) side by side; a user lands in a variant by a
-stable hash of their id, anonymous requests in the first (the control). Reload: a new version is
-loaded off the event loop, checked (schema, shapes, a smoke recommendation), then swapped in with
-one assignment, so requests in flight finish on the engine they started with. A broken version
-never replaces a working one; the failure and its reason are kept for ``/readyz`` and the metrics.
+Variants (which URIs, who lands where) are ``service.variants``; an engine is ``service.engine``.
+Reload: a new version is loaded off the event loop, checked (schema, shapes, a smoke
+recommendation), then swapped in with one assignment, so requests in flight finish on the engine
+they started with. A broken version never replaces a working one; the failure and its reason are
+kept for ``/readyz`` and the metrics. ``cached`` is how every answer meets the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,121 +21,23 @@ import orjson
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.bundling import Bundler
 from service.cache import Cache
 from service.cache_keys import user_scope
 from service.config import Settings
-from service.crosssell import CrossSeller
+from service.engine import Engine
 from service.errors import ModelNotReady
 from service.events import EventSink
 from service.live import LiveHistory, LiveStore
-from service.loading import LoadedModel, LoadError, current_version, load, load_errors
-from service.recommender import Filters, Scorer
+from service.loading import LoadError, current_version, load, load_errors
 from service.report_feed import ReportFeed
+from service.responses import json_response, with_fresh_id
+from service.variants import Variant, bucket
 
-__all__ = ["Engine", "ServiceState", "Variant", "json_response", "parse_variants"]
+__all__ = ["ServiceState"]
 
 logger = logging.getLogger(__name__)
 
 WARMING = 2  # new-model answers computed in the background at once after a swap (per worker)
-
-
-@dataclass(frozen=True)
-class Engine:
-    """Everything that answers requests for one loaded model; swapped as a whole."""
-
-    loaded: LoadedModel
-    scorer: Scorer
-    crosssell: CrossSeller
-    bundler: Bundler
-
-    @classmethod
-    def build(cls, loaded: LoadedModel, settings: Settings, variant: str = "default") -> Engine:
-        """Precompute the scoring objects of a loaded model and check that they answer."""
-        scorer = Scorer(loaded, settings, variant)
-        engine = cls(loaded, scorer, CrossSeller(scorer), Bundler(scorer))
-        engine.smoke_test()
-        return engine
-
-    def smoke_test(self) -> None:
-        """Recommend for a known user and cross-sell the most popular item; raise LoadError if not."""
-        scorer = self.scorer
-        try:
-            if len(scorer.users):
-                scorer.for_user(str(scorer.users.ids[0]), 5, Filters())
-            top = str(scorer.catalog.ids[scorer.popular_order[0]])
-            self.crosssell.suggest([(top, 1)], 5)
-        except Exception as exc:
-            raise LoadError(f"the model failed its smoke test: {type(exc).__name__}: {exc}") from exc
-
-    @property
-    def version(self) -> str:
-        """Return the served model version."""
-        return self.loaded.version
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A named share of traffic served by one model URI."""
-
-    name: str
-    weight: float
-    uri: str
-
-
-def parse_variants(settings: Settings) -> list[Variant]:
-    """Return the configured variants; one (the MODEL_URI) when no split is set."""
-    uri = settings.model_uri
-    if not uri:
-        raise LoadError("ORDERLIFT_MODEL_URI is not set (a bundle directory or models:/NAME@ALIAS)")
-    base, _, alias = uri.partition("@")
-    if not settings.variants:
-        return [Variant(alias if uri.startswith("models:/") and alias else "default", 100.0, uri)]
-    if not (uri.startswith("models:/") and alias):
-        raise LoadError("ORDERLIFT_VARIANTS needs ORDERLIFT_MODEL_URI=models:/NAME@ALIAS")
-    variants = []
-    for part in settings.variants.split(","):
-        name, sep, share = part.strip().partition(":")
-        try:
-            weight = float(share)
-        except ValueError:
-            weight = -1.0
-        if not sep or not name or weight < 0:
-            raise LoadError(
-                f"ORDERLIFT_VARIANTS entry {part.strip()!r} is not alias:weight (e.g. candidate:10)"
-            )
-        variants.append(Variant(name, weight, f"{base}@{name}"))
-    if sum(v.weight for v in variants) <= 0:
-        raise LoadError("ORDERLIFT_VARIANTS weights add up to zero")
-    return variants
-
-
-_ID_FIELD = b'"recommendation_id":"'
-
-
-def with_fresh_id(body: bytes) -> bytes:
-    """Return stored answer bytes with a recommendation id minted for this response (same variant).
-
-    The id is ``{variant}.{32 hex}``; shoppers served one cached answer must still be told apart.
-    """
-    start = body.find(_ID_FIELD)
-    if start < 0:
-        return body
-    end = body.find(b'"', start + len(_ID_FIELD))
-    dot = body.rfind(b".", start, end)
-    if dot < 0:
-        return body
-    return body[: dot + 1] + secrets.token_hex(16).encode() + body[end:]
-
-
-def json_response(body: bytes, cache: str | None = None, version: str | None = None) -> Response:
-    """Return pre-serialised JSON bytes as they are."""
-    headers = {}
-    if cache:
-        headers["X-Cache"] = cache
-    if version:
-        headers["X-Model-Version"] = version
-    return Response(body, media_type="application/json", headers=headers or None)
 
 
 def _freeze_heap() -> None:
@@ -150,12 +49,6 @@ def _freeze_heap() -> None:
     gc.unfreeze()  # what an earlier freeze kept (old engines among it) can be collected now
     gc.collect()
     gc.freeze()
-
-
-def _bucket(user_id: str) -> float:
-    """Return a stable position in [0, 100) for a user."""
-    digest = hashlib.sha256(user_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 10_000 / 100.0
 
 
 @dataclass
@@ -206,7 +99,7 @@ class ServiceState:
         if user_id is None or len(self.variants) == 1:
             engine = self.engine
         else:
-            spot, edge, engine = _bucket(user_id), 0.0, None
+            spot, edge, engine = bucket(user_id), 0.0, None
             total = sum(v.weight for v in self.variants)
             for variant in self.variants:
                 edge += 100.0 * variant.weight / total

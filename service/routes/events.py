@@ -15,8 +15,8 @@ from service.cache_keys import user_scope
 from service.deps import State, require_key
 from service.errors import JSON_BODY_RESPONSES, EventLogDown, InvalidRequest, UnsupportedMediaType
 from service.events import EventIn, EventLogUnavailable, validate_events
+from service.responses import json_response
 from service.schemas import EventsAccepted
-from service.state import json_response
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from features.bundle import Bundle
 from features.dataset import Dataset
 from service.app import create_app
 from service.config import Settings
-from service.state import _bucket
+from service.variants import bucket as _bucket
 from tests.service.server import Server
 from training.job import TrainConfig, run_training
 
