@@ -70,23 +70,35 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
     return events, bad
 
 
-def read_stream(redis_url: str, stream: str = STREAM_KEY, page: int = 10_000) -> list[dict[str, Any]]:
-    """Read every event of a Redis stream, oldest first."""
+STREAM_PAGE = 10_000  # stream entries read per XRANGE
+
+
+def stream_start(cursor: str | None) -> str:
+    """Return XRANGE's ``min`` for the entries after stream id ``cursor`` (all, when None)."""
+    return "-" if cursor is None else "(" + cursor
+
+
+def stream_page(batch: Any, cursor: str | None) -> tuple[list[bytes], str | None, bool]:
+    """Return an XRANGE page's raw events, the cursor after it, and whether it was the last page."""
+    if not batch:
+        return [], cursor, True
+    last = batch[-1][0]
+    after = last.decode() if isinstance(last, bytes) else str(last)
+    return [fields.get(b"e", b"") for _, fields in batch], after, len(batch) < STREAM_PAGE
+
+
+def read_stream(redis_url: str, stream: str = STREAM_KEY) -> list[dict[str, Any]]:
+    """Read every event of a Redis stream, oldest first (entries that are not events skipped)."""
     import redis
 
     client = redis.Redis.from_url(redis_url, socket_timeout=10)
     events: list[dict[str, Any]] = []
-    start = "-"
+    cursor, last = None, False
     try:
-        while True:
-            batch: Any = client.xrange(stream, min=start, max="+", count=page)
-            if not batch:
-                break
-            events.extend(parse_entries([fields.get(b"e", b"") for _, fields in batch])[0])
-            last = batch[-1][0]
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
-            if len(batch) < page:
-                break
+        while not last:
+            batch = client.xrange(stream, min=stream_start(cursor), max="+", count=STREAM_PAGE)
+            raw, cursor, last = stream_page(batch, cursor)
+            events.extend(parse_entries(raw)[0])
     finally:
         client.close()
     return events

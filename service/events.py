@@ -29,7 +29,15 @@ from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from features.eventlog import STREAM_KEY, parse_entries, read_jsonl, variant_of
+from features.eventlog import (
+    STREAM_KEY,
+    STREAM_PAGE,
+    parse_entries,
+    read_jsonl,
+    stream_page,
+    stream_start,
+    variant_of,
+)
 from features.schema import LiveEventType
 from service.breaker import Breaker
 from service.schemas import ID_MAX
@@ -52,8 +60,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)  # ...and at most this far in the future
 
 EVENT_ID_TTL_S = 7 * 24 * 3600
 MARKER_PREFIX = "orderlift:event-id:"
-PAGE_BYTES = 8 << 20  # the file log is read after a cursor in pieces of at most this...
-PAGE_ENTRIES = 10_000  # ...and the stream in pages of this many entries
+PAGE_BYTES = 8 << 20  # the file log is read after a cursor in pieces of at most this
 SEEN_IDS = 1_000_000  # event ids the file log remembers for idempotency (the most recent)
 
 
@@ -362,19 +369,15 @@ class RedisEventSink:
                 return events
 
     async def read_since(self, cursor: str | None) -> Page:
-        """Return up to ``PAGE_ENTRIES`` entries after stream id ``cursor``, parsed off the loop."""
-        start = "-" if cursor is None else "(" + cursor
+        """Return up to ``STREAM_PAGE`` entries after stream id ``cursor``, parsed off the loop."""
+        start = stream_start(cursor)
         batch: Any = await self._call(
             "Redis did not return the events",
-            lambda: self.client.xrange(self.stream, min=start, max="+", count=PAGE_ENTRIES),
+            lambda: self.client.xrange(self.stream, min=start, max="+", count=STREAM_PAGE),
         )
-        if not batch:
-            return Page([], cursor)
-        raw = [fields.get(b"e", b"") for _, fields in batch]
-        events, bad = await asyncio.to_thread(parse_entries, raw)
-        last = batch[-1][0]
-        after = last.decode() if isinstance(last, bytes) else str(last)
-        return Page(events, after, bad, last=len(batch) < PAGE_ENTRIES)
+        raw, after, last = stream_page(batch, cursor)
+        events, bad = await asyncio.to_thread(parse_entries, raw) if raw else ([], 0)
+        return Page(events, after, bad, last=last)
 
     async def close(self) -> None:
         """Close the client."""
