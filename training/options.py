@@ -148,10 +148,11 @@ def parse_value(raw: str) -> Any:
 C = TypeVar("C", bound=Callable[..., Any])
 
 
-def option_group(group: type[Any], name: str) -> Callable[[C], C]:
+def option_group(group: type[Any], name: str, lead: int = 0) -> Callable[[C], C]:
     """Return a decorator that adds ``group``'s fields to a command's options, handed over as ``name``.
 
-    The group's first field leads the options (``--events`` first), the rest follow the command's.
+    The group's first ``lead`` fields come before the command's own options (``--events`` first),
+    the rest after them.
     """
     hints = get_type_hints(group, include_extras=True)
     keyword = inspect.Parameter.KEYWORD_ONLY
@@ -176,9 +177,7 @@ def option_group(group: type[Any], name: str) -> Callable[[C], C]:
             options = group(**{f.name: kwargs.pop(f.name) for f in fields(group)})
             return command(**{name: options}, **kwargs)
 
-        lead = added[:1] if group is SourceOptions else []
-        rest = added[len(lead) :]
-        wrapper.__signature__ = inspect.Signature([*lead, *kept, *rest])  # type: ignore[attr-defined]
+        wrapper.__signature__ = inspect.Signature([*added[:lead], *kept, *added[lead:]])  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in (*added, *kept)}
         del wrapper.__wrapped__  # typer reads the signature above, not the command's own
         return wrapper  # type: ignore[return-value]
@@ -186,5 +185,5 @@ def option_group(group: type[Any], name: str) -> Callable[[C], C]:
     return decorate
 
 
-with_source = option_group(SourceOptions, "source")
+with_source = option_group(SourceOptions, "source", lead=1)
 with_target = option_group(TargetOptions, "target")
