@@ -487,7 +487,7 @@ def baseline_phase(train_csv: Path, carts: list[Cart], known: np.ndarray) -> dic
                 "anonymous": figures(ranked, carts),
                 "known, posted anonymously": figures([ranked[i] for i in known_idx], known_carts),
                 "fit_s": round(fit_s, 2),
-                "params": {**model.params},
+                "params": model.params.as_dict(),
             }
             logger.info("%s: %s (fit %.1f s)", name, out[name]["anonymous"], fit_s)
             if kind == "ease":
@@ -500,7 +500,7 @@ def baseline_phase(train_csv: Path, carts: list[Cart], known: np.ndarray) -> dic
                     with_boost.append(ids(ranker.rank(rows[i], N, exponent=0.0, boost=boost).rows))
                 out[f"{name} + Blend(buy_again={BUY_AGAIN})"] = {
                     "known customer": figures(with_boost, known_carts),
-                    "params": {**model.params, "buy_again": BUY_AGAIN},
+                    "params": {**model.params.as_dict(), "buy_again": BUY_AGAIN},
                 }
     return {"info": info, "rankers": out}
 

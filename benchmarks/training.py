@@ -176,7 +176,7 @@ def measure_quality(path: Path) -> dict[str, Any]:
         ev = job.evaluate(dataset, config, on_stage=lambda s: None, on_epoch=None)
         fit_s = fits[kind][0]  # the model's fit (the baseline's is the second popular one)
         rows.append({"model": kind, "fit_s": fit_s,
-                     "evaluate_s": time.perf_counter() - began, "params": dict(create_model(kind).params),
+                     "evaluate_s": time.perf_counter() - began, "params": create_model(kind).params.as_dict(),
                      "figures": {**ev.model, **ev.crosssell},
                      "baseline": {**ev.baseline, **ev.crosssell_baseline}, "split": ev.split})  # fmt: skip
     return {"rows": rows}

@@ -32,7 +32,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +53,11 @@ __all__ = [
     "file_sha256",
     "inside",
     "load_bundle",
+    "read_arrays",
     "read_csr",
     "save_bundle",
     "sign_bundle",
+    "write_arrays",
 ]
 
 logger = logging.getLogger(__name__)
@@ -197,6 +199,29 @@ def inside(directory: Path, name: str) -> Path:
     if relative.is_absolute() or ".." in relative.parts:
         raise BundleError(f"{directory}: the file name {name!r} points outside the bundle")
     return directory / relative
+
+
+def write_arrays(directory: Path, arrays: Mapping[str, np.ndarray | sp.spmatrix]) -> dict[str, str]:
+    """Write one ``.npy`` (dense) or ``.npz`` (sparse CSR) file per array; return each one's file name."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, value in arrays.items():
+        if sp.issparse(value):
+            files[name] = f"{name}.npz"
+            sp.save_npz(directory / files[name], sp.csr_matrix(value), compressed=False)
+        else:
+            files[name] = f"{name}.npy"
+            np.save(directory / files[name], np.asarray(value), allow_pickle=False)
+    return files
+
+
+def read_arrays(directory: Path, files: Mapping[str, str]) -> dict[str, np.ndarray | sp.csr_matrix]:
+    """Read arrays written by ``write_arrays`` (sparse ones checked whole); never unpickle."""
+    out: dict[str, np.ndarray | sp.csr_matrix] = {}
+    for name, file in files.items():
+        path = inside(directory, str(file))
+        out[name] = read_csr(path) if path.suffix == ".npz" else np.load(path, allow_pickle=False)
+    return out
 
 
 def _signature(manifest: dict[str, Any], key: str) -> str:

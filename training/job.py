@@ -307,7 +307,7 @@ def _manifest(
 ) -> dict[str, Any]:
     """Return what the bundle's manifest.json records (``features.manifest`` reads it back, typed)."""
     return {
-        "model": {"kind": model.kind, "params": model.params, "fold_in": model.fold_in},
+        "model": {"kind": model.kind, "params": model.params.as_dict(), "fold_in": model.fold_in},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "trained_on": "all events given (refit after evaluation)" if evaluation else "all events given",
         "data": dict(data),

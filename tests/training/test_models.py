@@ -135,6 +135,20 @@ def test_unknown_model_or_parameter_is_refused_naming_what_is_known() -> None:
         create_model("als", alhpa=2.0)
 
 
+def test_hyperparameters_are_typed_fields_and_a_value_of_the_wrong_type_is_named() -> None:
+    model = create_model("als", factors=32.0, regularization=1, random_state=None)
+    assert (model.params.factors, model.params.regularization, model.params.random_state) == (32, 1.0, None)
+    assert isinstance(model.params.factors, int) and model.params.as_dict()["alpha"] == 1.0
+    with pytest.raises(ModelError, match=r"als: parameter factors must be int, got 'many'"):
+        create_model("als", factors="many")
+    with pytest.raises(ModelError, match=r"als: parameter factors must be int, got 2.5"):
+        create_model("als", factors=2.5)
+    with pytest.raises(ModelError, match=r"ease: parameter binary must be bool, got 1"):
+        create_model("ease", binary=1)
+    with pytest.raises(ModelError, match=r"noisy_or: parameter half_life_days must be float or None"):
+        create_cart_model("noisy_or", half_life_days="soon")
+
+
 def test_a_corrupt_model_file_fails_with_a_clear_error(dataset: Dataset, tmp_path: Path) -> None:
     model = _fitted("cosine", dataset.interactions.matrix)
     save_model(model, tmp_path / "m")

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from features.bundle import inside, read_csr
+from features.bundle import read_arrays, write_arrays
 from features.errors import BundleError
 from training.models.base import ModelError, OnEpoch, Recommender, best_of, top_n
 from training.models.factors import ALSModel, BPRModel, LMFModel
 from training.models.neighbours import BM25Model, ItemKNNModel, TFIDFModel
+from training.models.registry import Registry
 from training.models.simple import EaseModel, PopularModel
 
 __all__ = [
@@ -36,42 +33,18 @@ __all__ = [
     "top_n",
 ]
 
-MODEL_KINDS: dict[str, type[Recommender]] = {
-    cls.kind: cls
-    for cls in (
-        ALSModel,
-        BPRModel,
-        LMFModel,
-        ItemKNNModel,
-        BM25Model,
-        TFIDFModel,
-        PopularModel,
-        EaseModel,
-    )
-}
-
-
-def create_model(kind: str, **params: Any) -> Recommender:
-    """Return an unfitted model of ``kind`` with ``params`` over its defaults."""
-    if kind not in MODEL_KINDS:
-        raise ModelError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
-    return MODEL_KINDS[kind](**params)
+MODEL_KINDS: Registry[Recommender] = Registry(
+    "model",
+    (ALSModel, BPRModel, LMFModel, ItemKNNModel, BM25Model, TFIDFModel, PopularModel, EaseModel),
+)
+create_model = MODEL_KINDS.create
 
 
 def save_model(model: Recommender, directory: Path) -> None:
-    """Write ``model.json`` and one ``.npy`` (dense) or ``.npz`` (sparse) file per array."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, value in model.arrays().items():
-        if sp.issparse(value):
-            sp.save_npz(directory / f"{name}.npz", sp.csr_matrix(value), compressed=False)
-            files[name] = f"{name}.npz"
-        else:
-            np.save(directory / f"{name}.npy", np.asarray(value), allow_pickle=False)
-            files[name] = f"{name}.npy"
-    meta = {"kind": model.kind, "params": model.params, "n_items": model.n_items, "arrays": files}
-    (directory / "model.json").write_text(json.dumps(meta, indent=2, default=str))
+    """Write the model's arrays and ``model.json`` (kind, parameters, items, array files)."""
+    files = write_arrays(Path(directory), model.arrays())
+    meta = {"kind": model.kind, "params": model.params.as_dict(), "n_items": model.n_items, "arrays": files}
+    (Path(directory) / "model.json").write_text(json.dumps(meta, indent=2))
 
 
 def load_model(directory: Path) -> Recommender:
@@ -80,11 +53,7 @@ def load_model(directory: Path) -> Recommender:
     try:
         meta = json.loads((directory / "model.json").read_text())
         model = create_model(meta["kind"], **meta["params"])
-        arrays: dict[str, np.ndarray | sp.csr_matrix] = {}
-        for name, file in meta["arrays"].items():
-            path = inside(directory, file)
-            arrays[name] = read_csr(path) if file.endswith(".npz") else np.load(path, allow_pickle=False)
-        model.restore(arrays)
+        model.restore(read_arrays(directory, meta["arrays"]))
     except (OSError, KeyError, ValueError, TypeError, EOFError, BundleError) as exc:
         raise ModelError(f"{directory}: cannot load the model ({exc})") from exc
     if model.n_items != int(meta["n_items"]):

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.errors import ModelError
+from training.models.params import Hyperparameters, NoParams
 
 __all__ = ["ModelError", "OnEpoch", "Recommender", "best_of", "top_n"]
 
@@ -69,15 +70,11 @@ class Recommender(ABC):
     """Fit on a user x item confidence matrix; score histories; find similar items."""
 
     kind: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[Hyperparameters]] = NoParams  # the kind's hyperparameters, typed
     fold_in: ClassVar[str] = "native"
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "none"
-            raise ModelError(f"{self.kind} has no parameter {', '.join(sorted(unknown))}; known: {known}")
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.params = self.Params.build(self.kind, params)
         self.n_items = 0
 
     @abstractmethod

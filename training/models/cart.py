@@ -23,16 +23,24 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from features.bundle import read_csr
+from features.bundle import read_arrays, write_arrays
 from features.errors import BundleError
 from training.models.base import ModelError
-from training.models.cart_base import CartModel, recency_weights, sigmoid, stored_cells, strongest
+from training.models.cart_base import (
+    CartModel,
+    CartParams,
+    recency_weights,
+    sigmoid,
+    stored_cells,
+    strongest,
+)
+from training.models.registry import Registry
 
 __all__ = [
     "CART_KINDS",
@@ -47,6 +55,28 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConfidenceParams(CartParams):
+    """Association rules' shrinkage ``s``: a rule from a rarely bought item counts for less."""
+
+    shrinkage: float = 1.0
+
+
+@dataclass(frozen=True)
+class NoisyOrParams(CartParams):
+    """Noisy-or's shrinkage ``s`` of each cart item's chance."""
+
+    shrinkage: float = 5.0
+
+
+@dataclass(frozen=True)
+class EaseCartParams(CartParams):
+    """EASE on baskets: its L2 penalty and the most items it inverts."""
+
+    regularization: float = 50.0
+    max_items: int = 8_000
 
 
 class PopularCart(CartModel):
@@ -82,12 +112,13 @@ class ConfidenceCart(CartModel):
     kind = "confidence"
     probabilistic = True
     aggregate = "max"
-    defaults: ClassVar[dict[str, Any]] = {"shrinkage": 1.0}
+    Params = ConfidenceParams
+    params: ConfidenceParams
 
     def _learn(
         self, baskets: sp.csr_matrix, w: np.ndarray, counts: sp.csr_matrix, item_counts: np.ndarray
     ) -> sp.csr_matrix:
-        scale = 1.0 / np.maximum(item_counts + float(self.params["shrinkage"]), 1e-12)
+        scale = 1.0 / np.maximum(item_counts + self.params.shrinkage, 1e-12)
         return sp.csr_matrix(sp.diags(scale) @ counts)
 
     def finish(self, agg: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -99,12 +130,13 @@ class NoisyOrCart(CartModel):
 
     kind = "noisy_or"
     probabilistic = True
-    defaults: ClassVar[dict[str, Any]] = {"shrinkage": 5.0}
+    Params = NoisyOrParams
+    params: NoisyOrParams
 
     def _learn(
         self, baskets: sp.csr_matrix, w: np.ndarray, counts: sp.csr_matrix, item_counts: np.ndarray
     ) -> sp.csr_matrix:
-        scale = 1.0 / np.maximum(item_counts + float(self.params["shrinkage"]), 1e-12)
+        scale = 1.0 / np.maximum(item_counts + self.params.shrinkage, 1e-12)
         shrunk = sp.csr_matrix(sp.diags(scale) @ counts)
         shrunk.data = -np.log1p(-np.minimum(shrunk.data, 1.0 - 1e-6))  # stored positive: strongest first
         return shrunk
@@ -129,7 +161,8 @@ class EaseCart(CartModel):
     """EASE on order baskets (Steck 2019), on the items in most orders; served as its strongest cells."""
 
     kind = "ease"
-    defaults: ClassVar[dict[str, Any]] = {"regularization": 50.0, "max_items": 8_000}
+    Params = EaseCartParams
+    params: EaseCartParams
 
     def _learn(
         self, baskets: sp.csr_matrix, w: np.ndarray, counts: sp.csr_matrix, item_counts: np.ndarray
@@ -138,20 +171,20 @@ class EaseCart(CartModel):
         x = sp.csr_matrix(baskets, dtype=np.float64, copy=True)
         x.data[:] = 1.0
         orders = np.asarray(x.sum(axis=0)).ravel()
-        limit = int(self.params["max_items"])
+        limit = self.params.max_items
         chosen = np.sort(np.argsort(-orders, kind="stable")[:limit])
         chosen = chosen[orders[chosen] > 0]
         if len(chosen) < n_items:
             logger.info("ease on baskets: fitting the %d items in most orders of %d", len(chosen), n_items)
         xs = x[:, chosen]
         gram = np.asarray((xs.T @ sp.diags(w) @ xs).toarray())
-        gram[np.diag_indices(len(chosen))] += float(self.params["regularization"])
+        gram[np.diag_indices(len(chosen))] += self.params.regularization
         p = np.linalg.inv(gram)
         del gram
         b = p / (-np.diag(p))
         del p
         b[np.diag_indices(len(chosen))] = 0.0
-        k = min(int(self.params["neighbours"]), max(len(chosen) - 1, 1))
+        k = min(self.params.neighbours, max(len(chosen) - 1, 1))
         top = (
             np.argpartition(-b, k - 1, axis=1)[:, :k]
             if len(chosen) > k
@@ -164,32 +197,24 @@ class EaseCart(CartModel):
         return sp.csr_matrix((values.ravel()[keep], (rows[keep], cols[keep])), shape=(n_items, n_items))
 
 
-CART_KINDS: dict[str, type[CartModel]] = {
-    cls.kind: cls
-    for cls in (PopularCart, CooccurrenceCart, ConfidenceCart, NoisyOrCart, CosineCart, EaseCart)
-}
-
-
-def create_cart_model(kind: str, **params: Any) -> CartModel:
-    """Return an unfitted cart model of ``kind`` with ``params`` over its defaults."""
-    if kind not in CART_KINDS:
-        raise ModelError(f"unknown cart model {kind!r}; choose one of {', '.join(CART_KINDS)}")
-    return CART_KINDS[kind](**params)
+CART_KINDS: Registry[CartModel] = Registry(
+    "cart model", (PopularCart, CooccurrenceCart, ConfidenceCart, NoisyOrCart, CosineCart, EaseCart)
+)
+create_cart_model = CART_KINDS.create
+CART_ARRAYS = {"weights": "weights.npz", "prior": "prior.npy"}  # what cart.json without "arrays" means
 
 
 def save_cart_model(model: CartModel, directory: Path) -> None:
-    """Write ``cart.json``, ``weights.npz`` and ``prior.npy``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    sp.save_npz(directory / "weights.npz", sp.csr_matrix(model.weights), compressed=False)
-    np.save(directory / "prior.npy", np.asarray(model.prior), allow_pickle=False)
+    """Write the cart model's arrays and ``cart.json`` (kind, parameters, items, calibration, files)."""
+    files = write_arrays(Path(directory), model.arrays())
     meta = {
         "kind": model.kind,
-        "params": model.params,
+        "params": model.params.as_dict(),
         "n_items": model.n_items,
         "calibration": list(model.calibration) if model.calibration is not None else None,
+        "arrays": files,
     }
-    (directory / "cart.json").write_text(json.dumps(meta, indent=2, default=str))
+    (Path(directory) / "cart.json").write_text(json.dumps(meta, indent=2))
 
 
 def load_cart_model(directory: Path) -> CartModel:
@@ -198,12 +223,7 @@ def load_cart_model(directory: Path) -> CartModel:
     try:
         meta = json.loads((directory / "cart.json").read_text())
         model = create_cart_model(meta["kind"], **meta["params"])
-        model.restore(
-            {
-                "weights": read_csr(directory / "weights.npz"),  # checked: the kernels trust its indices
-                "prior": np.load(directory / "prior.npy", allow_pickle=False),
-            }
-        )
+        model.restore(read_arrays(directory, meta.get("arrays", CART_ARRAYS)))  # the kernels trust W
         calibration = meta.get("calibration")
         model.calibration = None if calibration is None else (float(calibration[0]), float(calibration[1]))
     except (OSError, KeyError, ValueError, TypeError, EOFError, BundleError) as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -25,8 +26,17 @@ import scipy.sparse as sp
 
 from training.models.base import ModelError
 from training.models.cart_kernels import gather, scratch
+from training.models.params import Hyperparameters
 
-__all__ = ["CartModel", "distinct", "recency_weights", "sigmoid", "stored_cells", "strongest"]
+__all__ = [
+    "CartModel",
+    "CartParams",
+    "distinct",
+    "recency_weights",
+    "sigmoid",
+    "stored_cells",
+    "strongest",
+]
 
 
 _TIE = 1e-9  # a prior this small only breaks ties among items a cart says nothing about
@@ -103,29 +113,26 @@ def _weighted_counts(
     return out, item_counts, int(x.shape[0])
 
 
+@dataclass(frozen=True)
+class CartParams(Hyperparameters):
+    """What every cart model shares: neighbours kept per item, recency, pair floor, size damping."""
+
+    neighbours: int = 200
+    half_life_days: float | None = None
+    min_count: int = 2
+    size_power: float = 0.0
+
+
 class CartModel(ABC):
     """Learn ``W`` and a prior from order baskets; score carts from their rows' stored cells."""
 
     kind: ClassVar[str]
     aggregate: ClassVar[Literal["sum", "max"]] = "sum"
     probabilistic: ClassVar[bool] = False  # scores are already probabilities
-    defaults: ClassVar[dict[str, Any]] = {}
-    _common: ClassVar[dict[str, Any]] = {
-        "neighbours": 200,
-        "half_life_days": None,
-        "min_count": 2,
-        "size_power": 0.0,
-    }
+    Params: ClassVar[type[CartParams]] = CartParams
 
     def __init__(self, **params: Any) -> None:
-        known = {**self._common, **self.defaults}
-        unknown = set(params) - set(known)
-        if unknown:
-            raise ModelError(
-                f"cart model {self.kind} has no parameter {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        self.params: dict[str, Any] = {**known, **params}
+        self.params = self.Params.build(f"cart model {self.kind}", params)
         self.weights = sp.csr_matrix((0, 0), dtype=np.float32)
         self.prior = np.zeros(0)
         self.floor = 1e-12
@@ -139,13 +146,14 @@ class CartModel(ABC):
 
     def fit(self, baskets: sp.csr_matrix, timestamps: np.ndarray) -> None:
         """Learn from orders x items (binary) with each order's timestamp (int64 ns)."""
-        w = recency_weights(timestamps, self.params["half_life_days"])
+        p = self.params
+        w = recency_weights(timestamps, p.half_life_days)
         sizes = np.maximum(np.diff(sp.csr_matrix(baskets).indptr), 1)
-        w = w * np.power(sizes.astype(np.float64), -float(self.params["size_power"]))
-        counts, item_counts, _ = _weighted_counts(baskets, w, int(self.params["min_count"]))
+        w = w * np.power(sizes.astype(np.float64), -p.size_power)
+        counts, item_counts, _ = _weighted_counts(baskets, w, p.min_count)
         total = max(float(w.sum()), 1e-12)
         learned = self._learn(sp.csr_matrix(baskets), w, counts, item_counts)
-        pruned = strongest(learned, int(self.params["neighbours"]))
+        pruned = strongest(learned, p.neighbours)
         self.restore({"weights": pruned, "prior": item_counts / total})
         self.calibration = None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,8 +15,55 @@ from implicit.cpu.lmf import LogisticMatrixFactorization
 from threadpoolctl import threadpool_limits
 
 from training.models.base import OnEpoch, Recommender
+from training.models.params import Hyperparameters
 
-__all__ = ["ALSModel", "BPRModel", "FactorModel", "LMFModel"]
+__all__ = [
+    "ALSModel",
+    "ALSParams",
+    "BPRModel",
+    "BPRParams",
+    "FactorModel",
+    "FactorParams",
+    "LMFModel",
+    "LMFParams",
+]
+
+
+@dataclass(frozen=True)
+class FactorParams(Hyperparameters):
+    """What every factor model takes; the names are implicit's keywords."""
+
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.01
+    random_state: int | None = 42
+
+
+@dataclass(frozen=True)
+class ALSParams(FactorParams):
+    """ALS's confidence scaling; ``report_loss`` computes implicit's training loss each epoch."""
+
+    alpha: float = 1.0
+    report_loss: bool = True
+
+
+@dataclass(frozen=True)
+class BPRParams(FactorParams):
+    """BPR runs more, cheaper epochs, each a step of ``learning_rate``."""
+
+    iterations: int = 100
+    learning_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class LMFParams(FactorParams):
+    """LMF's defaults are implicit's, with ``neg_prop`` negatives per positive."""
+
+    factors: int = 30
+    iterations: int = 30
+    regularization: float = 0.6
+    learning_rate: float = 1.0
+    neg_prop: int = 30
 
 
 class FactorModel(Recommender):
@@ -96,24 +144,18 @@ class ALSModel(FactorModel):
 
     kind = "als"
     fold_in = "native"
-    defaults: ClassVar[dict[str, Any]] = {
-        "factors": 64,
-        "iterations": 15,
-        "regularization": 0.01,
-        "alpha": 1.0,
-        "report_loss": True,
-        "random_state": 42,
-    }
+    Params = ALSParams
+    params: ALSParams
 
     def _implicit(self) -> Any:
         p = self.params
         return AlternatingLeastSquares(
-            factors=int(p["factors"]),
-            regularization=float(p["regularization"]),
-            alpha=float(p["alpha"]),
-            iterations=int(p["iterations"]),
-            calculate_training_loss=bool(p["report_loss"]),
-            random_state=p["random_state"],
+            factors=p.factors,
+            regularization=p.regularization,
+            alpha=p.alpha,
+            iterations=p.iterations,
+            calculate_training_loss=p.report_loss,
+            random_state=p.random_state,
         )
 
     def _epoch_metric(self, metric: tuple[Any, ...]) -> float | None:
@@ -150,23 +192,10 @@ class BPRModel(FactorModel):
 
     kind = "bpr"
     fold_in = "approximate"
-    defaults: ClassVar[dict[str, Any]] = {
-        "factors": 64,
-        "iterations": 100,
-        "regularization": 0.01,
-        "learning_rate": 0.01,
-        "random_state": 42,
-    }
+    Params = BPRParams
 
     def _implicit(self) -> Any:
-        p = self.params
-        return BayesianPersonalizedRanking(
-            factors=int(p["factors"]),
-            learning_rate=float(p["learning_rate"]),
-            regularization=float(p["regularization"]),
-            iterations=int(p["iterations"]),
-            random_state=p["random_state"],
-        )
+        return BayesianPersonalizedRanking(**self.params.as_dict())
 
     def _epoch_metric(self, metric: tuple[Any, ...]) -> float | None:
         """Report the share of correctly ranked pairs (implicit passes correct, skipped)."""
@@ -180,22 +209,7 @@ class LMFModel(FactorModel):
 
     kind = "lmf"
     fold_in = "approximate"
-    defaults: ClassVar[dict[str, Any]] = {
-        "factors": 30,
-        "iterations": 30,
-        "regularization": 0.6,
-        "learning_rate": 1.0,
-        "neg_prop": 30,
-        "random_state": 42,
-    }
+    Params = LMFParams
 
     def _implicit(self) -> Any:
-        p = self.params
-        return LogisticMatrixFactorization(
-            factors=int(p["factors"]),
-            learning_rate=float(p["learning_rate"]),
-            regularization=float(p["regularization"]),
-            iterations=int(p["iterations"]),
-            neg_prop=int(p["neg_prop"]),
-            random_state=p["random_state"],
-        )
+        return LogisticMatrixFactorization(**self.params.as_dict())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,19 +14,36 @@ from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
 from training.models.base import OnEpoch, Recommender
+from training.models.params import Hyperparameters
 
-__all__ = ["BM25Model", "ItemKNNModel", "TFIDFModel"]
+__all__ = ["BM25Model", "BM25Params", "ItemKNNModel", "KNNParams", "TFIDFModel"]
+
+
+@dataclass(frozen=True)
+class KNNParams(Hyperparameters):
+    """How many neighbours each item keeps."""
+
+    neighbours: int = 100
+
+
+@dataclass(frozen=True)
+class BM25Params(KNNParams):
+    """BM25's term saturation ``k1`` and length normalisation ``b``."""
+
+    k1: float = 1.2
+    b: float = 0.75
 
 
 class ItemKNNModel(Recommender):
     """Item-item nearest neighbours from implicit (cosine, bm25, tfidf); scored with scipy."""
 
     kind = "cosine"
-    defaults: ClassVar[dict[str, Any]] = {"neighbours": 100}
+    Params = KNNParams
+    params: KNNParams
 
     def _implicit(self) -> Any:
         """Return implicit's cosine recommender; subclasses weigh the interactions first."""
-        return nn.CosineRecommender(K=int(self.params["neighbours"]))
+        return nn.CosineRecommender(K=self.params.neighbours)
 
     def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
         """Compute the top-K item-item similarity matrix."""
@@ -62,11 +80,12 @@ class BM25Model(ItemKNNModel):
     """Item-kNN on BM25-weighted interactions."""
 
     kind = "bm25"
-    defaults: ClassVar[dict[str, Any]] = {"neighbours": 100, "k1": 1.2, "b": 0.75}
+    Params = BM25Params
+    params: BM25Params
 
     def _implicit(self) -> Any:
         p = self.params
-        return nn.BM25Recommender(K=int(p["neighbours"]), K1=float(p["k1"]), B=float(p["b"]))
+        return nn.BM25Recommender(K=p.neighbours, K1=p.k1, B=p.b)
 
 
 class TFIDFModel(ItemKNNModel):
@@ -75,4 +94,4 @@ class TFIDFModel(ItemKNNModel):
     kind = "tfidf"
 
     def _implicit(self) -> Any:
-        return nn.TFIDFRecommender(K=int(self.params["neighbours"]))
+        return nn.TFIDFRecommender(K=self.params.neighbours)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from training.models.base import ModelError, OnEpoch, Recommender
+from training.models.params import Hyperparameters
 
-__all__ = ["EaseModel", "PopularModel"]
+__all__ = ["EaseModel", "EaseParams", "PopularModel"]
+
+
+@dataclass(frozen=True)
+class EaseParams(Hyperparameters):
+    """EASE's L2 penalty, whether it sees interactions as 0/1, and the most items it inverts."""
+
+    regularization: float = 250.0
+    binary: bool = True
+    max_items: int = 30_000
 
 
 class PopularModel(Recommender):
@@ -45,25 +55,22 @@ class EaseModel(Recommender):
     """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, diag(B) = 0; cubic in items."""
 
     kind = "ease"
-    defaults: ClassVar[dict[str, Any]] = {
-        "regularization": 250.0,
-        "binary": True,
-        "max_items": 30_000,
-    }
+    Params = EaseParams
+    params: EaseParams
 
     def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
         """Solve for the item-item weight matrix in closed form."""
         n_items = user_items.shape[1]
-        if n_items > int(self.params["max_items"]):
+        if n_items > self.params.max_items:
             raise ModelError(
                 f"ease is cubic in items: {n_items:,} items exceed max_items="
-                f"{self.params['max_items']:,}; use als or an item-kNN model, or raise max_items"
+                f"{self.params.max_items:,}; use als or an item-kNN model, or raise max_items"
             )
         x = user_items.astype(np.float64)
-        if self.params["binary"]:
+        if self.params.binary:
             x.data[:] = 1.0
         gram = (x.T @ x).toarray()
-        gram[np.diag_indices(n_items)] += float(self.params["regularization"])
+        gram[np.diag_indices(n_items)] += self.params.regularization
         p = np.linalg.inv(gram)
         weights = p / (-np.diag(p))
         weights[np.diag_indices(n_items)] = 0.0
@@ -73,7 +80,7 @@ class EaseModel(Recommender):
     def _inputs(self, history: sp.csr_matrix) -> sp.csr_matrix:
         """Return the history, binarised when the model was fitted on binary data."""
         x = sp.csr_matrix(history, dtype=np.float32, copy=True)
-        if self.params["binary"]:
+        if self.params.binary:
             x.data[:] = 1.0
         return x
 
