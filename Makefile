@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/orderlift inspect --events $(DEMO)/store/events.csv --items $(DEMO)/store/items.csv \
 		--quarantine $(DEMO)/store/quarantine.csv
 	$(BIN)/orderlift train --events $(DEMO)/store/events.csv --items $(DEMO)/store/items.csv \
-		--model als --out $(DEMO)/bundle --register orderlift --alias candidate
+		--model als --out $(DEMO)/model --register orderlift --alias candidate
 	$(BIN)/orderlift promote --model orderlift --from-alias candidate --alias production
 	@echo ""
 	@echo "Serving models:/orderlift@production on http://127.0.0.1:8000 (Ctrl+C stops). Try, in another shell:"

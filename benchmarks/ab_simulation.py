@@ -99,7 +99,7 @@ def setup(work: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str
         logger.info("training %s as orderlift@%s", model, alias)
         run("train", "--events", str(store / "events.csv"), "--items", str(store / "items.csv"),
             "--model", model, "--holdout", "none", "--register", "orderlift", "--alias", alias,
-            "--out", str(work / f"bundle-{alias}"))  # fmt: skip
+            "--out", str(work / f"model-{alias}"))  # fmt: skip
     favourite: dict[str, str] = json.loads((store / "truth.json").read_text())["user_category"]
     return favourite
 

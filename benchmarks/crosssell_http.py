@@ -25,7 +25,7 @@ Protocol (also written into the JSON):
 4. Per group: hit@k = share of carts whose held-out item is among the first k answered item ids
    (k = 5, 10); revenue@10 = held-out price summed over hits / held-out price summed over all carts.
    Groups: ``anonymous`` (every test cart, no user_id), ``known customer`` (carts whose CustomerID is
-   among the bundle's users, posted with user_id) and ``known, posted anonymously`` (the same carts'
+   among the artifact's users, posted with user_id) and ``known, posted anonymously`` (the same carts'
    anonymous answers). Non-200 answers are counted by status; latencies are client-side (send to
    last byte, under the concurrency above). The largest test cart is also timed alone, uncached
    (same items, every quantity 1: another cache key, the same ranking work), and so is a synthetic
@@ -194,10 +194,10 @@ def build_carts(test: pd.DataFrame, seed: int, limit: int | None) -> tuple[list[
     return carts, counts
 
 
-def train(train_csv: Path, bundle: Path, work: Path) -> dict[str, Any]:
+def train(train_csv: Path, artifact: Path, work: Path) -> dict[str, Any]:
     """Run ``orderlift train`` with defaults on the pre-cutoff file; return wall time and its output."""
     cmd = [str(BIN / "orderlift"), "train", "--events", str(train_csv), "--preset", "online-retail",
-           "--model", "als", "--out", str(bundle), "--no-track"]  # fmt: skip
+           "--model", "als", "--out", str(artifact), "--no-track"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}", COLUMNS="160")
     logger.info("training: %s", " ".join(cmd))
@@ -227,14 +227,14 @@ def http_status(url: str) -> int:
 
 
 @contextmanager
-def server(bundle: Path, work: Path) -> Iterator[int]:
+def server(artifact: Path, work: Path) -> Iterator[int]:
     """Run ``orderlift serve`` (defaults) on a free loopback port until ``/readyz`` is 200; stop it after."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    cmd = [str(BIN / "orderlift"), "serve", "--model-uri", str(bundle), "--host", "127.0.0.1", "--port",
+    cmd = [str(BIN / "orderlift"), "serve", "--model-uri", str(artifact), "--host", "127.0.0.1", "--port",
            str(port)]  # fmt: skip
     log = work / "serve.log"
     with log.open("wb") as sink:
@@ -551,7 +551,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--limit", type=int, default=None, help="max test invoices (seeded sample)")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--workdir", type=Path, help="keep the train file and bundle here and reuse them")
+    parser.add_argument("--workdir", type=Path, help="keep the train file and artifact here and reuse them")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/crosssell_http.json")
     args = parser.parse_args()
     from rich.logging import RichHandler
@@ -573,29 +573,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orderlift-crosssell-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        train_csv, bundle = work / "train.csv.gz", work / "bundle"
+        train_csv, artifact = work / "train.csv.gz", work / "artifact"
         if not train_csv.is_file():
             raw.loc[before, [c for c in raw.columns if c != "_ts"]].to_csv(train_csv, index=False,
                                                                            compression="gzip")  # fmt: skip
         del raw
-        if (bundle / "manifest.json").is_file():
-            logger.warning("reusing the bundle in %s: no training time measured", bundle)
-            trained: dict[str, Any] = {"reused_bundle": str(bundle), "wall_s": None, "stdout": None}
+        if (artifact / "manifest.json").is_file():
+            logger.warning("reusing the artifact in %s: no training time measured", artifact)
+            trained: dict[str, Any] = {"reused_artifact": str(artifact), "wall_s": None, "stdout": None}
         else:
-            trained = train(train_csv, bundle, work)
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        users = set(np.load(bundle / "users.npy", allow_pickle=False).astype(str).tolist())
+            trained = train(train_csv, artifact, work)
+        manifest = json.loads((artifact / "manifest.json").read_text())
+        users = set(np.load(artifact / "users.npy", allow_pickle=False).astype(str).tolist())
         known = np.array([c.customer is not None and c.customer in users for c in carts], dtype=bool)
         counts |= {
             "carts_with_customer_id": sum(c.customer is not None for c in carts),
             "carts_known_customer": int(known.sum()),
-            "bundle_users": len(users),
+            "artifact_users": len(users),
             "largest_cart_lines": max(len(c.lines) for c in carts),
             "carts_over_2000_lines": sum(len(c.lines) > 2000 for c in carts),
             "carts_over_1500_lines": sum(len(c.lines) > SYNTHETIC_LINES for c in carts),
         }
         logger.info("counts: %s", counts)
-        with server(bundle, work) as port:
+        with server(artifact, work) as port:
             http = http_phase(port, carts, known, synthetic, args.concurrency)
         logger.info(
             "HTTP: %s; statuses %s; latency %s", http["groups"], http["statuses"], http["latency"]["all"]
@@ -621,7 +621,7 @@ def main() -> None:
         "table": [{"ranker": r, "group": g, **f} for r, g, f in rows],
         "http": http,
         "baselines": base,
-        "bundle": {"model": manifest.get("model"), "crosssell": spec},
+        "artifact": {"model": manifest.get("model"), "crosssell": spec},
         "train": trained,
         "total_s": round(total, 1),
         "machine": machine(),

@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/events.py [--duration 10] [--repeat 3] [--concurrency 16]
 [--batch 100] [--users-per-batch 25] [--modes redis:2,embedded:1] [--out benchmarks/results/events.json]``.
 
-Setup (untimed): a synthetic store (3,000 users, 1,000 items), an ALS bundle, per mode a real uvicorn
+Setup (untimed): a synthetic store (3,000 users, 1,000 items), an ALS model artifact, per mode a real uvicorn
 (``service.app:app_from_env``, as ``orderlift serve`` runs it) on 127.0.0.1 in its own session, killed
 at the end. ``redis``: stream ``orderlift:events``, Redis DB 12 (flushed before and after).
 ``embedded``: a JSON-lines file in a temp dir, fsynced per batch; meant for ONE worker (its duplicate
@@ -245,7 +245,7 @@ def run_mode(
 ) -> dict[str, Any]:
     """Serve one mode, load it ``--repeat`` times, count what was logged; return the median repeat."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
-    env.update(ORDERLIFT_MODEL_URI=str(work / "bundle"), ORDERLIFT_RELOAD_INTERVAL_S="0",
+    env.update(ORDERLIFT_MODEL_URI=str(work / "artifact"), ORDERLIFT_RELOAD_INTERVAL_S="0",
                OPENBLAS_NUM_THREADS="1")  # fmt: skip
     log_file, server_log = work / f"{mode}-{workers}w" / "events.jsonl", work / f"server-{mode}-{workers}.log"
     env |= {"ORDERLIFT_REDIS_URL": REDIS_URL} if mode == "redis" else {"ORDERLIFT_EVENT_LOG": str(log_file)}
@@ -283,12 +283,22 @@ def run_mode(
 
 
 def setup(work: Path, seed: int) -> tuple[list[str], dict[str, float]]:
-    """Generate a store and train an ALS bundle (untimed); return the users and the item prices."""
+    """Generate a store and train an ALS model artifact (untimed); return the users and the item prices."""
     cli, store = str(BIN / "orderlift"), work / "store"
     data = ["--events", str(store / "events.csv"), "--items", str(store / "items.csv")]
     for cmd in (
         ["generate", "--out", str(store), "--users", "3000", "--items", "1000", "--seed", str(seed)],
-        ["train", *data, "--model", "als", "--holdout", "none", "--no-track", "--out", str(work / "bundle")],
+        [
+            "train",
+            *data,
+            "--model",
+            "als",
+            "--holdout",
+            "none",
+            "--no-track",
+            "--out",
+            str(work / "artifact"),
+        ],
     ):
         subprocess.run([cli, *cmd], check=True, capture_output=True, timeout=600, cwd=work)
     users = sorted(json.loads((store / "truth.json").read_text())["user_category"])

@@ -6,7 +6,7 @@ Usage: ``.venv/bin/python benchmarks/large_catalog.py [--items 100000] [--users 
 Setup: a synthetic store (``orderlift generate``). Timed: ``orderlift train`` with default settings
 (default holdout, so every cart model is tuned on validation and scored on test; ``--no-track``),
 its wall time and peak RSS (``getrusage`` of the child). Then ``orderlift serve`` with ``--workers``
-on the bundle: 2,000 new 20-item carts and 20 new 1,500-line carts, one at a time, and each worker's
+on the artifact: 2,000 new 20-item carts and 20 new 1,500-line carts, one at a time, and each worker's
 RSS (``/proc/PID/status``) after them. Targets (issue 10): train in minutes within 8 GB; a worker
 within 2 GB of RSS; a 1,500-line cart answered 200 within 250 ms.
 """
@@ -50,15 +50,15 @@ def worker_rss_mib(pgid: int) -> list[float]:
     return sorted(out)
 
 
-def train(work: Path, store: Path, bundle: Path) -> dict[str, Any]:
+def train(work: Path, store: Path, artifact: Path) -> dict[str, Any]:
     """Run ``orderlift train`` at default settings; return wall seconds, peak RSS and what it chose."""
     cmd = [str(BIN / "orderlift"), "train", "--events", str(store / "events.csv"), "--items",
-           str(store / "items.csv"), "--no-track", "--out", str(bundle)]  # fmt: skip
+           str(store / "items.csv"), "--no-track", "--out", str(artifact)]  # fmt: skip
     began = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=work, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - began
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    spec = json.loads((bundle / "manifest.json").read_text()).get("crosssell", {})
+    spec = json.loads((artifact / "manifest.json").read_text()).get("crosssell", {})
     return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_mib, 1), "cart_model": spec.get("kind"),
             "cart_params": spec.get("params"), "chosen_on": spec.get("chosen_on")}  # fmt: skip
 
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in {"items": 100_000, "users": 100_000, "days": 90, "workers": 2, "seed": 3}.items():
         parser.add_argument(f"--{name}", type=int, default=default)
-    parser.add_argument("--workdir", type=Path, help="keep the store and bundle here and reuse the store")
+    parser.add_argument("--workdir", type=Path, help="keep the store and artifact here and reuse the store")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/large_catalog.json")
     args = parser.parse_args()
     from rich.logging import RichHandler
@@ -75,21 +75,21 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
     with tempfile.TemporaryDirectory(prefix="orderlift-large-") as tmp:
         work = args.workdir or Path(tmp)
-        store, bundle = work / "store", work / "bundle"
+        store, artifact = work / "store", work / "artifact"
         if not (store / "events.csv").is_file():
             sizes = ["--users", str(args.users), "--days", str(args.days), "--items", str(args.items)]
             cmd = [str(BIN / "orderlift"), "generate", "--out", str(store), *sizes, "--seed", str(args.seed)]
             subprocess.run(cmd, check=True)
         logger.info("training at default settings on %s", store)
-        trained = train(work, store, bundle)
+        trained = train(work, store, artifact)
         logger.info("trained in %.0f s, peak %.0f MiB: cart model %s", trained["seconds"],
                     trained["peak_rss_mib"], trained["cart_model"])  # fmt: skip
         import numpy as np
 
-        items = np.load(bundle / "items.npy").astype(str).tolist()
+        items = np.load(artifact / "items.npy").astype(str).tolist()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
         env.update(OPENBLAS_NUM_THREADS="1", ORDERLIFT_ACCESS_LOG="all")  # defaults: every request logged
-        serve = serve_command(bundle, args.workers)
+        serve = serve_command(artifact, args.workers)
         with server("ours", serve, env, "/readyz", work, args.workers) as (port, pgid):
             at_start = worker_rss_mib(pgid)
             small = wholesale(port, items, args.seed, lines=20, carts=2000)

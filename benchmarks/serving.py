@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/serving.py [--duration 10] [--connections 32] [--workers 2]
 [--items 50000] [--out benchmarks/results/serving.json]``.
 
-Setup is untimed: a synthetic store, an ALS bundle, uvicorn on 127.0.0.1 (``orderlift serve``, and a
+Setup is untimed: a synthetic store, an ALS model artifact, uvicorn on 127.0.0.1 (``orderlift serve``, and a
 bare FastAPI app sending pre-serialised bytes, run by the same worker launcher with the same flags;
 ours at the service's default ``ORDERLIFT_ACCESS_LOG=all`` unless ``--access-log errors``). wrk's
 Lua scripts vary paths and bodies and count X-Cache values and non-2xx answers; the servers' CPU
@@ -97,7 +97,7 @@ def summary(seconds: list[float]) -> dict[str, float]:
     return {k: round(v * 1e6, 1) for k, v in {**got, "mean": statistics.fmean(s)}.items()}
 
 
-def measure_inprocess(bundle: Path, seconds: float, seed: int) -> dict[str, Any]:
+def measure_inprocess(artifact: Path, seconds: float, seed: int) -> dict[str, Any]:
     """(c) in this fresh process: bare implicit recommend vs Scorer.for_user, alternating per call."""
     import numpy as np
     from implicit.cpu.als import AlternatingLeastSquares
@@ -106,11 +106,11 @@ def measure_inprocess(bundle: Path, seconds: float, seed: int) -> dict[str, Any]
     from service.config import Settings
     from service.engine import Engine
     from service.loading import load
-    from service.recommender import Filters
+    from service.scorer import Filters
 
-    loaded = load(str(bundle), "sqlite:///unused.db", verify=False)
+    loaded = load(str(artifact), "sqlite:///unused.db", verify=False)
     scorer = Engine.build(loaded, Settings()).scorer
-    user_items, users, ours = loaded.bundle.history, loaded.bundle.users.ids, loaded.model
+    user_items, users, ours = loaded.artifact.history, loaded.artifact.users.ids, loaded.model
     model = AlternatingLeastSquares(factors=ours.item_factors.shape[1], random_state=0)  # type: ignore[attr-defined]
     model.user_factors, model.item_factors = ours.user_factors, ours.item_factors  # type: ignore[attr-defined]
     order = np.random.default_rng(seed).permutation(len(users)).tolist()
@@ -258,29 +258,29 @@ def scenario(name: str, srv: tuple[int, int], script: Path, ids: Path, warm_ids:
     return r
 
 
-def serve_command(bundle: Path, workers: int) -> list[str]:
-    """Return ``orderlift serve`` for ``bundle``: several workers each with an in-process cache unless
+def serve_command(artifact: Path, workers: int) -> list[str]:
+    """Return ``orderlift serve`` for ``artifact``: several workers each with an in-process cache unless
     ORDERLIFT_REDIS_URL is set, as measured."""
-    return [str(BIN / "orderlift"), "serve", "--model-uri", str(bundle), "--workers", str(workers),
+    return [str(BIN / "orderlift"), "serve", "--model-uri", str(artifact), "--workers", str(workers),
             "--local-workers"]  # fmt: skip
 
 
-def http_rows(args: argparse.Namespace, work: Path, bundle: Path, env: dict[str, str]) -> list[Any]:
+def http_rows(args: argparse.Namespace, work: Path, artifact: Path, env: dict[str, str]) -> list[Any]:
     """Start the servers one after another and run every wrk scenario against them."""
     import numpy as np
     import redis
 
-    users = np.random.default_rng(args.seed).permutation(np.load(bundle / "users.npy").astype(str)).tolist()
+    users = np.random.default_rng(args.seed).permutation(np.load(artifact / "users.npy").astype(str)).tolist()
     a, b = HOT_USERS, HOT_USERS + 5000  # disjoint user sets: (b); warm-up of (c); measured (c)
     lists = {"hot": users[:a], "warm": users[a:b], "cold": users[b:],
-             "items": np.load(bundle / "items.npy").astype(str).tolist()}  # fmt: skip
+             "items": np.load(artifact / "items.npy").astype(str).tolist()}  # fmt: skip
     ids = {name: work / f"{name}.txt" for name in lists}
     for name, values in lists.items():
         ids[name].write_text("\n".join(values) + "\n")
     recs, cart = work / "recs.lua", work / "cart.lua"
     recs.write_text(LUA_COMMON + LUA_RECS.replace("@N@", str(N)))
     cart.write_text(LUA_COMMON + LUA_CART.replace("@N@", str(N)).replace("@CART@", str(CART)))
-    serve = serve_command(bundle, args.workers)
+    serve = serve_command(artifact, args.workers)
     bare_env = {**env, "PYTHONPATH": os.pathsep.join([str(work), env["PYTHONPATH"]])}
     rows, hot, items = [], ids["hot"], ids["items"]
     with server("ours-memory", serve, env, "/readyz", work, args.workers) as ours:
@@ -390,9 +390,9 @@ def main() -> None:
         default="all",
         help="ORDERLIFT_ACCESS_LOG of ours (all: the service's default, what users run)",
     )
-    parser.add_argument("--workdir", type=Path, help="keep the store and bundle here and reuse them")
+    parser.add_argument("--workdir", type=Path, help="keep the store and artifact here and reuse them")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/serving.json")
-    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # a bundle: the in-process child
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # an artifact: the in-process child
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure_inprocess(args.measure, args.duration, args.seed)))
@@ -402,26 +402,26 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
     with tempfile.TemporaryDirectory(prefix="orderlift-serving-") as tmp:
         work = args.workdir or Path(tmp)
-        store, bundle, cli = work / "store", work / "bundle", str(BIN / "orderlift")
+        store, artifact, cli = work / "store", work / "artifact", str(BIN / "orderlift")
         if not (store / "events.csv").is_file():
             subprocess.run([cli, "generate", "--out", str(store), "--users", str(args.users), "--days", "90",
                             "--items", str(args.items), "--seed", str(args.seed)], check=True)  # fmt: skip
-        if not (bundle / "manifest.json").is_file():
+        if not (artifact / "manifest.json").is_file():
             subprocess.run([cli, "train", "--events", str(store / "events.csv"), "--items",
                             str(store / "items.csv"), "--model", "als", "--holdout", "none", "--no-track",
-                            "--out", str(bundle)], check=True, cwd=work)  # fmt: skip
+                            "--out", str(artifact)], check=True, cwd=work)  # fmt: skip
         path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}  # no keys, no Redis
         env.update(OPENBLAS_NUM_THREADS="1", PYTHONPATH=path, ORDERLIFT_ACCESS_LOG=args.access_log)
         logger.info("(c) in-process: implicit recommend vs Scorer.for_user (fresh interpreter)")
         busy = wait_quiet(args.quiet_wait)
-        cmd = [sys.executable, "-P", __file__, "--measure", str(bundle), "--duration", str(args.duration),
+        cmd = [sys.executable, "-P", __file__, "--measure", str(artifact), "--duration", str(args.duration),
                "--seed", str(args.seed)]  # fmt: skip
         child = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
         if child.returncode != 0:
             raise RuntimeError(f"in-process child failed:\n{child.stderr[-3000:]}")
         inproc = {**json.loads(child.stdout.strip().splitlines()[-1]), "cpu_busy_before": busy}
-        rows = judge(http_rows(args, work, bundle, env), inproc)
+        rows = judge(http_rows(args, work, artifact, env), inproc)
     show(rows)
     config = {k: getattr(args, k) for k in opts} | {"hot_users": HOT_USERS, "cart_items": CART, "n": N,
                                                    "access_log": args.access_log}  # fmt: skip

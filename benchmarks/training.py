@@ -5,7 +5,7 @@ Usage: ``.venv/bin/python benchmarks/training.py [--skip-synthetic] [--synthetic
 
 Every measurement is a fresh process, its peak RSS the ``ru_maxrss`` that ``os.wait4`` returns for
 that one child. ``cli`` is the real ``orderlift train`` subprocess timed wall to wall (interpreter
-start, imports, load, fit, co-purchase/co-view, bundle; ``--holdout none --no-track``). ``bare``
+start, imports, load, fit, co-purchase/co-view, artifact; ``--holdout none --no-track``). ``bare``
 loads the same matrix with ``load_dataset`` untimed, then times ``AlternatingLeastSquares(...).fit``
 under ``threadpool_limits(1, "blas")``. ``stages`` runs the same CLI in-process with timers around
 its functions. Linux carries ``ru_maxrss`` over fork+exec, so this launcher never imports numpy.
@@ -70,9 +70,9 @@ def _timed(label: str, fn: Callable[..., Any], into: dict[str, list[float]]) -> 
 def _load(path: Path, preset: str | None) -> Any:
     from features.dataset import load_dataset
     from features.matrix import Weighting
-    from training.options import source_format
+    from training.options import SourceOptions
 
-    fmt = source_format(preset, None, None, None, None, None, None, None)  # as the CLI builds it
+    fmt = SourceOptions(events=path, preset=preset).format()  # as the CLI builds it
     return load_dataset(path, fmt, None, Weighting())
 
 
@@ -106,7 +106,7 @@ def measure_stages(path: Path, preset: str | None, out: Path) -> dict[str, Any]:
     t: dict[str, list[float]] = {"imports": [time.perf_counter() - began]}
     for module, name in ((run, "load_dataset"), (run, "data_report"), (run, "fingerprint"),
                          (job, "order_baskets"), (job, "session_baskets"), (job, "association_stats"),
-                         (job, "save_bundle")):  # fmt: skip
+                         (job, "save_artifact")):  # fmt: skip
         setattr(module, name, _timed(name, getattr(module, name), t))
     AlternatingLeastSquares.fit = _timed("implicit", AlternatingLeastSquares.fit, t)
     als._als.calculate_loss = _timed("loss", als._als.calculate_loss, t)  # once per epoch
@@ -148,7 +148,7 @@ def measure_stages(path: Path, preset: str | None, out: Path) -> dict[str, Any]:
         "co-purchase: order_baskets + association_stats": copurchase,
         "co-view: session_baskets + association_stats": coview,
         "manifest (popularity, versions)": stats - copurchase - coview,
-        "bundle write: save_bundle (+ manifest read)": marks["end"] - marks["writing"],
+        "artifact write: save_artifact (+ manifest read)": marks["end"] - marks["writing"],
     }
     stages["other CLI (typer, create_model, progress)"] = total + get("imports") - sum(stages.values())
     fit_cpu = cpus["computing"] - cpus["fitting"]
@@ -228,12 +228,12 @@ def measure(kind: str, path: Path, preset: str | None) -> dict[str, Any]:
         if kind.startswith("bare"):
             return child(kind, path, preset)
         if kind == "stages":  # seconds: the child's wall, as for the CLI
-            got = child("stages", path, preset, bundle=Path(tmp) / "bundle")
+            got = child("stages", path, preset, artifact=Path(tmp) / "artifact")
             got["stages"]["python start + exit (wall - in-process)"] = got["wall"] - got["seconds"]
             return got | {"seconds": got["wall"], "cpu_s": got["cpu"]}
         track = ["--no-track"] if kind == "cli" else []
         cmd = [str(ORDERLIFT), "train", "--events", str(path), *(["--preset", preset] if preset else []),
-               *CLI_PARAMS, *track, "--out", str(Path(tmp) / "bundle")]  # fmt: skip
+               *CLI_PARAMS, *track, "--out", str(Path(tmp) / "artifact")]  # fmt: skip
         done = spawn(cmd, cwd=Path(tmp), env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"})
         fit = re.search(r"fitted on all events given \(([\d.]+)s\)", done["stdout"])
         fit_s = fit and float(fit[1])
@@ -338,14 +338,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None, help="default 3 (retail), 1 (synthetic)")
     parser.add_argument("--quality", action="store_true", help="also evaluate every model kind")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/training.json")
-    for hidden in ("--measure", "--path", "--preset", "--bundle"):
+    for hidden in ("--measure", "--path", "--preset", "--artifact"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # this file is named training.py: keep it from shadowing the package
         sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
         path, mode = Path(args.path), args.measure
         result = (make_store(args.synthetic_events, path) if mode == "generate"
-                  else measure_stages(path, args.preset, Path(args.bundle)) if mode == "stages"
+                  else measure_stages(path, args.preset, Path(args.artifact)) if mode == "stages"
                   else measure_quality(path) if mode == "quality"
                   else measure_bare(mode, path, args.preset))  # fmt: skip
         print(json.dumps(result, default=str))

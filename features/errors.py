@@ -6,7 +6,7 @@ The tree::
     ├── UnreadableFileError   a file is missing, empty, truncated or unreadable
     ├── MissingColumnError    a required or mapped column is not in the file
     ├── MappingError          a column mapping or preset is malformed
-    ├── BundleError           a model bundle is missing, corrupt, unsigned or of another schema
+    ├── ArtifactError         a model artifact is missing, corrupt, unsigned or of another schema
     └── InvalidParameter      a value given to a features function is outside what it accepts
 
 Everything else raised from here is a bug, and keeps its traceback.
@@ -15,7 +15,7 @@ Everything else raised from here is a bug, and keeps its traceback.
 from __future__ import annotations
 
 __all__ = [
-    "BundleError",
+    "ArtifactError",
     "DataError",
     "InvalidParameter",
     "MappingError",
@@ -40,8 +40,8 @@ class MappingError(DataError):
     """A column mapping or preset is malformed."""
 
 
-class BundleError(DataError):
-    """A model bundle is missing, corrupt or of an unsupported schema version."""
+class ArtifactError(DataError):
+    """A model artifact is missing, corrupt or of an unsupported schema version."""
 
 
 class InvalidParameter(DataError):

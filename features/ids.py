@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import BundleError
+from features.errors import ArtifactError
 
 __all__ = ["IdIndex"]
 
@@ -75,8 +75,8 @@ class IdIndex:
         try:
             ids = np.load(Path(path), allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
-            raise BundleError(f"{path}: not a readable id array ({exc})") from exc
+            raise ArtifactError(f"{path}: not a readable id array ({exc})") from exc
         try:
             return cls(ids)
         except ValueError as exc:
-            raise BundleError(f"{path}: {exc}") from exc
+            raise ArtifactError(f"{path}: {exc}") from exc

@@ -1,31 +1,38 @@
-"""The model artifact's manifest as a typed record: what training wrote, checked when it is read.
+"""The model artifact's manifest: a typed, versioned record that training writes and the service reads.
 
-``manifest.json`` (schema version 2) is written by ``training.job.run_training``; ``Manifest.parse``
-turns it into this record and names the first field that is missing or of the wrong type
-(``BundleError``), so the service reads trained settings as attributes, never with
-``.get(...).get(...)``. The fields the service uses:
+``manifest.json`` is ``Manifest.to_json()``; ``Manifest.parse`` reads it back and names the first
+field that is missing or of the wrong type (``ArtifactError``), so nobody reads it with
+``.get(...).get(...)``. Every trained setting the service uses is a typed field:
 
-- ``model``: the recommender's kind, parameters and how it folds in new histories;
+- ``model``: the recommender's kind, its hyperparameters and how it folds in new histories;
 - ``weights``: the event weights training built the confidence matrix with; live history is
   weighted with them too (``live_weights``: clicks as views), so live events count as trained;
-- ``crosssell``: the cart model training chose on validation: kind, parameters, the price exponent
-  of expected order value, the calibration of its scores and the blend for known customers;
-- ``bundle_id``, ``counts``, ``baskets``, ``files`` (sha256 per file) and ``signature``.
+- ``crosssell``: the cart model training chose on validation: kind, hyperparameters, the price
+  exponent of expected order value, the calibration of its scores and the blend for known
+  customers (``chosen_on`` says whether validation chose it or it is the default);
+- ``artifact_id`` (a digest of every file's sha256), ``counts``, ``baskets``, ``files`` (sha256 per
+  file, which ``save_artifact`` fills in) and ``signature``.
 
-Everything else training records (data, split, metrics, versions, sweep) stays in ``raw``.
+What training records for people (data, config, split, metrics, versions, a sweep's trials) is
+``record``, written beside the typed fields. Versions: 3 is this layout; 2 (``bundle_id``, the
+weights under ``config``) still loads; 1 (no trained cart model) is refused with what to do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from features.errors import BundleError
+from features.errors import ArtifactError
 from features.schema import DEFAULT_WEIGHTS, TRAINS_AS
 
-__all__ = ["CartSpec", "Manifest", "ModelSpec"]
+__all__ = ["SCHEMA_VERSION", "CartSpec", "Manifest", "ModelSpec"]
+
+SCHEMA_VERSION = 3
+_TYPED = {"schema_version", "artifact_id", "model", "crosssell", "weights", "trained_at", "counts",
+          "baskets", "files", "signature"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class CartSpec:
     """The cart model training chose for cross-sell, and how its scores are used."""
 
     kind: str
-    params: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
     price_exponent: float = 0.0
     calibration: tuple[float, float] | None = None
     blend: dict[str, float] = field(default_factory=dict)
@@ -51,19 +58,19 @@ class CartSpec:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A bundle's manifest, typed; ``raw`` is the whole JSON object as written."""
+    """A model artifact's manifest, typed."""
 
-    schema_version: int
-    bundle_id: str
     model: ModelSpec
     crosssell: CartSpec
     weights: dict[str, float]
-    counts: dict[str, int]
-    baskets: dict[str, int | None]
-    files: dict[str, str]
-    trained_at: str | None
-    signature: str | None
-    raw: dict[str, Any]
+    trained_at: str | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    artifact_id: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    baskets: dict[str, int | None] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    signature: str | None = None
 
     @property
     def live_weights(self) -> dict[str, float]:
@@ -73,21 +80,53 @@ class Manifest:
     @property
     def data_fingerprint(self) -> str | None:
         """Return the fingerprint of the data the model was trained on."""
-        data = self.raw.get("data")
+        data = self.record.get("data")
         return data.get("fingerprint") if isinstance(data, dict) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON object ``manifest.json`` holds (the record's entries beside the typed ones)."""
+        crosssell = asdict(self.crosssell)
+        crosssell["calibration"] = (
+            None if self.crosssell.calibration is None else list(self.crosssell.calibration)
+        )
+        out = {
+            **self.record,
+            "schema_version": self.schema_version,
+            "artifact_id": self.artifact_id,
+            "model": asdict(self.model),
+            "crosssell": crosssell,
+            "weights": dict(self.weights),
+            "trained_at": self.trained_at,
+            "counts": dict(self.counts),
+            "baskets": dict(self.baskets),
+            "files": dict(self.files),
+        }
+        if self.signature is not None:
+            out["signature"] = self.signature
+        return out
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], path: Path) -> Manifest:
-        """Check and type a manifest read from ``path``; raise BundleError naming the bad field."""
+        """Check and type a manifest read from ``path``; raise ArtifactError naming the bad field."""
+        version = raw.get("schema_version")
+        if version not in (2, SCHEMA_VERSION):
+            hint = (
+                "; it predates trained cart models: retrain it with orderlift train" if version == 1 else ""
+            )
+            raise ArtifactError(
+                f"{path}: schema version {version!r} is not supported (2 or {SCHEMA_VERSION}){hint}"
+            )
         take = _Reader(raw, path)
-        model = take.mapping("model")
-        cart = take.mapping("crosssell")
-        weights = {**DEFAULT_WEIGHTS, **take.mapping("config", optional=True).get("weights", {})}
+        model, cart = take.mapping("model"), take.mapping("crosssell")
+        if version == 2:  # the id was bundle_id and the weights sat in the config
+            artifact_id = take.of("bundle_id", str)
+            weights = take.mapping("config", optional=True).get("weights", {})
+        else:
+            artifact_id, weights = take.of("artifact_id", str), take.mapping("weights")
         calibration = cart.get("calibration")
-        baskets = take.mapping("baskets", optional=True)
         return cls(
-            schema_version=take.of("schema_version", int),
-            bundle_id=take.of("bundle_id", str),
+            schema_version=version,
+            artifact_id=artifact_id,
             model=ModelSpec(
                 _typed(model, "kind", str, path, "model."),
                 dict(_typed(model, "params", dict, path, "model.")),
@@ -101,20 +140,20 @@ class Manifest:
                 {str(k): float(v) for k, v in cart.get("blend", {}).items()},
                 str(cart.get("chosen_on", "default")),
             ),
-            weights={str(k): float(v) for k, v in weights.items()},
+            weights={str(k): float(v) for k, v in {**DEFAULT_WEIGHTS, **weights}.items()},
             counts={str(k): int(v) for k, v in take.mapping("counts", optional=True).items()},
-            baskets={str(k): None if v is None else int(v) for k, v in baskets.items()},
+            baskets={str(k): None if v is None else int(v) for k, v in take.mapping("baskets", True).items()},
             files={str(k): str(v) for k, v in take.mapping("files").items()},
             trained_at=None if raw.get("trained_at") is None else str(raw["trained_at"]),
             signature=None if raw.get("signature") is None else str(raw["signature"]),
-            raw=dict(raw),
+            record={k: v for k, v in raw.items() if k not in _TYPED and k != "bundle_id"},
         )
 
 
 def _typed(mapping: Mapping[str, Any], key: str, kind: type, path: Path, prefix: str = "") -> Any:
     value = mapping.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise BundleError(f"{path}: {prefix}{key} must be a {kind.__name__}, got {value!r}")
+        raise ArtifactError(f"{path}: {prefix}{key} must be a {kind.__name__}, got {value!r}")
     return value
 
 

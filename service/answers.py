@@ -17,8 +17,8 @@ from service.cache_keys import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.live import LiveHistory
-from service.recommender import Filters, SimilarKind
 from service.schemas import CrossSellRequest, SessionRequest
+from service.scorer import Filters, SimilarKind
 from service.state import ServiceState
 
 __all__ = ["recommend_for_session", "recommend_for_user", "similar_to_item", "suggest_for_cart", "user_key"]

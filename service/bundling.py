@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from cachetools import LRUCache
 
 from features.association import set_confidence, set_lift
-from service.recommender import Scorer
+from service.scorer import Scorer
 
 __all__ = ["BUNDLE_EXECUTOR", "BundleQuery", "Bundler", "Candidates"]
 
@@ -79,7 +79,7 @@ class Bundler:
         self.assoc = scorer.copurchase
         self.n_orders = float(max(self.assoc.n_baskets, 1))
         self.price = np.nan_to_num(self.catalog.prices, nan=0.0)
-        orders = sp.csc_matrix(scorer.loaded.bundle.orders, dtype=np.float32)
+        orders = sp.csc_matrix(scorer.loaded.artifact.orders, dtype=np.float32)
         a, b, c = self._pair_table()
         self.candidates = {2: self._pairs(a, b, c), 3: self._triples(a, b, c, orders)}
         self._memo: LRUCache[BundleQuery, list[dict[str, Any]]] = LRUCache(MEMO_ENTRIES)

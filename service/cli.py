@@ -13,7 +13,7 @@ __all__ = ["register"]
 def serve(
     model_uri: Annotated[
         str | None,
-        typer.Option(help="Bundle directory or models:/NAME@ALIAS (default $ORDERLIFT_MODEL_URI)."),
+        typer.Option(help="Model artifact directory or models:/NAME@ALIAS (default $ORDERLIFT_MODEL_URI)."),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
@@ -90,7 +90,7 @@ def _refusal(settings: Any, host: str, workers: int) -> str | None:
 def precompute(
     model_uri: Annotated[
         str | None,
-        typer.Option(help="Bundle directory or models:/NAME@ALIAS (default $ORDERLIFT_MODEL_URI)."),
+        typer.Option(help="Model artifact directory or models:/NAME@ALIAS (default $ORDERLIFT_MODEL_URI)."),
     ] = None,
     redis_url: Annotated[
         str | None, typer.Option(help="Redis to fill (default $ORDERLIFT_REDIS_URL).")

@@ -10,15 +10,19 @@ from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from features.artifact import SIGNING_KEY_VARIABLES
+
 __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
     """Everything the service can be told; built once in the app factory and passed in."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDERLIFT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERLIFT_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
-    model_uri: str | None = Field(None, description="A bundle directory, or models:/NAME@ALIAS.")
+    model_uri: str | None = Field(None, description="A model artifact directory, or models:/NAME@ALIAS.")
     redis_url: str | None = Field(
         None, description="Redis for the cache (and events, unless events_redis_url); unset: in-process."
     )
@@ -71,15 +75,16 @@ class Settings(BaseSettings):
         False,
         description="Several workers without Redis, each with its own cache, live history and event ids.",
     )
-    verify_bundle: bool = Field(True, description="Check bundle checksums at load.")
+    verify_artifact: bool = Field(True, description="Check the model artifact's checksums at load.")
     swap_grace_s: float = Field(
         60.0,
         ge=0,
         description="After a reload, answer misses from the old model's cached answers this long.",
     )
-    bundle_signing_key: SecretStr | None = Field(
+    artifact_signing_key: SecretStr | None = Field(
         None,
-        description="Serve only bundles signed with this key (training signs with the same variable).",
+        validation_alias=AliasChoices(*SIGNING_KEY_VARIABLES),
+        description="Serve only model artifacts signed with this key (training signs with the same one).",
     )
     variants: str | None = Field(
         None,

@@ -1,7 +1,7 @@
 """Cart cross-sell: complements ranked by what they add to the order, with the trained cart model.
 
 The ranking is ``training.models.cart_ranking.CartRanker``, the same object offline evaluation
-scores: the cart model training chose on validation (``manifest["crosssell"]``), calibrated ``P``,
+scores: the cart model training chose on validation (the manifest's ``crosssell``), calibrated ``P``,
 ``P x price ** g`` with the validated ``g`` (a request may ask for ``expected_value``, g = 1, or
 ``probability``, g = 0), substitutes left out unless asked for, items out of stock never.
 Anonymous carts are ranked sparsely (a cost that grows with the cart's stored cells, not the
@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from features.association import Associations
-from service.recommender import Scorer
+from service.scorer import Scorer
 from training.models.cart_kernels import anchors, explain, scratch
 from training.models.cart_ranking import Blend, CartRanker, Ranked, substitute_matrix
 
@@ -46,8 +46,7 @@ class CrossSeller:
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
         self.catalog = catalog = scorer.catalog
-        bundle = scorer.loaded.bundle
-        spec = bundle.spec.crosssell
+        spec = scorer.loaded.artifact.manifest.crosssell
         self.assoc: Associations = scorer.copurchase
         substitutes = substitute_matrix(
             None if scorer.coview is None else scorer.coview.pair_counts,

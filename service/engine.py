@@ -8,7 +8,7 @@ from service.bundling import Bundler
 from service.config import Settings
 from service.crosssell import CrossSeller
 from service.loading import LoadedModel, LoadError
-from service.recommender import Filters, Scorer
+from service.scorer import Filters, Scorer
 
 __all__ = ["Engine"]
 

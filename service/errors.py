@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.responses import json_response
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -158,16 +159,12 @@ JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-
 def error_response(exc: ServiceError) -> Response:
     """Return the JSON response of a domain error (an ASGI app: pure middleware sends it too)."""
     headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
-    return _json(exc.status, exc.body(), headers)
+    return json_response(exc.body(), exc.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -194,17 +191,17 @@ def install_error_handlers(app: FastAPI) -> None:
         first = problems[0] if problems else {"field": "body", "value": None, "message": "invalid"}
         message = f"{first['field']}: {first['message']} (got {first['value']!r})"
         body = {"error": {"code": "invalid_request", **first, "message": message, "problems": problems}}
-        return _json(422, body)
+        return json_response(body, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # an unparseable body (e.g. not UTF-8) is bad input like any other
             body = {"error": {"code": "invalid_request", "field": "body", "value": None,
                               "message": f"body: cannot be parsed ({exc.detail})"}}  # fmt: skip
-            return _json(422, body)
+            return json_response(body, 422)
         message = str(exc.detail) if exc.status_code != 404 else f"no route {request.url.path}"
         body = {"error": {"code": f"http_{exc.status_code}", "message": message}}
-        return _json(exc.status_code, body, dict(exc.headers) if exc.headers else None)
+        return json_response(body, exc.status_code, headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -213,7 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {
             "error": {"code": "internal_error", "message": f"unexpected {type(exc).__name__}; it is logged"}
         }
-        return _json(500, body)
+        return json_response(body, 500)
 
 
 def _plain(value: Any) -> Any:

@@ -23,8 +23,8 @@ from service.answers import recommend_for_user, suggest_for_cart
 from service.auth import access_error
 from service.errors import ServiceError
 from service.gate import header
-from service.recommender import Filters
 from service.schemas import N_DEFAULT, N_MAX, CrossSellRequest
+from service.scorer import Filters
 from service.state import ServiceState
 
 __all__ = ["FastLane"]

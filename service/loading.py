@@ -1,4 +1,4 @@
-"""Resolve MODEL_URI (a bundle directory or models:/NAME@ALIAS) and load the bundle and its model."""
+"""Resolve MODEL_URI (an artifact directory or models:/NAME@ALIAS) and load the artifact and its models."""
 
 from __future__ import annotations
 
@@ -12,12 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from features.bundle import Bundle, load_bundle
-from features.errors import BundleError
+from features.artifact import ModelArtifact, load_artifact
+from features.errors import ArtifactError
+from features.manifest import Manifest
 from training.models import ModelError, Recommender, load_model
 from training.models.cart import CartModel, load_cart_model
 
-__all__ = ["LoadError", "LoadedModel", "current_version", "load", "load_errors", "redacted", "resolve"]
+__all__ = [
+    "LoadError",
+    "LoadedModel",
+    "artifact_version",
+    "current_version",
+    "load",
+    "load_errors",
+    "redacted",
+    "resolve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +38,9 @@ class LoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A bundle, its model, and the version the service reports."""
+    """A model artifact, its models, and the version the service reports."""
 
-    bundle: Bundle
+    artifact: ModelArtifact
     model: Recommender
     cart: CartModel
     version: str
@@ -63,7 +73,7 @@ def registry_error(uri: str, tracking_uri: str, what: str) -> LoadError:
 
 
 def resolve(uri: str, tracking_uri: str, into: Path | None = None) -> tuple[Path, str | None]:
-    """Return the local bundle directory for ``uri`` and its registry version (``NAME/N``) if any.
+    """Return the local artifact directory for ``uri`` and its registry version (``NAME/N``) if any.
 
     A registry version is downloaded into ``into`` (the caller removes it) when given.
     """
@@ -117,32 +127,36 @@ def current_version(uri: str, tracking_uri: str) -> str:
         except OSError as exc:
             raise registry_error(uri, tracking_uri, f"is unreachable ({exc})") from exc
     if not Path(uri).is_dir():
-        raise LoadError(f"{uri}: no such bundle directory")
+        raise LoadError(f"{uri}: no such artifact directory")
     try:
         manifest = json.loads((Path(uri) / "manifest.json").read_text())
-        return f"bundle-{manifest['bundle_id']}"
-    except (OSError, ValueError, KeyError) as exc:
+        return artifact_version(Manifest.parse(manifest, Path(uri) / "manifest.json"))
+    except (OSError, ValueError) as exc:  # ArtifactError is a ValueError
         raise LoadError(f"{uri}: cannot read its manifest ({exc})") from exc
 
 
 def load(uri: str, tracking_uri: str, verify: bool = True, signing_key: str | None = None) -> LoadedModel:
-    """Load a bundle and its model (refusing one not signed with ``signing_key``, when given)."""
+    """Load an artifact and its models (refusing one not signed with ``signing_key``, when given)."""
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="orderlift-download-") as scratch:  # gone once loaded
         directory, registry_version = resolve(uri, tracking_uri, Path(scratch))
         try:
-            bundle = load_bundle(directory, verify=verify, signing_key=signing_key)
-            model = load_model(bundle.model_dir)
-            cart = load_cart_model(bundle.cart_dir)
-        except (BundleError, ModelError) as exc:
+            artifact = load_artifact(directory, verify=verify, signing_key=signing_key)
+            model = load_model(artifact.model_dir)
+            cart = load_cart_model(artifact.cart_dir)
+        except (ArtifactError, ModelError) as exc:
             raise LoadError(str(exc)) from exc
-    if model.n_items != len(bundle.items):
-        raise LoadError(f"{directory}: the model has {model.n_items} items, the bundle {len(bundle.items)}")
-    if cart.n_items != len(bundle.items):
-        raise LoadError(
-            f"{directory}: the cart model has {cart.n_items} items, the bundle {len(bundle.items)}"
-        )
-    version = registry_version or f"bundle-{bundle.spec.bundle_id}"
+    n_items = len(artifact.items)
+    if model.n_items != n_items:
+        raise LoadError(f"{directory}: the model has {model.n_items} items, the artifact {n_items}")
+    if cart.n_items != n_items:
+        raise LoadError(f"{directory}: the cart model has {cart.n_items} items, the artifact {n_items}")
+    version = registry_version or artifact_version(artifact.manifest)
     seconds = time.perf_counter() - began
     logger.info("loaded %s (%s) in %.2fs", uri, version, seconds)
-    return LoadedModel(bundle, model, cart, version, uri, seconds)
+    return LoadedModel(artifact, model, cart, version, uri, seconds)
+
+
+def artifact_version(manifest: Manifest) -> str:
+    """Return the version of an artifact served from a directory (not the registry): its id."""
+    return f"artifact-{manifest.artifact_id}"

@@ -22,7 +22,7 @@ from service.config import Settings
 from service.engine import Engine
 from service.live import live_keys
 from service.loading import load
-from service.recommender import Filters
+from service.scorer import Filters
 from service.variants import parse_variants
 from training.models import top_n
 
@@ -46,7 +46,7 @@ def precompute_users(
     """Score every known user of the control variant and write their answers into Redis."""
     variant = parse_variants(settings)[0]
     engine = Engine.build(
-        load(variant.uri, settings.mlflow_tracking_uri, settings.verify_bundle), settings, variant.name
+        load(variant.uri, settings.mlflow_tracking_uri, settings.verify_artifact), settings, variant.name
     )
     scorer = engine.scorer
     client = redis.Redis.from_url(str(settings.redis_url), socket_timeout=10)

@@ -1,9 +1,15 @@
-"""Sending answers: pre-serialised JSON bytes as they are, each with its own recommendation id."""
+"""Sending JSON: the one way every route, error and cached answer reaches the client.
+
+Cached answers are pre-serialised bytes, sent as they are, each with its own recommendation id.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
+import orjson
 from fastapi.responses import Response
 
 __all__ = ["json_response", "with_fresh_id"]
@@ -27,11 +33,19 @@ def with_fresh_id(body: bytes) -> bytes:
     return body[: dot + 1] + secrets.token_hex(16).encode() + body[end:]
 
 
-def json_response(body: bytes, cache: str | None = None, version: str | None = None) -> Response:
-    """Return pre-serialised JSON bytes as they are."""
-    headers = {}
+def json_response(
+    body: bytes | Mapping[str, Any],
+    status: int = 200,
+    cache: str | None = None,
+    version: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Return JSON: bytes as they are, a mapping serialised once (numpy values too)."""
+    sent = dict(headers or {})
     if cache:
-        headers["X-Cache"] = cache
+        sent["X-Cache"] = cache
     if version:
-        headers["X-Model-Version"] = version
-    return Response(body, media_type="application/json", headers=headers or None)
+        sent["X-Model-Version"] = version
+    if not isinstance(body, bytes):
+        body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type="application/json", headers=sent or None)

@@ -158,9 +158,9 @@ class ServiceState:
         """Load and build a variant's engine; any failure is a LoadError, so the old model keeps serving."""
         tracking = self.settings.mlflow_tracking_uri
         with load_errors(f"{variant.uri}: cannot be served", tracking):
-            key = self.settings.bundle_signing_key
+            key = self.settings.artifact_signing_key
             secret = key.get_secret_value() if key is not None else None
-            loaded = load(variant.uri, tracking, self.settings.verify_bundle, secret)
+            loaded = load(variant.uri, tracking, self.settings.verify_artifact, secret)
             return Engine.build(loaded, self.settings, variant.name)
 
     async def watch(self) -> None:
@@ -214,19 +214,21 @@ class ServiceState:
         scope = None if user_id is None else user_scope(user_id)
         hit, store_key = await self.cache.get(key, scope)
         if hit is not None:
-            return json_response(with_fresh_id(hit), "hit", version)
+            return json_response(with_fresh_id(hit), cache="hit", version=version)
         if previous is not None:
             old, _ = await self.cache.get(previous[0], scope)  # a user's event makes it unreadable too
             if old is not None:
                 if self._warming < WARMING:
                     self._warming += 1
                     self._background(self._warm(compute, user_id, store_key, inline))
-                return json_response(with_fresh_id(old), "previous", previous[1])
+                return json_response(with_fresh_id(old), cache="previous", version=previous[1])
         flight = store_key or key  # with the generation: never joins an answer from before an event
         leader = self._flights.get(flight)
         if leader is not None:  # the same miss is being computed: wait for it instead of computing
             try:
-                return json_response(with_fresh_id(await asyncio.shield(leader)), "shared", version)
+                return json_response(
+                    with_fresh_id(await asyncio.shield(leader)), cache="shared", version=version
+                )
             except asyncio.CancelledError:
                 if not leader.cancelled():
                     raise  # this request was cancelled
@@ -245,7 +247,7 @@ class ServiceState:
             if self._flights.get(flight) is future:
                 del self._flights[flight]
         future.set_result(body)
-        return json_response(body, "miss", version)
+        return json_response(body, cache="miss", version=version)
 
     async def _warm(
         self,

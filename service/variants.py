@@ -29,7 +29,7 @@ def parse_variants(settings: Settings) -> list[Variant]:
     """Return the configured variants; one (the MODEL_URI) when no split is set."""
     uri = settings.model_uri
     if not uri:
-        raise LoadError("ORDERLIFT_MODEL_URI is not set (a bundle directory or models:/NAME@ALIAS)")
+        raise LoadError("ORDERLIFT_MODEL_URI is not set (an artifact directory or models:/NAME@ALIAS)")
     base, _, alias = uri.partition("@")
     if not settings.variants:
         return [Variant(alias if uri.startswith("models:/") and alias else "default", 100.0, uri)]

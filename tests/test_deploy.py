@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.service.server import Server
+from tests.harness import Server
 
 REPO = Path(__file__).resolve().parents[1]
 HADOLINT = Path(sys.executable).with_name("hadolint")
@@ -41,11 +41,11 @@ def test_the_train_requirements_match_the_train_extra() -> None:
     assert sorted(listed) == sorted(extra)
 
 
-def test_the_images_entrypoint_command_serves_outside_docker(bundle_dir: Path) -> None:
+def test_the_images_entrypoint_command_serves_outside_docker(artifact_dir: Path) -> None:
     entry = re.findall(r"^ENTRYPOINT (\[.*\])$", (REPO / "Dockerfile").read_text(), flags=re.M)[-1]
     command = json.loads(entry)
     assert command[:2] == ["orderlift", "serve"]
-    server = Server({"ORDERLIFT_MODEL_URI": str(bundle_dir)})
+    server = Server({"ORDERLIFT_MODEL_URI": str(artifact_dir)})
     args = [str(Path(sys.executable).with_name("orderlift")), *command[1:]]
     args[args.index("0.0.0.0")] = "127.0.0.1"
     args[args.index("8000")] = str(server.port)
@@ -60,7 +60,8 @@ def test_the_images_entrypoint_command_serves_outside_docker(bundle_dir: Path) -
             if proc.poll() is not None:
                 raise AssertionError(proc.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
             time.sleep(0.1)
-        assert httpx.get(f"{server.url}/readyz", timeout=5.0).json()["ready"] is True
+        body = httpx.get(f"{server.url}/readyz", timeout=5.0).json()
+        assert body["ready"] is True, body
     finally:
         proc.kill()
         proc.wait(timeout=10)

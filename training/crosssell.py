@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.baskets import Baskets
+from features.manifest import CartSpec
 from training.errors import OptionError
 from training.heldout import Boosts, HeldOut, fit_calibration, hold_out, score_carts
 from training.models import Recommender
@@ -126,22 +127,26 @@ class CartEvaluation:
         out |= self.test[self.chosen.kind]
         return out
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> CartSpec:
         """Return what the service needs to rank as validated: kind, params, g, calibration, blend."""
-        return {
-            "kind": self.chosen.kind,
-            "params": self.chosen.params,
-            "price_exponent": self.chosen.price_exponent,
-            "calibration": list(self.chosen.calibration),
-            "blend": {"buy_again": self.blend.buy_again, "personal": self.blend.personal},
-        }
+        return CartSpec(
+            self.chosen.kind,
+            dict(self.chosen.params),
+            self.chosen.price_exponent,
+            self.chosen.calibration,
+            {"buy_again": self.blend.buy_again, "personal": self.blend.personal},
+            chosen_on="validation",
+        )
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready summary for the manifest."""
         spec = self.spec()
         return {
-            "chosen": spec.pop("kind"),
-            **spec,
+            "chosen": spec.kind,
+            "params": spec.params,
+            "price_exponent": spec.price_exponent,
+            "calibration": list(self.chosen.calibration),
+            "blend": spec.blend,
             "validation_cut": self.validation_cut,
             "test_cut": self.test_cut,
             "counts": self.counts,

@@ -1,17 +1,16 @@
-"""The training job: evaluate on a holdout beside the baselines, refit on everything, bundle.
+"""The training job: evaluate on a holdout beside the baselines, refit on everything, write the artifact.
 
 Protocol: the chosen model and ``popular`` are fitted on the train part of a split and scored
 on the same held-out users in the same run. Cart models are tuned on a validation cut of the train
 period and every kind is scored once on the orders after the cutoff, through the serving ranker
 (``training.crosssell``). Then the model and the chosen cart model are refit on all the given
-events and orders (anonymous orders included), and those refits are what the bundle holds (the
-manifest says so). No MLflow here: ``tracking`` logs.
+events and orders (anonymous orders included), and those refits are what the model artifact holds
+(the manifest says so). No MLflow here: ``tracking`` logs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import time
 from collections.abc import Callable, Mapping
@@ -25,11 +24,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from features.artifact import file_sha256, save_artifact
 from features.association import association_stats
 from features.baskets import Baskets, order_baskets, session_baskets
-from features.bundle import file_sha256, save_bundle
 from features.columns import timestamp_ns
 from features.dataset import Dataset
+from features.manifest import CartSpec, Manifest, ModelSpec
 from features.matrix import Weighting, build_matrix
 from features.split import Split, chronological_split
 from training.crosssell import CART_CANDIDATES, CartData, CartEvaluation, choose_cart_model
@@ -53,15 +53,9 @@ __all__ = [
 ]
 
 
-#: The cart model bundled when nothing is evaluated (no holdout): the strongest on held-out orders
-#: of Online Retail and of the synthetic store, with a small buy-again weight for known customers.
-DEFAULT_CART: dict[str, Any] = {
-    "kind": "ease",
-    "params": {},
-    "price_exponent": 0.0,
-    "calibration": None,
-    "blend": {"buy_again": 0.1, "personal": 0.0},
-}
+#: The cart model an artifact holds when nothing is evaluated (no holdout): the strongest on held-out
+#: orders of Online Retail and of the synthetic store, with a small buy-again weight for known customers.
+DEFAULT_CART = CartSpec("ease", blend={"buy_again": 0.1, "personal": 0.0})
 
 OnStage = Callable[[str], None]
 OnEpoch = Callable[[int, float | None], None]
@@ -150,8 +144,8 @@ class Evaluation:
 class TrainResult:
     """What a training run produced."""
 
-    bundle: Path
-    manifest: dict[str, Any]
+    artifact: Path
+    manifest: Manifest
     evaluation: Evaluation | None
     epochs: list[tuple[int, float | None]]
     fit_seconds: float
@@ -261,19 +255,18 @@ def evaluate_split(
     return Evaluation(split.report(), figures, base_figures, cart)
 
 
-def chosen_cart(evaluation: Evaluation | None) -> dict[str, Any]:
-    """Return the cart model to bundle: the one chosen on validation, else ``DEFAULT_CART``."""
+def chosen_cart(evaluation: Evaluation | None) -> CartSpec:
+    """Return the cart model the artifact holds: the one chosen on validation, else ``DEFAULT_CART``."""
     if evaluation is None or evaluation.cart is None:
-        return dict(DEFAULT_CART)
+        return DEFAULT_CART
     return evaluation.cart.spec()
 
 
-def fit_cart(orders: Baskets, spec: dict[str, Any]) -> CartModel:
+def fit_cart(orders: Baskets, spec: CartSpec) -> CartModel:
     """Fit the cart model ``spec`` describes on ``orders`` (every order, anonymous ones included)."""
-    model = create_cart_model(spec["kind"], **spec["params"])
+    model = create_cart_model(spec.kind, **spec.params)
     model.fit(orders.matrix, orders.timestamp)
-    calibration = spec.get("calibration")
-    model.calibration = None if calibration is None else (float(calibration[0]), float(calibration[1]))
+    model.calibration = spec.calibration
     return model
 
 
@@ -301,24 +294,27 @@ def _manifest(
     config: TrainConfig,
     data: Mapping[str, Any],
     evaluation: Evaluation | None,
-    spec: dict[str, Any],
+    cart: CartSpec,
     fit_seconds: float,
     extra: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """Return what the bundle's manifest.json records (``features.manifest`` reads it back, typed)."""
-    return {
-        "model": {"kind": model.kind, "params": model.params.as_dict(), "fold_in": model.fold_in},
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "trained_on": "all events given (refit after evaluation)" if evaluation else "all events given",
-        "data": dict(data),
-        "config": config.describe(),
-        "split": evaluation.split if evaluation else None,
-        "metrics": evaluation.describe() if evaluation else {},
-        "crosssell": {**spec, "chosen_on": "validation" if evaluation and evaluation.cart else "default"},
-        "fit_seconds": round(fit_seconds, 3),
-        "versions": _versions(),
-        **(extra or {}),
-    }
+) -> Manifest:
+    """Return the artifact's manifest (``save_artifact`` adds the files, counts and id)."""
+    return Manifest(
+        model=ModelSpec(model.kind, model.params.as_dict(), model.fold_in),
+        crosssell=cart,
+        weights=dict(config.weighting.weights),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        record={
+            "trained_on": "all events given (refit after evaluation)" if evaluation else "all events given",
+            "data": dict(data),
+            "config": config.describe(),
+            "split": evaluation.split if evaluation else None,
+            "metrics": evaluation.describe() if evaluation else {},
+            "fit_seconds": round(fit_seconds, 3),
+            "versions": _versions(),
+            **(extra or {}),
+        },
+    )
 
 
 def run_training(
@@ -331,7 +327,7 @@ def run_training(
     evaluation: Evaluation | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Evaluate (unless the holdout is off or ``evaluation`` is given), refit on all events, bundle.
+    """Evaluate (unless the holdout is off or ``evaluation`` is given), refit on all events, write.
 
     ``data`` describes the input (paths, fingerprint, mapping, validation report) for the manifest;
     ``extra`` adds entries to it (a sweep's trials, for example).
@@ -355,11 +351,11 @@ def run_training(
     coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
     popularity = np.asarray(inter.matrix.getnnz(axis=0), dtype=np.float32)
     spec = chosen_cart(evaluation)
-    on_stage(f"fitting the {spec['kind']} cart model on all {len(orders):,} orders")
+    on_stage(f"fitting the {spec.kind} cart model on all {len(orders):,} orders")
     cart = fit_cart(orders, spec)
     manifest = _manifest(model, config, data, evaluation, spec, fit_seconds, extra)
-    on_stage(f"writing the bundle to {out}")
-    save_bundle(
+    on_stage(f"writing the model artifact to {out}")
+    written = save_artifact(
         out,
         manifest=manifest,
         users=inter.users,
@@ -373,5 +369,4 @@ def run_training(
         write_model=lambda directory: save_model(model, directory),
         write_cart=lambda directory: save_cart_model(cart, directory),
     )
-    full = json.loads((Path(out) / "manifest.json").read_text())
-    return TrainResult(out, full, evaluation, epochs, fit_seconds)
+    return TrainResult(out, written, evaluation, epochs, fit_seconds)

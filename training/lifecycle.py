@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from features.artifact import SIGNING_KEY_VARIABLES
 from training.console import console, one_line_errors
 from training.errors import OptionError
 from training.options import SourceOptions, TargetOptions, parse_value, with_source, with_target
@@ -85,7 +86,7 @@ def train(
     holdout: HoldoutOpt = "0.2",
     holdout_date: HoldoutDate = None,
 ) -> None:
-    """Train a model, evaluate it beside popularity, bundle the refit, log and register it in MLflow."""
+    """Train a model, evaluate it beside popularity, write the refit's artifact, log and register it."""
     from features.matrix import Weighting
     from training.job import TrainConfig
     from training.models import create_model
@@ -126,8 +127,10 @@ def _target(options: TargetOptions, model: str) -> Any:
 
     o = options
     name = None if (o.register or "").lower() in {"", "none"} else o.register
-    key = os.environ.get("ORDERLIFT_BUNDLE_SIGNING_KEY") or None  # never a flag: flags show in ps
-    return Target(o.out or Path("bundles") / model, o.experiment, name, o.alias, o.tracking_uri, o.track, key)
+    key = next((os.environ[v] for v in SIGNING_KEY_VARIABLES if os.environ.get(v)), None)  # never a flag
+    return Target(
+        o.out or Path("artifacts") / model, o.experiment, name, o.alias, o.tracking_uri, o.track, key
+    )
 
 
 @one_line_errors

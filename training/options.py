@@ -2,7 +2,7 @@
 
 ``with_source`` gives a command the ten options of where its events come from and how to read
 them (``--events``, ``--items``, ``--preset``, ``--map``, ...) as one ``source: SourceOptions``
-argument, and ``with_target`` the six of where its bundle goes (``--out``, ``--experiment``,
+argument, and ``with_target`` the six of where its model artifact goes (``--out``, ``--experiment``,
 ``--register``, ...) as ``target: TargetOptions``: each group is declared once here, and a new
 option is one field of its dataclass.
 """
@@ -20,114 +20,65 @@ import typer
 
 from features.io import SourceFormat, parse_mapping, resolve_format
 
-__all__ = [
-    "CancelPrefix",
-    "EventMap",
-    "EventTypeOpt",
-    "EventsPath",
-    "ItemsPath",
-    "MapOpt",
-    "NonProduct",
-    "PresetOpt",
-    "SourceOptions",
-    "TargetOptions",
-    "TimestampFormat",
-    "Timezone",
-    "option_group",
-    "parse_value",
-    "source_format",
-    "with_source",
-    "with_target",
-]
-
-EventsPath = Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
-ItemsPath = Annotated[
-    Path | None,
-    typer.Option("--items", help="Optional items catalog (item_id, name, category, price, in_stock)."),
-]
-PresetOpt = Annotated[str | None, typer.Option("--preset", help="Named column layout, e.g. online-retail.")]
-MapOpt = Annotated[
-    list[str] | None,
-    typer.Option("--map", help="Column mapping, e.g. user_id=CustomerID,item_id=StockCode (repeatable)."),
-]
-EventTypeOpt = Annotated[
-    str | None,
-    typer.Option("--event-type", help="Give every row this type: view, cart or purchase."),
-]
-EventMap = Annotated[
-    list[str] | None,
-    typer.Option("--event-map", help="Map the shop's event names, e.g. view=pageview,cart=add_to_cart."),
-]
-CancelPrefix = Annotated[
-    str | None,
-    typer.Option("--cancel-prefix", help="Order ids starting with this are cancellations."),
-]
-NonProduct = Annotated[
-    list[str] | None,
-    typer.Option("--non-product", help="Regex (full match) of item ids that are not products (repeatable)."),
-]
-TimestampFormat = Annotated[
-    str | None,
-    typer.Option("--timestamp-format", help="strftime format; default ISO 8601, then guessed."),
-]
-Timezone = Annotated[str | None, typer.Option("--timezone", help="Zone of naive timestamps (default UTC).")]
-
-
-def source_format(
-    preset: str | None,
-    mapping: list[str] | None,
-    event_type: str | None,
-    event_map: list[str] | None,
-    cancel_prefix: str | None,
-    non_product: list[str] | None,
-    timestamp_format: str | None,
-    timezone: str | None,
-) -> SourceFormat:
-    """Build the SourceFormat from the command-line options."""
-    shop_names = {shop: ours for ours, shop in parse_mapping(event_map).items()}
-    return resolve_format(
-        preset,
-        parse_mapping(mapping),
-        event_type,
-        shop_names,
-        cancel_prefix=cancel_prefix,
-        non_product_patterns=tuple(non_product) if non_product else None,
-        timestamp_format=timestamp_format,
-        timezone=timezone,
-    )
+__all__ = ["SourceOptions", "TargetOptions", "option_group", "parse_value", "with_source", "with_target"]
 
 
 @dataclass(frozen=True)
 class SourceOptions:
     """Where a command's events come from, and how to read them."""
 
-    events: EventsPath
-    items: ItemsPath = None
-    preset: PresetOpt = None
-    mapping: MapOpt = None
-    event_type: EventTypeOpt = None
-    event_map: EventMap = None
-    cancel_prefix: CancelPrefix = None
-    non_product: NonProduct = None
-    timestamp_format: TimestampFormat = None
-    timezone: Timezone = None
+    events: Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
+    items: Annotated[
+        Path | None,
+        typer.Option(help="Optional items catalog (item_id, name, category, price, in_stock)."),
+    ] = None
+    preset: Annotated[str | None, typer.Option(help="Named column layout, e.g. online-retail.")] = None
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Column mapping, e.g. user_id=CustomerID,item_id=StockCode (repeatable)."),
+    ] = None
+    event_type: Annotated[
+        str | None, typer.Option(help="Give every row this type: view, cart or purchase.")
+    ] = None
+    event_map: Annotated[
+        list[str] | None,
+        typer.Option(help="Map the shop's event names, e.g. view=pageview,cart=add_to_cart."),
+    ] = None
+    cancel_prefix: Annotated[
+        str | None, typer.Option(help="Order ids starting with this are cancellations.")
+    ] = None
+    non_product: Annotated[
+        list[str] | None,
+        typer.Option(help="Regex (full match) of item ids that are not products (repeatable)."),
+    ] = None
+    timestamp_format: Annotated[
+        str | None, typer.Option(help="strftime format; default ISO 8601, then guessed.")
+    ] = None
+    timezone: Annotated[str | None, typer.Option(help="Zone of naive timestamps (default UTC).")] = None
 
     def format(self) -> SourceFormat:
         """Return the SourceFormat these options describe."""
-        return source_format(
-            self.preset, self.mapping, self.event_type, self.event_map, self.cancel_prefix,
-            self.non_product, self.timestamp_format, self.timezone,
-        )  # fmt: skip
+        shop_names = {shop: ours for ours, shop in parse_mapping(self.event_map).items()}
+        return resolve_format(
+            self.preset,
+            parse_mapping(self.mapping),
+            self.event_type,
+            shop_names,
+            cancel_prefix=self.cancel_prefix,
+            non_product_patterns=tuple(self.non_product) if self.non_product else None,
+            timestamp_format=self.timestamp_format,
+            timezone=self.timezone,
+        )
 
 
 @dataclass(frozen=True)
 class TargetOptions:
-    """Where a trained bundle goes: its directory and MLflow."""
+    """Where a trained model artifact goes: its directory and MLflow."""
 
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "orderlift"
     register: Annotated[str | None, typer.Option(help="Registered model name; 'none' to skip.")] = "orderlift"
     alias: Annotated[str, typer.Option(help="Alias given to the new version.")] = "candidate"
-    out: Annotated[Path | None, typer.Option(help="Bundle directory (default bundles/<model>).")] = None
+    out: Annotated[Path | None, typer.Option(help="Artifact directory (default artifacts/<model>).")] = None
     tracking_uri: Annotated[
         str | None,
         typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),

@@ -35,7 +35,7 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the result goes: the bundle directory and MLflow."""
+    """Where the result goes: the artifact directory and MLflow."""
 
     out: Path
     experiment: str
@@ -43,7 +43,7 @@ class Target:
     alias: str | None
     tracking_uri: str | None
     track: bool = True
-    signing_key: str | None = None  # ORDERLIFT_BUNDLE_SIGNING_KEY: sign the bundle before logging it
+    signing_key: str | None = None  # ORDERLIFT_ARTIFACT_SIGNING_KEY: sign the artifact before logging it
 
 
 class _Display:
@@ -114,11 +114,11 @@ def _summary(console: Console, config: TrainConfig, result: TrainResult, report:
         if ev.cart is not None:
             render_carts(ev.cart.describe(), console)
         console.print(
-            f"the bundled model is a refit of {config.model} on all events given ({result.fit_seconds:.1f}s)"
+            f"the artifact's model: {config.model} refit on all events given ({result.fit_seconds:.1f}s)"
         )
     else:
         console.print(f"no holdout: {config.model} fitted on all events given ({result.fit_seconds:.1f}s)")
-    console.print(f"bundle: {result.bundle}")
+    console.print(f"model artifact: {result.artifact}")
 
 
 def train_and_log(console: Console, inputs: Inputs, config: TrainConfig, target: Target) -> TrainResult:
@@ -142,7 +142,7 @@ def sweep_and_log(
     metric: str,
     trials: int | None,
 ) -> tuple[SweepResult, TrainResult]:
-    """Search on a validation split of the train period, test the winner once, refit and bundle it."""
+    """Search on a validation split of the train period, test the winner once, refit it, write it."""
 
     def on_trial(number: int, total: int, trial: Trial) -> None:
         console.print(
@@ -182,12 +182,12 @@ def sweep_and_log(
 
 
 def _sign(console: Console, result: TrainResult, target: Target) -> None:
-    """Sign the bundle when a signing key is set, before anything uploads it."""
+    """Sign the artifact when a signing key is set, before anything uploads it."""
     if target.signing_key:
-        from features.bundle import sign_bundle
+        from features.artifact import sign_artifact
 
-        sign_bundle(result.bundle, target.signing_key)
-        console.print("bundle signed (ORDERLIFT_BUNDLE_SIGNING_KEY)")
+        sign_artifact(result.artifact, target.signing_key)
+        console.print("model artifact signed (ORDERLIFT_ARTIFACT_SIGNING_KEY)")
 
 
 def _log(
@@ -213,8 +213,8 @@ def _log(
             artifacts["plots/crosssell"] = carts
     params = {
         **config.describe(),
-        "params": result.manifest["model"]["params"],
-        "data": {k: v for k, v in result.manifest["data"].items() if k != "fingerprint"},
+        "params": result.manifest.model.params,
+        "data": {k: v for k, v in result.manifest.record["data"].items() if k != "fingerprint"},
     }
     metrics = result.evaluation.flat() if result.evaluation is not None else {}
     metrics["fit_seconds"] = result.fit_seconds
@@ -223,8 +223,8 @@ def _log(
         params=params,
         metrics=metrics,
         epochs=result.epochs,
-        tags={"data_fingerprint": result.manifest["data"]["fingerprint"], "model_kind": config.model},
-        bundle=result.bundle,
+        tags={"data_fingerprint": result.manifest.data_fingerprint or "", "model_kind": config.model},
+        artifact=result.artifact,
         artifacts=artifacts,
         register=target.register,
         alias=target.alias,

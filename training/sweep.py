@@ -3,7 +3,8 @@
 The test split (the latest part of the timeline) is set aside first. A validation split is then
 carved from the train period alone, by the same rule; every candidate is fitted on its earlier
 part and scored on its later part, and the best by the chosen metric wins. Only the winner is
-scored on the test split, once, beside the baseline; then it is refit on everything and bundled.
+scored on the test split, once, beside the baseline; then it is refit on everything and written as
+the model artifact.
 """
 
 from __future__ import annotations

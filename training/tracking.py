@@ -31,7 +31,7 @@ __all__ = [
 
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-BUNDLE_ARTIFACT = "bundle"
+ARTIFACT_PATH = "model"  # where a run keeps its model artifact (runs before 2026-12 used "bundle")
 _PARAM_LIMIT = 6000
 
 
@@ -84,7 +84,7 @@ def log_run(
     metrics: Mapping[str, float],
     epochs: list[tuple[int, float | None]],
     tags: Mapping[str, str],
-    bundle: Path,
+    artifact: Path,
     artifacts: Mapping[str, Path],
     register: str | None = None,
     alias: str | None = None,
@@ -102,7 +102,7 @@ def log_run(
                 mlflow.log_metric("train_loss", value, step=epoch)
         finite = {k: float(v) for k, v in metrics.items() if v == v}  # NaN cannot be compared
         mlflow.log_metrics(finite)
-        mlflow.log_artifacts(str(bundle), artifact_path=BUNDLE_ARTIFACT)
+        mlflow.log_artifacts(str(artifact), artifact_path=ARTIFACT_PATH)
         for folder, path in artifacts.items():
             mlflow.log_artifact(str(path), artifact_path=folder)
         for name, child_params, child_metrics in children:
@@ -113,14 +113,14 @@ def log_run(
         experiment_id = run.info.experiment_id
     version = None
     if register:
-        version = register_bundle(run_id, register, alias)
+        version = register_artifact(run_id, register, alias)
     return LoggedRun(run_id, experiment_id, register, version, alias if register else None)
 
 
-def register_bundle(run_id: str, name: str, alias: str | None) -> str:
-    """Register the run's bundle directory as a new version of ``name`` and point ``alias`` at it.
+def register_artifact(run_id: str, name: str, alias: str | None) -> str:
+    """Register the run's artifact directory as a new version of ``name`` and point ``alias`` at it.
 
-    The bundle is not an MLflow-flavoured model (it loads without MLflow), so the version is
+    The artifact is not an MLflow-flavoured model (it loads without MLflow), so the version is
     created from the run's artifact location directly rather than through ``register_model``.
     """
     client = MlflowClient()
@@ -130,7 +130,7 @@ def register_bundle(run_id: str, name: str, alias: str | None) -> str:
         except MlflowException as exc:
             if "already exists" not in str(exc.message).lower():
                 raise
-        source = f"{client.get_run(run_id).info.artifact_uri}/{BUNDLE_ARTIFACT}"
+        source = f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_PATH}"
         version = client.create_model_version(name, source=source, run_id=run_id)
         if alias:
             client.set_registered_model_alias(name, alias, version.version)

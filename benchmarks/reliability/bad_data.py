@@ -87,12 +87,12 @@ def retail_checks(retail: Path, work: Path, skip_train: bool) -> list[dict[str, 
     if skip_train:
         return rows
     done = run([ORDERLIFT, "train", "--preset", "online-retail", "--events", str(retail), "--model", "als",
-                "--no-track", "--holdout", "0.2", "--out", str(work / "retail-bundle")], work)  # fmt: skip
+                "--no-track", "--holdout", "0.2", "--out", str(work / "retail-model")], work)  # fmt: skip
     seen = re.search(r"data: ([\d,]+) of ([\d,]+) rows accepted", done["stdout"])
     accepted, read = (int(seen.group(i).replace(",", "")) for i in (1, 2)) if seen else (None, None)
-    bundled = (work / "retail-bundle/manifest.json").is_file()
+    written = (work / "retail-model/manifest.json").is_file()
     train_ok = (done["exit_code"] == 0 and not _traceback(done) and read == report.get("rows_read")
-                and accepted == report.get("rows_accepted") and bundled)  # fmt: skip
+                and accepted == report.get("rows_accepted") and written)  # fmt: skip
     rows.append({
         "case": "Online Retail: train --model als --holdout 0.2 --no-track", "exit_code": done["exit_code"],
         "seconds": done["seconds"], "rows_read": read, "rows_accepted": accepted,

@@ -1,7 +1,9 @@
-"""Shared helpers of the reliability scripts: bundles, a private Redis, a server, a load generator.
+"""Shared helpers of the reliability scripts: model artifacts, a private Redis, a server, a load generator.
 
-Everything runs on 127.0.0.1. Every process started here lives in its own process group and is
-killed by the context manager that started it; every loop is bounded in count and time.
+The private Redis and the server are the tests' own (``tests/harness.py``: ``PrivateRedis``,
+``Server``, ``free_port``), re-exported here; a script passes ``keep_log_in=LOGS`` to keep a copy of
+its server's log. Everything runs on 127.0.0.1. Every process started here lives in its own process
+group and is killed by the context manager that started it; every loop is bounded in count and time.
 
 Load generation uses ``httpx.AsyncClient`` in this process (on uvloop), sharded over many clients
 of one or two connections each (one client with 32 connections is CPU-bound at ~250 req/s here).
@@ -21,17 +23,14 @@ import logging
 import os
 import platform
 import random
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,10 +38,14 @@ from typing import Any, TypeVar
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script, sys.path[0] is this directory: tests.harness needs the root
+    sys.path.insert(1, str(REPO))  # after this directory; benchmarks/ (its training.py) stays off the path
+
+from tests.harness import HOST, PrivateRedis, Server, free_port  # noqa: E402 - needs the root on sys.path
+from tests.harness import ORDERLIFT as _ORDERLIFT  # noqa: E402
+
 RESULTS = REPO / "benchmarks/results/reliability"
-BIN = Path(sys.executable).parent
-ORDERLIFT = str(BIN / "orderlift")
-HOST = "127.0.0.1"
+ORDERLIFT = str(_ORDERLIFT)
 LOGS = Path(tempfile.gettempdir()) / "orderlift-reliability-logs"  # copies of server logs (throwaway)
 
 logger = logging.getLogger("benchmarks.reliability")
@@ -50,6 +53,7 @@ T = TypeVar("T")
 
 __all__ = [
     "HOST",
+    "LOGS",
     "ORDERLIFT",
     "REPO",
     "RESULTS",
@@ -60,14 +64,14 @@ __all__ = [
     "Req",
     "Sample",
     "Server",
-    "bundle_ids",
+    "artifact_ids",
     "closed_loop",
     "criteria_table",
     "fmt_ms",
     "free_port",
     "generator_check",
     "machine",
-    "make_bundle",
+    "make_artifact",
     "make_store",
     "measure_capacity",
     "open_loop",
@@ -90,13 +94,6 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
     for noisy in ("httpx", "httpcore"):  # one INFO line per request would slow the load generator
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def machine() -> dict[str, Any]:
@@ -139,7 +136,7 @@ def write_json(out: Path, payload: dict[str, Any]) -> Path:
     return out
 
 
-# --- data and bundles -----------------------------------------------------------------------------
+# --- data and artifacts ---------------------------------------------------------------------------
 
 
 def _run(cmd: Sequence[str], cwd: Path, timeout_s: float = 600.0) -> subprocess.CompletedProcess[str]:
@@ -156,200 +153,25 @@ def make_store(out: Path, users: int = 3000, items: int = 800, seed: int = 3) ->
     return out
 
 
-def make_bundle(store: Path, out: Path, factors: int = 16, iterations: int = 5) -> Path:
-    """Train ALS on ``store`` (``--holdout none --no-track``) into the bundle directory ``out``."""
+def make_artifact(store: Path, out: Path, factors: int = 16, iterations: int = 5) -> Path:
+    """Train ALS on ``store`` (``--holdout none --no-track``) into the artifact directory ``out``."""
     _run([ORDERLIFT, "train", "--events", str(store / "events.csv"), "--items", str(store / "items.csv"),
           "--model", "als", "--factors", str(factors), "--iterations", str(iterations),
           "--holdout", "none", "--no-track", "--out", str(out)], cwd=out.parent)  # fmt: skip
     return out
 
 
-def bundle_ids(bundle: Path) -> tuple[list[str], list[str], str]:
-    """Return the bundle's user ids, item ids and bundle id."""
+def artifact_ids(artifact: Path) -> tuple[list[str], list[str], str]:
+    """Return the artifact's user ids, item ids and artifact id."""
     import numpy as np
 
-    users = [str(u) for u in np.load(bundle / "users.npy", allow_pickle=False)]
-    items = [str(i) for i in np.load(bundle / "items.npy", allow_pickle=False)]
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    return users, items, str(manifest["bundle_id"])
+    users = [str(u) for u in np.load(artifact / "users.npy", allow_pickle=False)]
+    items = [str(i) for i in np.load(artifact / "items.npy", allow_pickle=False)]
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    return users, items, str(manifest["artifact_id"])
 
 
-# --- processes ------------------------------------------------------------------------------------
-
-
-class PrivateRedis:
-    """A private redis-server on its own port, that may be killed -9 and restarted.
-
-    No persistence unless ``aof``: then every write is fsynced (``appendfsync always``) to an AOF in
-    ``workdir``, which a restart on the same port replays.
-    """
-
-    def __init__(self, workdir: Path, port: int | None = None, aof: bool = False) -> None:
-        self.aof = aof
-        self.port = port or free_port()
-        self.url = f"redis://{HOST}:{self.port}/0"
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Start redis-server on ``self.port`` and wait until it answers PING."""
-        import redis
-
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed")
-        durable = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
-        args = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            *durable,
-            "--dir",
-            str(self.workdir),
-        ]
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        client = redis.Redis(host=HOST, port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
-                        raise
-                time.sleep(0.02)
-        finally:
-            client.close()
-
-    def pause(self) -> None:
-        """SIGSTOP this redis-server: it keeps its port but answers nothing (a hung server)."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT this redis-server."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        """SIGKILL this redis-server (only the one started here) and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-
-@dataclass
-class Server:
-    """``orderlift serve`` on a free port of 127.0.0.1, in its own process group, logging to a file."""
-
-    env: dict[str, str]
-    workdir: Path
-    workers: int = 1
-    name: str = "server"
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Return the base URL."""
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def log(self) -> Path:
-        """Return the file holding the server's stdout and stderr."""
-        return self.workdir / f"{self.name}.log"
-
-    def start(self, timeout_s: float = 120.0) -> Server:
-        """Start the server and wait until every worker started and /readyz answers 200."""
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **self.env}
-        cmd = [
-            ORDERLIFT,
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--workers",
-            str(self.workers),
-            "--local-workers",
-        ]  # several workers without Redis are measured as such
-        with self.log.open("wb") as sink:
-            self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            started = self.log.read_text(errors="replace").count("Application startup complete")
-            if started >= self.workers and _status(f"{self.url}/readyz") == 200:
-                logger.info("%s ready on %s (pid %d)", self.name, self.url, self.proc.pid)
-                return self
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                self.stop()
-                raise RuntimeError(f"{self.name} did not become ready:\n{tail}")
-            time.sleep(0.25)
-
-    def worker_pids(self) -> list[int]:
-        """Return the pids that serve requests (the main process itself with one worker)."""
-        if self.proc is None:
-            return []
-        if self.workers == 1:
-            return [self.proc.pid]
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with suppress(OSError, IndexError, ValueError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == self.proc.pid:  # ppid
-                    pids.append(int(stat.parent.name))
-        return sorted(pids)
-
-    def cpu_seconds(self) -> dict[int, float]:
-        """Return user + system CPU seconds of each worker pid so far."""
-        out = {}
-        for pid in self.worker_pids():
-            with suppress(OSError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return out
-
-    def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it after 15 s; keep a copy of the log in /tmp."""
-        if self.proc is None:
-            return
-        with suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
-        with suppress(OSError):
-            LOGS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.log, LOGS / self.log.name)
-
-    @contextmanager
-    def running(self) -> Iterator[Server]:
-        """Start, yield, and always stop."""
-        try:
-            yield self.start()
-        finally:
-            self.stop()
-
-
-def _status(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=2.0).status_code
-    except httpx.HTTPError:
-        return 0
+# --- processes: tests/harness.py (free_port, PrivateRedis, Server) --------------------------------
 
 
 class CpuMonitor:

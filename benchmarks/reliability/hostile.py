@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/reliability/hostile.py [--out FILE]`` (default
 ``benchmarks/results/reliability/hostile.json``).
 
-Setup (untimed): a small synthetic store and an ALS bundle; ``orderlift serve`` on 127.0.0.1 with
+Setup (untimed): a small synthetic store and an ALS model artifact; ``orderlift serve`` on 127.0.0.1 with
 ``ORDERLIFT_API_KEYS`` and ``ORDERLIFT_ADMIN_KEYS`` set and the embedded event log in a temp dir.
 Checks, each passed or not (the script exits 1 when any fails):
 
@@ -42,12 +42,13 @@ from typing import Any
 import httpx
 from common import (
     HOST,
+    LOGS,
     RESULTS,
     PrivateRedis,
     Server,
-    bundle_ids,
+    artifact_ids,
     machine,
-    make_bundle,
+    make_artifact,
     make_store,
     setup_logging,
     stamp,
@@ -237,19 +238,19 @@ def torn_log(server: Server, log: Path) -> list[dict[str, Any]]:
                   logged=parsed[-3:], set_aside=aside)]  # fmt: skip
 
 
-def redis_killed(work: Path, bundle: Path) -> list[dict[str, Any]]:
+def redis_killed(work: Path, artifact: Path) -> list[dict[str, Any]]:
     """Check 6: every event acknowledged while Redis is killed -9 and restarted is in the stream."""
     from features.eventlog import read_stream
 
     redis = PrivateRedis(work / "redis", aof=True)
     redis.workdir.mkdir()
     redis.start()
-    env = {"ORDERLIFT_MODEL_URI": str(bundle), "ORDERLIFT_API_KEYS": KEY, "ORDERLIFT_REDIS_URL": redis.url}
+    env = {"ORDERLIFT_MODEL_URI": str(artifact), "ORDERLIFT_API_KEYS": KEY, "ORDERLIFT_REDIS_URL": redis.url}
     acknowledged: list[str] = []
     statuses: dict[int, int] = {}
     try:
         with (
-            Server(env, work, name="hostile-redis").running() as server,
+            Server(env, work, name="hostile-redis", keep_log_in=LOGS).running() as server,
             httpx.Client(base_url=server.url, timeout=10, headers={"X-API-Key": KEY}) as client,
         ):
             for batch in range(120):
@@ -283,24 +284,24 @@ def main() -> int:
     setup_logging()
     with tempfile.TemporaryDirectory(prefix="orderlift-hostile-") as tmp:
         work = Path(tmp)
-        bundle = make_bundle(make_store(work / "store"), work / "bundle")
-        _, items, _ = bundle_ids(bundle)
+        artifact = make_artifact(make_store(work / "store"), work / "artifact")
+        _, items, _ = artifact_ids(artifact)
         log = work / "events" / "events.jsonl"
         env = {
-            "ORDERLIFT_MODEL_URI": str(bundle),
+            "ORDERLIFT_MODEL_URI": str(artifact),
             "ORDERLIFT_API_KEYS": KEY,
             "ORDERLIFT_ADMIN_KEYS": ADMIN,
             "ORDERLIFT_MARKETER_KEYS": MARKETER,
             "ORDERLIFT_RATE_LIMIT_MARKETER": f"{MARKETER_RATE}/minute",
             "ORDERLIFT_EVENT_LOG": str(log),
         }
-        server = Server(env, work, name="hostile")
+        server = Server(env, work, name="hostile", keep_log_in=LOGS)
         with server.running(), httpx.Client(base_url=server.url, timeout=10) as client:
             results = (
                 bodies(server) + routes(server, client) + ambiguous(server, client, items) + roles(client)
             )
             results += torn_log(server, log)
-        results += redis_killed(work, bundle)
+        results += redis_killed(work, artifact)
     passed = all(r["passed"] for r in results)
     summary = {"benchmark": "hostile", "timestamp": stamp(), "machine": machine(), "passed": passed}
     write_json(args.out, {**summary, "checks": results})

@@ -3,8 +3,8 @@
 Usage: ``.venv/bin/python benchmarks/reliability/model_swap.py [--duration 60] [--every 10]
 [--load 0.7] [--workers 1] [--reload-interval 0] [--out benchmarks/results/reliability/model_swap.json]``.
 
-Setup (untimed): a synthetic store (3,000 users, 800 items) and two ALS bundles of it (16 factors x 5
-iterations, 24 x 6: two bundle ids); ORDERLIFT_MODEL_URI is a symlink ``current`` to the first.
+Setup (untimed): a synthetic store (3,000 users, 800 items) and two ALS model artifacts of it (16 factors x 5
+iterations, 24 x 6: two artifact ids); ORDERLIFT_MODEL_URI is a symlink ``current`` to the first.
 ``orderlift serve`` with 1 worker by default: POST /v1/admin/reload reaches the one worker that takes
 it, so with 1 worker every request after the reload's answer must see the new version. The
 in-process cache (no Redis); ORDERLIFT_RELOAD_INTERVAL_S=0 (no polling: only the admin reload swaps,
@@ -13,7 +13,7 @@ so the versions over time are deterministic); /v1 needs an API key, reload an ad
 
 Load: GET /v1/users/{u}/recommendations over 500 users (450 known, 50 unknown), open loop at
 ``--load`` x capacity (2xx rate at c=32 over 5 s) for ``--duration`` s. Every ``--every`` s the
-symlink is atomically repointed at the other bundle (a new symlink, then ``os.replace``) and
+symlink is atomically repointed at the other artifact (a new symlink, then ``os.replace``) and
 POST /v1/admin/reload is sent. ``model_version`` is read from every response body.
 
 Criteria: zero non-2xx; every reload answered 200 with status "loaded"; with 1 worker, no request
@@ -35,17 +35,18 @@ from typing import Any
 
 import httpx
 from common import (
+    LOGS,
     RESULTS,
     CpuMonitor,
     LoadRun,
     Req,
     Server,
-    bundle_ids,
+    artifact_ids,
     criteria_table,
     fmt_ms,
     generator_check,
     machine,
-    make_bundle,
+    make_artifact,
     make_store,
     measure_capacity,
     open_loop,
@@ -135,14 +136,14 @@ def show(result: dict[str, Any]) -> None:
         phases.add_row(name, f"{s['requests']:,}", str(s["non_2xx"]), fmt_ms(s["p50_ms"]),
                        fmt_ms(s["p99_ms"]), fmt_ms(s["max_ms"]))  # fmt: skip
     console.print(phases)
-    timeline = Table(title="Versions served over time (responses per 5 s, by the bundle that answered)")
+    timeline = Table(title="Versions served over time (responses per 5 s, by the artifact that answered)")
     timeline.add_column("seconds")
-    for name in result["bundles"]:
+    for name in result["artifacts"]:
         timeline.add_column(name, justify="right")
     for k in range(0, len(result["versions_over_time"]), 5):
         chunk = result["versions_over_time"][k : k + 5]
-        counts = {v: sum(c["versions"].get(v, 0) for c in chunk) for v in result["bundles"].values()}
-        timeline.add_row(f"{k}-{k + len(chunk)}", *(f"{counts[v]:,}" for v in result["bundles"].values()))
+        counts = {v: sum(c["versions"].get(v, 0) for c in chunk) for v in result["artifacts"].values()}
+        timeline.add_row(f"{k}-{k + len(chunk)}", *(f"{counts[v]:,}" for v in result["artifacts"].values()))
     console.print(timeline)
     console.print(criteria_table(result["criteria"]))
     console.print(f"achieved {result['achieved_rps']} rps; load generator: {result['generator']}")
@@ -163,14 +164,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="orderlift-rel-swap-") as tmp:
         work = Path(tmp)
         store = make_store(work / "store")
-        bundles = [make_bundle(store, work / "bundle-a", 16, 5), make_bundle(store, work / "bundle-b", 24, 6)]
-        known, _, id_a = bundle_ids(bundles[0])
-        id_b = bundle_ids(bundles[1])[2]
-        names = {f"bundle-{id_a}": "A", f"bundle-{id_b}": "B"}
+        artifacts = [
+            make_artifact(store, work / "artifact-a", 16, 5),
+            make_artifact(store, work / "artifact-b", 24, 6),
+        ]
+        known, _, id_a = artifact_ids(artifacts[0])
+        id_b = artifact_ids(artifacts[1])[2]
+        names = {f"artifact-{id_a}": "A", f"artifact-{id_b}": "B"}
         if id_a == id_b:
-            raise RuntimeError("the two bundles have the same bundle id")
+            raise RuntimeError("the two artifacts have the same artifact id")
         link = work / "current"
-        repoint(link, bundles[0])
+        repoint(link, artifacts[0])
         users = random.Random(5).sample(known, 450) + [f"new{k:03d}" for k in range(50)]
         env = {
             "ORDERLIFT_MODEL_URI": str(link),
@@ -184,7 +188,7 @@ def main() -> int:
         def choose(rng: random.Random) -> Req:
             return Req("recs", "GET", f"/v1/users/{rng.choice(users)}/recommendations?n=10")
 
-        server = Server(env, work, workers=args.workers, name="model-swap")
+        server = Server(env, work, workers=args.workers, name="model-swap", keep_log_in=LOGS)
         with server.running():
             busy = wait_quiet(60)
             capacity = measure_capacity(server.url, choose, headers=headers)
@@ -192,16 +196,16 @@ def main() -> int:
             state = {"current": 0}
 
             async def swap() -> dict[str, Any]:
-                previous = bundles[state["current"]]
+                previous = artifacts[state["current"]]
                 state["current"] = 1 - state["current"]
-                repoint(link, bundles[state["current"]])
+                repoint(link, artifacts[state["current"]])
                 async with httpx.AsyncClient(base_url=server.url, timeout=30) as admin:
                     resp = await admin.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
                 body = resp.json()
                 outcome = body.get("variants", {}).get("default", {})
                 return {"status_code": resp.status_code, "outcome": outcome.get("status"),
                         "serving": body.get("serving", {}).get("default"),
-                        "previous": f"bundle-{bundle_ids(previous)[2]}", "body": body}  # fmt: skip
+                        "previous": f"artifact-{artifact_ids(previous)[2]}", "body": body}  # fmt: skip
 
             swaps = int((args.duration - 1) // args.every)
             actions = [(args.every * (k + 1), f"swap {k + 1}", swap) for k in range(swaps)]
@@ -249,7 +253,7 @@ def main() -> int:
         "workers": args.workers,
         "every_s": args.every,
         "reload_interval_s": args.reload_interval,
-        "bundles": {"A": f"bundle-{id_a}", "B": f"bundle-{id_b}"},
+        "artifacts": {"A": f"artifact-{id_a}", "B": f"artifact-{id_b}"},
         "capacity": capacity,
         "target_rps": round(rate, 1),
         "achieved_rps": round(len(run.samples) / run.seconds, 1),

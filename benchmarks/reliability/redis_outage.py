@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/reliability/redis_outage.py [--duration 60] [--kill-at 20]
 [--restart-at 40] [--load 0.7] [--workers 2] [--out benchmarks/results/reliability/redis_outage.json]``.
 
-Setup (untimed): a synthetic store (3,000 users, 800 items), an ALS bundle, a private redis-server
+Setup (untimed): a synthetic store (3,000 users, 800 items), an ALS model artifact, a private redis-server
 (``--save '' --appendonly no``, its own port; the shared Redis is never touched) and ``orderlift
 serve --workers 2`` with ORDERLIFT_REDIS_URL pointing at it and ORDERLIFT_CACHE_TTL_S=10 (so misses
 keep happening after the first pass). Requests: GET /v1/users/{u}/recommendations over 500 users
@@ -29,17 +29,18 @@ from typing import Any
 
 import httpx
 from common import (
+    LOGS,
     RESULTS,
     CpuMonitor,
     PrivateRedis,
     Req,
     Server,
-    bundle_ids,
+    artifact_ids,
     criteria_table,
     fmt_ms,
     generator_check,
     machine,
-    make_bundle,
+    make_artifact,
     make_store,
     measure_capacity,
     open_loop,
@@ -123,19 +124,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="orderlift-rel-redis-") as tmp:
         work = Path(tmp)
         store = make_store(work / "store")
-        bundle = make_bundle(store, work / "bundle")
-        known, _, bundle_id = bundle_ids(bundle)
+        artifact = make_artifact(store, work / "artifact")
+        known, _, artifact_id = artifact_ids(artifact)
         pick = random.Random(5)
         users = pick.sample(known, 450) + [f"new{k:03d}" for k in range(50)]
         redis = PrivateRedis(work)
         redis.start()
         env = {
-            "ORDERLIFT_MODEL_URI": str(bundle),
+            "ORDERLIFT_MODEL_URI": str(artifact),
             "ORDERLIFT_REDIS_URL": redis.url,
             "ORDERLIFT_CACHE_TTL_S": "10",
             "ORDERLIFT_EVENT_LOG": str(work / "events.jsonl"),
         }
-        server = Server(env, work, workers=args.workers, name="redis-outage")
+        server = Server(env, work, workers=args.workers, name="redis-outage", keep_log_in=LOGS)
         try:
             with server.running():
                 busy = wait_quiet(60)
@@ -208,7 +209,7 @@ def main() -> int:
         "machine": machine(),
         "busy_before_load": busy,
         "workers": args.workers,
-        "bundle_id": bundle_id,
+        "artifact_id": artifact_id,
         "users": {"known": 450, "unknown": 50},
         "cache_ttl_s": 10,
         "capacity": capacity,

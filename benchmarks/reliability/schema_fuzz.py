@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/reliability/schema_fuzz.py [--max-examples 50] [--seed 1]
 [--time-limit 600] [--out benchmarks/results/reliability/schema_fuzz.json]``.
 
-Setup (untimed): a synthetic store (3,000 users, 800 items) and an ALS bundle; for each mode a fresh
+Setup (untimed): a synthetic store (3,000 users, 800 items) and an ALS model artifact; for each mode a fresh
 ``orderlift serve`` (1 worker, in-process cache, event log in a temp dir): ``open`` (no keys) and
 ``keys`` (ORDERLIFT_API_KEYS set; schemathesis sends ``-H "X-API-Key: ..."``). Each run:
 ``schemathesis run <url>/openapi.json --checks all --max-examples N --seed S --request-timeout 10
@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    LOGS,
     RESULTS,
     Server,
     machine,
-    make_bundle,
+    make_artifact,
     make_store,
     setup_logging,
     stamp,
@@ -83,15 +84,15 @@ def parse_failures(stdout: str) -> list[dict[str, Any]]:
     return found
 
 
-def fuzz(mode: str, bundle: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def fuzz(mode: str, artifact: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run schemathesis against a fresh server; return its summary, report and parsed failures."""
     out_dir = args.out.parent / args.out.stem / mode
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    env = {"ORDERLIFT_MODEL_URI": str(bundle), "ORDERLIFT_EVENT_LOG": str(work / f"events-{mode}.jsonl")}
+    env = {"ORDERLIFT_MODEL_URI": str(artifact), "ORDERLIFT_EVENT_LOG": str(work / f"events-{mode}.jsonl")}
     if mode == "keys":
         env["ORDERLIFT_API_KEYS"] = KEY
-    server = Server(env, work, workers=1, name=f"fuzz-{mode}")
+    server = Server(env, work, workers=1, name=f"fuzz-{mode}", keep_log_in=LOGS)
     with server.running():
         cmd = [SCHEMATHESIS, "run", f"{server.url}/openapi.json", "--checks", "all",
                "--max-examples", str(args.max_examples), "--seed", str(args.seed),
@@ -175,8 +176,8 @@ def main() -> int:
     setup_logging()
     with tempfile.TemporaryDirectory(prefix="orderlift-rel-fuzz-") as tmp:
         work = Path(tmp)
-        bundle = make_bundle(make_store(work / "store"), work / "bundle")
-        runs = [fuzz(mode, bundle, work, args) for mode in ("open", "keys")]
+        artifact = make_artifact(make_store(work / "store"), work / "artifact")
+        runs = [fuzz(mode, artifact, work, args) for mode in ("open", "keys")]
     result = {
         "name": "schema_fuzz",
         "timestamp": stamp(),

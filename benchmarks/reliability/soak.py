@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/reliability/soak.py [--minutes 10] [--warmup 60] [--load 0.5]
 [--cache-max-entries 5000] [--no-events] [--out benchmarks/results/reliability/soak.json]``.
 
-Setup (untimed): a synthetic store (12,000 users, 1,500 items) and an ALS bundle; ``orderlift serve``
+Setup (untimed): a synthetic store (12,000 users, 1,500 items) and an ALS model artifact; ``orderlift serve``
 with 1 worker, the in-process cache bounded at ``--cache-max-entries`` (default 5,000, so the mix
 below fills it to its bound during the warm-up), the embedded event log (a JSON-lines file in a
 temp dir), no Redis. The mix: 60% GET /v1/users/{u}/recommendations (u among the 12,000 users plus
@@ -31,16 +31,17 @@ from typing import Any
 
 import httpx
 from common import (
+    LOGS,
     RESULTS,
     CpuMonitor,
     Req,
     Server,
-    bundle_ids,
+    artifact_ids,
     criteria_table,
     fmt_ms,
     generator_check,
     machine,
-    make_bundle,
+    make_artifact,
     make_store,
     measure_capacity,
     open_loop,
@@ -153,17 +154,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="orderlift-rel-soak-") as tmp:
         work = Path(tmp)
         store = make_store(work / "store", users=12_000, items=1_500, seed=4)
-        bundle = make_bundle(store, work / "bundle")
-        known, items, bundle_id = bundle_ids(bundle)
+        artifact = make_artifact(store, work / "artifact")
+        known, items, artifact_id = artifact_ids(artifact)
         users = known + [f"anon{k:05d}" for k in range(15_000 - len(known))]
         event_log = work / "events" / "events.jsonl"
         env = {
-            "ORDERLIFT_MODEL_URI": str(bundle),
+            "ORDERLIFT_MODEL_URI": str(artifact),
             "ORDERLIFT_CACHE_MAX_ENTRIES": str(args.cache_max_entries),
             "ORDERLIFT_EVENT_LOG": str(event_log),
         }
         choose = make_chooser(users, items, events=not args.no_events)
-        server = Server(env, work, workers=1, name="soak")
+        server = Server(env, work, workers=1, name="soak", keep_log_in=LOGS)
         samples: list[dict[str, Any]] = []
         with server.running():
             pid = server.worker_pids()[0]
@@ -221,7 +222,7 @@ def main() -> int:
         "load": args.load,
         "cache_max_entries": args.cache_max_entries,
         "events_in_mix": not args.no_events,
-        "bundle_id": bundle_id,
+        "artifact_id": artifact_id,
         "distinct_users": len(users),
         "items": len(items),
         "capacity": capacity,

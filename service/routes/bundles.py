@@ -6,13 +6,13 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from service.bundling import BundleQuery
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
+from service.responses import json_response
 from service.schemas import ID_MAX, BundlesResponse, NQuery
 
 router = APIRouter(
@@ -83,4 +83,4 @@ async def bundles(
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)
     body = {"bundles": found, "size": size, "model_version": engine.version}
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return json_response(body)

@@ -112,6 +112,6 @@ async def post_events(state: State, request: Request) -> Response:
         "clamped": clamped,
         "errors": errors,
     }
-    response = json_response(orjson.dumps(payload))
+    response = json_response(payload)
     response.status_code = 422 if errors and not records else 202
     return response

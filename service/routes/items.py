@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from service.answers import similar_to_item
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.recommender import SimilarKind
 from service.schemas import N_DEFAULT, ItemId, NQuery, SimilarResponse
+from service.scorer import SimilarKind
 
 router = APIRouter(
     prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES

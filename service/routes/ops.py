@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.auth import Role, access_error, key_role
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
+from service.responses import json_response
 from service.schemas import Health, ModelInfo, Ready
 
 router = APIRouter(tags=["operations"])
@@ -54,7 +54,7 @@ async def readyz(request: Request, state: State) -> Response:
     settings = state.settings
     if settings.auth_enabled and key_role(settings, _given(request)) is not Role.ADMIN:
         summary["details"] = "send an admin X-API-Key for the details"
-        return Response(orjson.dumps(summary), status_code=status, media_type="application/json")
+        return json_response(summary, status)
     await state.cache.ping()  # refreshes the backend's health (bounded by its short timeout)
     cache = state.cache.state()
     limiter = request.app.state.limiter
@@ -80,7 +80,7 @@ async def readyz(request: Request, state: State) -> Response:
             **cache.stats,
         },
     }
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return json_response(body, status)
 
 
 @router.get(
@@ -89,13 +89,13 @@ async def readyz(request: Request, state: State) -> Response:
 async def model_info(state: State) -> dict[str, Any]:
     """Return the served model's version, training time, params, metrics and data fingerprint."""
     engine = state.require()
-    spec = engine.loaded.bundle.spec
+    manifest = engine.loaded.artifact.manifest
     return {
         "version": engine.version,
         "source": engine.loaded.source,
-        "trained_at": spec.trained_at,
-        "model": asdict(spec.model),
-        "metrics": spec.raw.get("metrics", {}),
-        "data_fingerprint": spec.data_fingerprint,
-        "counts": spec.counts,
+        "trained_at": manifest.trained_at,
+        "model": asdict(manifest.model),
+        "metrics": manifest.record.get("metrics", {}),
+        "data_fingerprint": manifest.data_fingerprint,
+        "counts": manifest.counts,
     }

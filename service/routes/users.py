@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from service.answers import recommend_for_session, recommend_for_user
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.recommender import Filters
 from service.schemas import ID_MAX, N_DEFAULT, NQuery, RecommendationsResponse, SessionRequest, UserId
+from service.scorer import Filters
 
 router = APIRouter(
     prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES

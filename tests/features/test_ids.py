@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import BundleError
+from features.errors import ArtifactError
 from features.ids import IdIndex
 
 
@@ -112,32 +112,32 @@ def test_constructor_accepts_a_sorted_unique_unicode_array():
     assert len(IdIndex(np.array(["a", "b"]))) == 2
 
 
-def test_loading_a_corrupt_file_raises_bundle_error(tmp_path: Path):
+def test_loading_a_corrupt_file_raises_artifact_error(tmp_path: Path):
     path = tmp_path / "users.npy"
     path.write_bytes(b"\x93NUMPY garbage that is not a header")
 
-    with pytest.raises(BundleError, match=r"users\.npy"):
+    with pytest.raises(ArtifactError, match=r"users\.npy"):
         IdIndex.load(path)
 
 
-def test_loading_a_missing_file_raises_bundle_error(tmp_path: Path):
-    with pytest.raises(BundleError):
+def test_loading_a_missing_file_raises_artifact_error(tmp_path: Path):
+    with pytest.raises(ArtifactError):
         IdIndex.load(tmp_path / "nope.npy")
 
 
-def test_loading_a_pickled_object_array_raises_bundle_error(tmp_path: Path):
+def test_loading_a_pickled_object_array_raises_artifact_error(tmp_path: Path):
     path = tmp_path / "users.npy"
     np.save(path, np.array(["a", "b"], dtype=object), allow_pickle=True)
 
-    with pytest.raises(BundleError):
+    with pytest.raises(ArtifactError):
         IdIndex.load(path)
 
 
-def test_loading_an_unsorted_array_raises_bundle_error(tmp_path: Path):
+def test_loading_an_unsorted_array_raises_artifact_error(tmp_path: Path):
     path = tmp_path / "users.npy"
     np.save(path, np.array(["b", "a"]))
 
-    with pytest.raises(BundleError, match="sorted"):
+    with pytest.raises(ArtifactError, match="sorted"):
         IdIndex.load(path)
 
 

@@ -1,4 +1,4 @@
-"""A small trained bundle and a client of the service that serves it."""
+"""A small trained artifact and a client of the service that serves it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from service.config import Settings
 
 
 @pytest.fixture(scope="session")
-def client(bundle_dir: Path) -> Iterator[TestClient]:
+def client(artifact_dir: Path) -> Iterator[TestClient]:
     """Return a client of the service with the in-process cache and no keys."""
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir))), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir))), raise_server_exceptions=False) as c:
         yield c

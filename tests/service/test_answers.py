@@ -7,13 +7,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from service.app import create_app
 from service.config import Settings
 
 
-def test_m4_unknown_users_without_history_share_one_cached_popular_answer(bundle_dir: Path) -> None:
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir)))) as client:
+def test_m4_unknown_users_without_history_share_one_cached_popular_answer(artifact_dir: Path) -> None:
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir)))) as client:
         first = client.get("/v1/users/stranger-1/recommendations", params={"n": 5})
         second = client.get("/v1/users/stranger-2/recommendations", params={"n": 5})
         entries = len(client.app.state.orderlift.cache)  # type: ignore[attr-defined]
@@ -25,13 +25,13 @@ def test_m4_unknown_users_without_history_share_one_cached_popular_answer(bundle
     assert first.json()["items"] == second.json()["items"]
 
 
-def test_m5_concurrent_misses_of_one_key_compute_it_once(bundle_dir: Path, bundle: Bundle) -> None:
+def test_m5_concurrent_misses_of_one_key_compute_it_once(artifact_dir: Path, artifact: ModelArtifact) -> None:
     import asyncio
     import threading
 
     import httpx
 
-    from service.recommender import Scorer
+    from service.scorer import Scorer
 
     calls: list[str] = []
     gate = threading.Event()
@@ -42,8 +42,8 @@ def test_m5_concurrent_misses_of_one_key_compute_it_once(bundle_dir: Path, bundl
         gate.wait(2.0)
         return original(self, *args, **kwargs)
 
-    user = str(bundle.users.ids[0])
-    app = create_app(Settings(model_uri=str(bundle_dir)))
+    user = str(artifact.users.ids[0])
+    app = create_app(Settings(model_uri=str(artifact_dir)))
 
     async def burst() -> list[httpx.Response]:
         async with app.router.lifespan_context(app):
@@ -66,9 +66,11 @@ def test_m5_concurrent_misses_of_one_key_compute_it_once(bundle_dir: Path, bundl
     assert len({a.json()["recommendation_id"] for a in answers}) == 8  # L9: one id per response
 
 
-def test_l9_every_response_gets_its_own_recommendation_id(bundle_dir: Path, bundle: Bundle) -> None:
-    url = f"/v1/users/{bundle.users.ids[0]}/recommendations"
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir)))) as client:
+def test_l9_every_response_gets_its_own_recommendation_id(
+    artifact_dir: Path, artifact: ModelArtifact
+) -> None:
+    url = f"/v1/users/{artifact.users.ids[0]}/recommendations"
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir)))) as client:
         answers = [client.get(url) for _ in range(3)]
     assert [a.headers["x-cache"] for a in answers] == ["miss", "hit", "hit"]
     ids = [a.json()["recommendation_id"] for a in answers]

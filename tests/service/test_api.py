@@ -1,4 +1,4 @@
-"""Every endpoint over HTTP on a small trained bundle: shapes, semantics, errors."""
+"""Every endpoint over HTTP on a small trained artifact: shapes, semantics, errors."""
 
 from __future__ import annotations
 
@@ -8,35 +8,37 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from service.app import create_app
 from service.config import Settings
 from tests.conftest import without_recommendation_id
 
 
-def _known_user(bundle: Bundle, min_items: int = 5) -> tuple[str, set[str]]:
-    counts = np.diff(bundle.history.indptr)
+def _known_user(artifact: ModelArtifact, min_items: int = 5) -> tuple[str, set[str]]:
+    counts = np.diff(artifact.history.indptr)
     row = int(np.flatnonzero(counts >= min_items)[0])
-    bought = set(bundle.items.ids[bundle.history[row].indices].tolist())
-    return str(bundle.users.ids[row]), bought
+    bought = set(artifact.items.ids[artifact.history[row].indices].tolist())
+    return str(artifact.users.ids[row]), bought
 
 
-def test_user_recommendations_leave_out_what_the_user_already_has(client: TestClient, bundle: Bundle) -> None:
-    user, bought = _known_user(bundle)
+def test_user_recommendations_leave_out_what_the_user_already_has(
+    client: TestClient, artifact: ModelArtifact
+) -> None:
+    user, bought = _known_user(artifact)
     body = client.get(f"/v1/users/{user}/recommendations", params={"n": 20}).json()
     assert body["source"] == "personalized"
     assert len(body["items"]) == 20
     assert not {i["item_id"] for i in body["items"]} & bought
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert body["model_version"].startswith("bundle-") and body["variant"] == "default"
+    assert body["model_version"].startswith("artifact-") and body["variant"] == "default"
     assert body["recommendation_id"].startswith("default.") and len(body["recommendation_id"]) == 40
     assert {"item_id", "name", "category", "price", "score"} <= set(body["items"][0])
 
 
-def test_filters_are_obeyed(client: TestClient, bundle: Bundle) -> None:
-    user, _ = _known_user(bundle)
-    category = str(bundle.item_meta["category"].value_counts().index[0])
+def test_filters_are_obeyed(client: TestClient, artifact: ModelArtifact) -> None:
+    user, _ = _known_user(artifact)
+    category = str(artifact.item_meta["category"].value_counts().index[0])
     params: dict[str, object] = {"n": 10, "category": category, "min_price": 5, "max_price": 200}
     items = client.get(f"/v1/users/{user}/recommendations", params=params).json()["items"]
     assert items and all(i["category"] == category and 5 <= i["price"] <= 200 for i in items)
@@ -44,29 +46,33 @@ def test_filters_are_obeyed(client: TestClient, bundle: Bundle) -> None:
     excluded = [i["item_id"] for i in first]
     again = client.get(f"/v1/users/{user}/recommendations", params={"n": 3, "exclude": ",".join(excluded)})
     assert not {i["item_id"] for i in again.json()["items"]} & set(excluded)
-    stock = bundle.item_meta.set_index("item_id")["in_stock"]
+    stock = artifact.item_meta.set_index("item_id")["in_stock"]
     in_stock = client.get(f"/v1/users/{user}/recommendations", params={"n": 30, "in_stock_only": True}).json()
     assert all(bool(stock[i["item_id"]]) for i in in_stock["items"])
 
 
-def test_an_unknown_user_gets_the_popular_list(client: TestClient, bundle: Bundle) -> None:
+def test_an_unknown_user_gets_the_popular_list(client: TestClient, artifact: ModelArtifact) -> None:
     body = client.get("/v1/users/never-seen/recommendations", params={"n": 5}).json()
     assert body["source"] == "popular"
-    top = bundle.items.ids[np.argsort(-bundle.popularity, kind="stable")[:5]].tolist()
+    top = artifact.items.ids[np.argsort(-artifact.popularity, kind="stable")[:5]].tolist()
     assert [i["item_id"] for i in body["items"]] == top
 
 
-def test_explain_names_history_items_behind_each_recommendation(client: TestClient, bundle: Bundle) -> None:
-    user, bought = _known_user(bundle)
+def test_explain_names_history_items_behind_each_recommendation(
+    client: TestClient, artifact: ModelArtifact
+) -> None:
+    user, bought = _known_user(artifact)
     items = client.get(f"/v1/users/{user}/recommendations", params={"n": 3, "explain": True}).json()["items"]
     because = [b for item in items for b in item["because"]]
     assert because and {b["item_id"] for b in because} <= bought
     assert all(b["contribution"] > 0 for b in because)
 
 
-def test_session_fold_in_changes_results_and_lists_unknown_items(client: TestClient, bundle: Bundle) -> None:
-    phones = bundle.item_meta[bundle.item_meta["category"] == "phones"]["item_id"].tolist()[:3]
-    books = bundle.item_meta[bundle.item_meta["category"] == "books"]["item_id"].tolist()[:3]
+def test_session_fold_in_changes_results_and_lists_unknown_items(
+    client: TestClient, artifact: ModelArtifact
+) -> None:
+    phones = artifact.item_meta[artifact.item_meta["category"] == "phones"]["item_id"].tolist()[:3]
+    books = artifact.item_meta[artifact.item_meta["category"] == "books"]["item_id"].tolist()[:3]
     a = client.post("/v1/recommendations", json={"recent_items": [*phones, "nope"], "n": 5}).json()
     b = client.post("/v1/recommendations", json={"recent_items": books, "n": 5}).json()
     assert a["source"] == b["source"] == "session"
@@ -77,16 +83,16 @@ def test_session_fold_in_changes_results_and_lists_unknown_items(client: TestCli
     assert empty["source"] == "popular"
 
 
-def test_similar_items_carry_the_statistics_behind_them(client: TestClient, bundle: Bundle) -> None:
-    row = int(np.argmax(bundle.copurchase.item_counts))
-    item = str(bundle.items.ids[row])
+def test_similar_items_carry_the_statistics_behind_them(client: TestClient, artifact: ModelArtifact) -> None:
+    row = int(np.argmax(artifact.copurchase.item_counts))
+    item = str(artifact.items.ids[row])
     body = client.get(f"/v1/items/{item}/similar", params={"n": 5, "kind": "also_bought"}).json()
     assert body["item"]["item_id"] == item and body["items"]
     first = body["items"][0]
-    partner = bundle.items.get(first["item_id"])
-    assert first["co_count"] == int(bundle.copurchase.pair_counts[row, partner])
+    partner = artifact.items.get(first["item_id"])
+    assert first["co_count"] == int(artifact.copurchase.pair_counts[row, partner])
     assert first["confidence"] == pytest.approx(
-        first["co_count"] / bundle.copurchase.item_counts[row], rel=1e-4
+        first["co_count"] / artifact.copurchase.item_counts[row], rel=1e-4
     )
     counts = [i["co_count"] for i in body["items"]]
     assert counts == sorted(counts, reverse=True)
@@ -106,9 +112,11 @@ def test_an_unknown_item_is_404_naming_it(client: TestClient) -> None:
     }
 
 
-def test_cross_sell_excludes_the_cart_and_ranks_by_its_score(client: TestClient, bundle: Bundle) -> None:
-    row = int(np.argmax(bundle.copurchase.item_counts))
-    item = str(bundle.items.ids[row])
+def test_cross_sell_excludes_the_cart_and_ranks_by_its_score(
+    client: TestClient, artifact: ModelArtifact
+) -> None:
+    row = int(np.argmax(artifact.copurchase.item_counts))
+    item = str(artifact.items.ids[row])
     body = client.post(
         "/v1/cart/cross-sell", json={"items": [{"item_id": item, "quantity": 2}, {"item_id": "nope"}], "n": 8}
     ).json()
@@ -128,45 +136,45 @@ def test_cross_sell_excludes_the_cart_and_ranks_by_its_score(client: TestClient,
     assert values == sorted(values, reverse=True)
 
 
-def test_cross_sell_leaves_out_substitutes_unless_asked(client: TestClient, bundle: Bundle) -> None:
+def test_cross_sell_leaves_out_substitutes_unless_asked(client: TestClient, artifact: ModelArtifact) -> None:
     from service.crosssell import CrossSeller
     from service.loading import load
-    from service.recommender import Scorer
+    from service.scorer import Scorer
 
-    seller = CrossSeller(Scorer(load(str(bundle.path), ""), Settings()))
-    rows = np.arange(len(bundle.items))
+    seller = CrossSeller(Scorer(load(str(artifact.path), ""), Settings()))
+    rows = np.arange(len(artifact.items))
     subs_per_item = [(r, seller.substitutes(np.array([r]))) for r in rows[:300]]
     row, subs = max(subs_per_item, key=lambda rs: len(rs[1]))
     assert len(subs), "the synthetic store should have co-viewed substitutes"
-    item = str(bundle.items.ids[row])
+    item = str(artifact.items.ids[row])
     cart = {"items": [{"item_id": item}], "n": 100}
     plain = client.post("/v1/cart/cross-sell", json=cart).json()
     assert plain["substitutes_left_out"] == len(subs)
-    assert not {s["item_id"] for s in plain["items"]} & set(bundle.items.ids[subs].tolist())
+    assert not {s["item_id"] for s in plain["items"]} & set(artifact.items.ids[subs].tolist())
     allowed = client.post("/v1/cart/cross-sell", json={**cart, "include_substitutes": True}).json()
     assert allowed["substitutes_left_out"] == 0
 
 
-def test_cross_sell_blends_in_a_known_users_taste(client: TestClient, bundle: Bundle) -> None:
-    user, _ = _known_user(bundle)
-    item = str(bundle.items.ids[int(np.argmax(bundle.copurchase.item_counts))])
+def test_cross_sell_blends_in_a_known_users_taste(client: TestClient, artifact: ModelArtifact) -> None:
+    user, _ = _known_user(artifact)
+    item = str(artifact.items.ids[int(np.argmax(artifact.copurchase.item_counts))])
     body = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": item}], "user_id": user}).json()
     assert body["personalized"] is True
 
 
-def test_a_wholesale_cart_of_1500_lines_is_answered(client: TestClient, bundle: Bundle) -> None:
-    known = [{"item_id": str(i), "quantity": 12} for i in bundle.items.ids[:150]]
+def test_a_wholesale_cart_of_1500_lines_is_answered(client: TestClient, artifact: ModelArtifact) -> None:
+    known = [{"item_id": str(i), "quantity": 12} for i in artifact.items.ids[:150]]
     new = [{"item_id": f"new-{k}"} for k in range(1_350)]  # lines the model has not seen count too
     response = client.post("/v1/cart/cross-sell", json={"items": known + new, "n": 10})
     assert response.status_code == 200
     body = response.json()
     assert len(body["cart_items"]) == 150 and len(body["unknown_items"]) == 1_350
     assert not {s["item_id"] for s in body["items"]} & {line["item_id"] for line in known}
-    assert body["cart_model"] == bundle.manifest["crosssell"]["kind"]
+    assert body["cart_model"] == artifact.manifest.crosssell.kind
 
 
-def test_a_cart_over_the_configured_limit_is_422_naming_the_limit(bundle_dir: Path) -> None:
-    settings = Settings(model_uri=str(bundle_dir), max_cart_items=3)
+def test_a_cart_over_the_configured_limit_is_422_naming_the_limit(artifact_dir: Path) -> None:
+    settings = Settings(model_uri=str(artifact_dir), max_cart_items=3)
     with TestClient(create_app(settings)) as small:
         lines = [{"item_id": f"i{k}"} for k in range(4)]
         response = small.post("/v1/cart/cross-sell", json={"items": lines})
@@ -179,9 +187,9 @@ def test_a_cart_over_the_configured_limit_is_422_naming_the_limit(bundle_dir: Pa
 
 
 def test_carts_that_differ_only_in_how_ids_join_never_share_an_answer(
-    client: TestClient, bundle: Bundle
+    client: TestClient, artifact: ModelArtifact
 ) -> None:
-    a, b = (str(i) for i in bundle.items.ids[:2])
+    a, b = (str(i) for i in artifact.items.ids[:2])
     joined = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": f"{a}|{b}"}]}).json()
     real = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": a}, {"item_id": b}]}).json()
     assert joined["cart_items"] == [] and real["cart_items"] == sorted([a, b])
@@ -212,8 +220,10 @@ def test_model_info_and_health(client: TestClient) -> None:
     assert ready["ready"] is True and ready["cache"]["backend"] == "memory"
 
 
-def test_a_repeated_request_is_a_cache_hit_with_identical_bytes(client: TestClient, bundle: Bundle) -> None:
-    user, _ = _known_user(bundle)
+def test_a_repeated_request_is_a_cache_hit_with_identical_bytes(
+    client: TestClient, artifact: ModelArtifact
+) -> None:
+    user, _ = _known_user(artifact)
     first = client.get(f"/v1/users/{user}/recommendations", params={"n": 7})
     second = client.get(f"/v1/users/{user}/recommendations", params={"n": 7})
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
@@ -257,14 +267,14 @@ def test_without_a_model_v1_is_503_and_readyz_says_why(tmp_path: Path) -> None:
     with TestClient(app) as c:
         response = c.get("/v1/users/u1/recommendations")
         assert response.status_code == 503
-        assert "no such bundle directory" in response.json()["error"]["message"]
+        assert "no such artifact directory" in response.json()["error"]["message"]
         ready = c.get("/readyz")
-        assert ready.status_code == 503 and "no such bundle directory" in ready.json()["model_error"]
+        assert ready.status_code == 503 and "no such artifact directory" in ready.json()["model_error"]
         assert c.get("/healthz").status_code == 200
 
 
-def test_api_keys_guard_v1_but_not_health(bundle_dir: Path) -> None:
-    app = create_app(Settings(model_uri=str(bundle_dir), api_keys=("secret-1", "secret-2")))
+def test_api_keys_guard_v1_but_not_health(artifact_dir: Path) -> None:
+    app = create_app(Settings(model_uri=str(artifact_dir), api_keys=("secret-1", "secret-2")))
     with TestClient(app) as c:
         missing = c.get("/v1/model")
         assert missing.status_code == 401 and "X-API-Key" in missing.json()["error"]["message"]
@@ -283,9 +293,9 @@ def test_a_body_that_is_not_utf8_json_is_422_and_a_wrong_method_is_405_with_allo
 
 
 def test_m2_session_ids_holding_the_old_separator_do_not_share_a_cache_entry(
-    client: TestClient, bundle: Bundle
+    client: TestClient, artifact: ModelArtifact
 ) -> None:
-    a, b = (str(i) for i in bundle.items.ids[40:42])
+    a, b = (str(i) for i in artifact.items.ids[40:42])
     joined = client.post("/v1/recommendations", json={"recent_items": [f"{a}|{b}"], "n": 7})
     split = client.post("/v1/recommendations", json={"recent_items": [a, b], "n": 7})
     assert joined.status_code == split.status_code == 200
@@ -294,9 +304,9 @@ def test_m2_session_ids_holding_the_old_separator_do_not_share_a_cache_entry(
 
 
 def test_m2_the_user_id_dash_does_not_share_the_anonymous_cache_entry(
-    client: TestClient, bundle: Bundle
+    client: TestClient, artifact: ModelArtifact
 ) -> None:
-    cart = {"items": [{"item_id": str(i)} for i in bundle.items.ids[50:52]], "n": 6}
+    cart = {"items": [{"item_id": str(i)} for i in artifact.items.ids[50:52]], "n": 6}
     dash = client.post("/v1/cart/cross-sell", json={**cart, "user_id": "-"})
     anonymous = client.post("/v1/cart/cross-sell", json=cart)
     assert dash.status_code == anonymous.status_code == 200

@@ -15,7 +15,7 @@ import redis
 from service.cache import Cache, InProcessCache, open_cache
 from service.cache_keys import cache_key
 from service.redis_cache import RedisCache
-from tests.conftest import ThrowawayRedis, free_port
+from tests.harness import PrivateRedis, free_port
 
 VALUE = os.urandom(2048) + b"\x00\r\n\xff"  # binary, not UTF-8, with RESP delimiters inside
 
@@ -260,7 +260,7 @@ def test_redis_delete_removes_the_keys(redis_url: str) -> None:
 
 @pytest.mark.redis
 def test_redis_that_dies_is_skipped_quickly_and_used_again_once_it_returns(
-    throwaway_redis: ThrowawayRedis,
+    throwaway_redis: PrivateRedis,
 ) -> None:
     retry_after_s = 0.3
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from service.app import create_app
 from service.config import Settings
 
@@ -22,10 +22,10 @@ ADMIN = "admin-key-for-the-generated-client"
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path) -> Any:
+def generated(tmp_path_factory: pytest.TempPathFactory, artifact_dir: Path) -> Any:
     root = tmp_path_factory.mktemp("client")
     spec = root / "openapi.json"
-    spec.write_text(json.dumps(create_app(Settings(model_uri=str(bundle_dir))).openapi()))
+    spec.write_text(json.dumps(create_app(Settings(model_uri=str(artifact_dir))).openapi()))
     tool = Path(sys.executable).with_name("openapi-python-client")
     env = {**os.environ, "PATH": f"{tool.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # it runs ruff
     done = subprocess.run(
@@ -42,8 +42,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path) -> Any
         sys.path.remove(str(root))
 
 
-def test_every_operation_has_a_readable_id(bundle_dir: Path) -> None:
-    spec = create_app(Settings(model_uri=str(bundle_dir))).openapi()
+def test_every_operation_has_a_readable_id(artifact_dir: Path) -> None:
+    spec = create_app(Settings(model_uri=str(artifact_dir))).openapi()
     ids = sorted(op["operationId"] for path in spec["paths"].values() for op in path.values())
     assert ids == sorted([
         "user_recommendations", "session_recommendations", "similar_items", "cross_sell", "bundles",
@@ -51,7 +51,9 @@ def test_every_operation_has_a_readable_id(bundle_dir: Path) -> None:
     ])  # fmt: skip
 
 
-def test_a_generated_client_calls_every_endpoint(generated: Any, bundle_dir: Path, bundle: Bundle) -> None:
+def test_a_generated_client_calls_every_endpoint(
+    generated: Any, artifact_dir: Path, artifact: ModelArtifact
+) -> None:
     api = importlib.import_module("orderlift_client.api")
     models = importlib.import_module("orderlift_client.models")
     ops = {
@@ -61,8 +63,8 @@ def test_a_generated_client_calls_every_endpoint(generated: Any, bundle_dir: Pat
             p.stem for p in Path(api.__file__).parent.joinpath(tag).glob("*.py") if p.stem != "__init__"
         )
     }
-    user, item = str(bundle.users.ids[0]), str(bundle.items.ids[0])
-    app = create_app(Settings(model_uri=str(bundle_dir), admin_keys=(ADMIN,)))
+    user, item = str(artifact.users.ids[0]), str(artifact.items.ids[0])
+    app = create_app(Settings(model_uri=str(artifact_dir), admin_keys=(ADMIN,)))
 
     async def call_all() -> dict[str, int]:
         async with app.router.lifespan_context(app):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from features.dataset import Dataset
 from service.config import Settings
 from service.crosssell import CrossSeller
 from service.loading import load
-from service.recommender import Scorer
+from service.scorer import Scorer
 from training.heldout import hold_out
 from training.job import all_orders
 from training.models.cart import load_cart_model, stored_cells
@@ -19,8 +19,8 @@ from training.models.cart_ranking import Blend, CartRanker, substitute_matrix
 
 
 @pytest.fixture(scope="module")
-def seller(bundle: Bundle) -> CrossSeller:
-    return CrossSeller(Scorer(load(str(bundle.path), ""), Settings()))
+def seller(artifact: ModelArtifact) -> CrossSeller:
+    return CrossSeller(Scorer(load(str(artifact.path), ""), Settings()))
 
 
 def _dense_ranking(seller: CrossSeller, rows: np.ndarray, exponent: float, n: int) -> list[str]:
@@ -34,11 +34,13 @@ def _dense_ranking(seller: CrossSeller, rows: np.ndarray, exponent: float, n: in
     return [str(seller.catalog.ids[i]) for i in order if np.isfinite(rank[i])]
 
 
-def test_the_service_serves_the_cart_model_training_chose(seller: CrossSeller, bundle: Bundle) -> None:
-    spec = bundle.manifest["crosssell"]
-    assert seller.ranker.model.kind == spec["kind"] == seller.kind
-    assert seller.ranker.price_exponent == spec["price_exponent"]
-    assert seller.blend.buy_again == spec["blend"]["buy_again"]
+def test_the_service_serves_the_cart_model_training_chose(
+    seller: CrossSeller, artifact: ModelArtifact
+) -> None:
+    spec = artifact.manifest.crosssell
+    assert seller.ranker.model.kind == spec.kind == seller.kind
+    assert seller.ranker.price_exponent == spec.price_exponent
+    assert seller.blend.buy_again == spec.blend["buy_again"]
 
 
 @pytest.mark.parametrize("rank_by", ["expected_value", "probability"])
@@ -54,16 +56,16 @@ def test_sparse_ranking_equals_the_dense_one(seller: CrossSeller, rank_by: str) 
 
 
 def test_the_answer_is_what_offline_evaluation_scores(
-    seller: CrossSeller, bundle: Bundle, dataset: Dataset
+    seller: CrossSeller, artifact: ModelArtifact, dataset: Dataset
 ) -> None:
-    model = load_cart_model(bundle.cart_dir)
+    model = load_cart_model(artifact.cart_dir)
     catalog = seller.catalog
     coview = seller.scorer.coview
     substitutes = substitute_matrix(
         None if coview is None else coview.pair_counts, seller.assoc.pair_counts, catalog.category_codes
     )
     offline = CartRanker(
-        model, catalog.prices, catalog.in_stock, substitutes, bundle.manifest["crosssell"]["price_exponent"]
+        model, catalog.prices, catalog.in_stock, substitutes, artifact.manifest.crosssell.price_exponent
     )
     held = hold_out(all_orders(dataset), seed=1, max_carts=40)
     for c in range(len(held)):
@@ -95,8 +97,8 @@ def test_cart_value_counts_price_times_quantity(seller: CrossSeller) -> None:
     assert answer["cart_value"] == pytest.approx(round(expected, 2))
 
 
-def test_a_known_customer_may_be_offered_what_they_buy_again(bundle: Bundle) -> None:
-    seller = CrossSeller(Scorer(load(str(bundle.path), ""), Settings()))
+def test_a_known_customer_may_be_offered_what_they_buy_again(artifact: ModelArtifact) -> None:
+    seller = CrossSeller(Scorer(load(str(artifact.path), ""), Settings()))
     seller.blend = Blend(buy_again=0.4)  # whatever training chose on this store
     scorer = seller.scorer
     user = str(scorer.users.ids[0])
@@ -112,11 +114,11 @@ def test_a_known_customer_may_be_offered_what_they_buy_again(bundle: Bundle) -> 
 
 
 def test_the_explanations_report_the_one_definition_of_support_confidence_and_lift(
-    seller: CrossSeller, bundle: Bundle
+    seller: CrossSeller, artifact: ModelArtifact
 ) -> None:
     from features.association import pair_statistics
 
-    assoc, ids = seller.assoc, list(bundle.items.ids)
+    assoc, ids = seller.assoc, list(artifact.items.ids)
     paired = ids[int(np.argmax(np.diff(sp.csr_matrix(assoc.pair_counts).indptr)))]  # the most partners
     answer = seller.suggest(seller.prepare([(paired, 1)]), 10)
     anchored = [s for s in answer["items"] if s["because_of"] is not None]

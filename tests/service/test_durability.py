@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from features.eventlog import read_jsonl
-from tests.service.server import Server
+from tests.harness import Server
 
 STREAM = "orderlift:events"
 
@@ -30,9 +30,13 @@ def _send_batches(server: Server, batches: int, size: int = 50) -> set[str]:
     return acknowledged
 
 
-def test_acknowledged_events_survive_a_kill_in_embedded_mode(bundle_dir: Path, tmp_path: Path) -> None:
+def test_acknowledged_events_survive_a_kill_in_embedded_mode(artifact_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
-    env = {"ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_EVENT_LOG": str(log), "ORDERLIFT_REDIS_URL": ""}
+    env = {
+        "ORDERLIFT_MODEL_URI": str(artifact_dir),
+        "ORDERLIFT_EVENT_LOG": str(log),
+        "ORDERLIFT_REDIS_URL": "",
+    }
     server = Server(env).start()
     try:
         acknowledged = _send_batches(server, 20)
@@ -63,8 +67,8 @@ def stream_db(redis_url: str) -> Iterator[str]:
 
 
 @pytest.mark.redis
-def test_acknowledged_events_survive_a_kill_in_redis_mode(bundle_dir: Path, stream_db: str) -> None:
-    env = {"ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_REDIS_URL": stream_db}
+def test_acknowledged_events_survive_a_kill_in_redis_mode(artifact_dir: Path, stream_db: str) -> None:
+    env = {"ORDERLIFT_MODEL_URI": str(artifact_dir), "ORDERLIFT_REDIS_URL": stream_db}
     server = Server(env).start()
     try:
         acknowledged = _send_batches(server, 20)

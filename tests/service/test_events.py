@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from features.eventlog import read_jsonl
 from features.schema import LIVE_WEIGHTS
 from service.app import create_app
@@ -19,15 +19,15 @@ from service.config import Settings
 
 
 @pytest.fixture
-def live(bundle_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(model_uri=str(bundle_dir), event_log=tmp_path / "events.jsonl")
+def live(artifact_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(model_uri=str(artifact_dir), event_log=tmp_path / "events.jsonl")
     with TestClient(create_app(settings)) as client:
         yield client
 
 
-def _user(bundle: Bundle) -> str:
-    counts = np.diff(bundle.history.indptr)
-    return str(bundle.users.ids[int(np.flatnonzero(counts >= 3)[0])])
+def _user(artifact: ModelArtifact) -> str:
+    counts = np.diff(artifact.history.indptr)
+    return str(artifact.users.ids[int(np.flatnonzero(counts >= 3)[0])])
 
 
 def test_a_batch_is_validated_event_by_event(live: TestClient, tmp_path: Path) -> None:
@@ -74,8 +74,10 @@ def test_retries_with_the_same_event_id_are_logged_once(live: TestClient, tmp_pa
     assert len(read_jsonl(tmp_path / "events.jsonl")[0]) == 1
 
 
-def test_a_purchase_leaves_the_users_recommendations_at_once(live: TestClient, bundle: Bundle) -> None:
-    user = _user(bundle)
+def test_a_purchase_leaves_the_users_recommendations_at_once(
+    live: TestClient, artifact: ModelArtifact
+) -> None:
+    user = _user(artifact)
     url = f"/v1/users/{user}/recommendations"
     before = live.get(url, params={"n": 5}).json()["items"]
     assert live.get(url, params={"n": 5}).headers["x-cache"] == "hit"
@@ -93,11 +95,11 @@ def test_a_purchase_leaves_the_users_recommendations_at_once(live: TestClient, b
 
 
 def test_an_unknown_user_with_live_events_gets_fold_in_recommendations(
-    live: TestClient, bundle: Bundle
+    live: TestClient, artifact: ModelArtifact
 ) -> None:
     url = "/v1/users/brand-new-shopper/recommendations"
     assert live.get(url).json()["source"] == "popular"
-    phones = bundle.item_meta[bundle.item_meta["category"] == "phones"]["item_id"].tolist()[:2]
+    phones = artifact.item_meta[artifact.item_meta["category"] == "phones"]["item_id"].tolist()[:2]
     events = [{"user_id": "brand-new-shopper", "item_id": p, "type": "view"} for p in phones]
     live.post("/v1/events", json=events)
     body = live.get(url).json()
@@ -106,9 +108,9 @@ def test_an_unknown_user_with_live_events_gets_fold_in_recommendations(
 
 
 def test_events_with_a_recommendation_id_are_attributed_to_its_variant(
-    live: TestClient, bundle: Bundle
+    live: TestClient, artifact: ModelArtifact
 ) -> None:
-    user = _user(bundle)
+    user = _user(artifact)
     rec = live.get(f"/v1/users/{user}/recommendations", params={"n": 3}).json()
     rid, item = rec["recommendation_id"], rec["items"][0]["item_id"]
     assert rid.startswith(rec["variant"] + ".")
@@ -191,9 +193,9 @@ def test_h9_a_users_live_history_is_capped(backend: str, request: pytest.Fixture
 
 
 def test_h9_events_for_items_outside_the_catalog_are_logged_but_not_live(
-    live: TestClient, bundle: Bundle
+    live: TestClient, artifact: ModelArtifact
 ) -> None:
-    known = str(bundle.items.ids[0])
+    known = str(artifact.items.ids[0])
     batch = [{"user_id": "u-h9b", "item_id": f"not-an-item-{k}", "type": "view"} for k in range(5)]
     batch.append({"user_id": "u-h9b", "item_id": known, "type": "view"})
     assert live.post("/v1/events", json=batch).json()["accepted"] == 6
@@ -227,9 +229,9 @@ def test_m3_one_users_broken_live_key_does_not_turn_live_history_off_for_everyon
 
 
 def test_h8_a_report_reads_only_the_events_logged_since_the_last_one(
-    live: TestClient, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+    live: TestClient, artifact: ModelArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user = _user(bundle)
+    user = _user(artifact)
     rec = live.get(f"/v1/users/{user}/recommendations", params={"n": 3}).json()
     rid, item = rec["recommendation_id"], rec["items"][0]["item_id"]
     impression = {"user_id": user, "item_id": item, "type": "impression", "recommendation_id": rid}
@@ -254,8 +256,8 @@ def test_m8_an_event_id_taken_by_one_user_leaves_another_users_event_new(live: T
     assert live.post("/v1/events", json=first).json()["duplicates"] == 1  # a retry is still one event
 
 
-def test_m8_event_ids_can_be_required_and_a_missing_one_is_named(bundle_dir: Path, tmp_path: Path) -> None:
-    settings = Settings(model_uri=str(bundle_dir), event_log=tmp_path / "e.jsonl", event_id_required=True)
+def test_m8_event_ids_can_be_required_and_a_missing_one_is_named(artifact_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(model_uri=str(artifact_dir), event_log=tmp_path / "e.jsonl", event_id_required=True)
     with TestClient(create_app(settings)) as client:
         batch = [
             {"user_id": "u1", "item_id": "i1", "type": "view"},
@@ -301,21 +303,21 @@ def test_l3_events_sent_as_text_plain_are_refused_naming_the_content_type(live: 
 
 
 def test_live_history_is_weighted_with_the_weights_the_model_was_trained_with(
-    bundle_dir: Path, bundle: Bundle, tmp_path: Path
+    artifact_dir: Path, artifact: ModelArtifact, tmp_path: Path
 ) -> None:
     import json
     import shutil
 
     from service.live import LiveHistory
     from service.loading import load
-    from service.recommender import Scorer
+    from service.scorer import Scorer
 
-    copy = Path(shutil.copytree(bundle_dir, tmp_path / "weighted"))
+    copy = Path(shutil.copytree(artifact_dir, tmp_path / "weighted"))
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["config"]["weights"] = {"view": 2.0, "cart": 3.0, "purchase": 7.0}
+    manifest["weights"] = {"view": 2.0, "cart": 3.0, "purchase": 7.0}
     (copy / "manifest.json").write_text(json.dumps(manifest))
     scorer = Scorer(load(str(copy), ""), Settings(model_uri=str(copy)))
-    a, b = str(bundle.items.ids[0]), str(bundle.items.ids[1])
+    a, b = str(artifact.items.ids[0]), str(artifact.items.ids[1])
     live = LiveHistory({"view": {a: 1.0}, "click": {a: 1.0}, "purchase": {b: 2.0}})
     row = scorer._live_row(live)
     assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)) == {0: 4.0, 1: 14.0}

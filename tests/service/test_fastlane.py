@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from service.app import create_app
 from service.config import Settings
 from service.fastlane import recommendation_query
@@ -40,9 +40,9 @@ def test_only_canonical_n_and_explain_take_the_fast_lane(
 
 
 def test_a_fast_answer_is_cached_under_the_key_the_full_route_reads(
-    client: TestClient, bundle: Bundle
+    client: TestClient, artifact: ModelArtifact
 ) -> None:
-    user = str(bundle.users.ids[3])
+    user = str(artifact.users.ids[3])
     fast = client.get(f"/v1/users/{user}/recommendations", params={"n": 4})
     full = client.get(f"/v1/users/{user}/recommendations", params={"n": 4, "in_stock_only": "false"})
     assert (fast.headers["x-cache"], full.headers["x-cache"]) == ("miss", "hit")
@@ -51,10 +51,12 @@ def test_a_fast_answer_is_cached_under_the_key_the_full_route_reads(
     assert fast.headers["x-model-version"] == full.headers["x-model-version"]
 
 
-def test_errors_on_the_fast_paths_still_come_from_the_api(client: TestClient, bundle: Bundle) -> None:
+def test_errors_on_the_fast_paths_still_come_from_the_api(
+    client: TestClient, artifact: ModelArtifact
+) -> None:
     bad_n = client.get("/v1/users/u1/recommendations", params={"n": 0})
     assert bad_n.status_code == 422 and bad_n.json()["error"]["field"] == "n"
-    item = str(bundle.items.ids[0])
+    item = str(artifact.items.ids[0])
     body = client.post("/v1/cart/cross-sell", json={"items": [{"item_id": item}], "n": 0})
     assert body.status_code == 422 and body.json()["error"]["field"] == "n"
     broken = client.post(
@@ -63,9 +65,9 @@ def test_errors_on_the_fast_paths_still_come_from_the_api(client: TestClient, bu
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
 
 
-def test_keys_are_checked_on_the_fast_paths(bundle_dir: Path, bundle: Bundle) -> None:
-    settings = Settings(model_uri=str(bundle_dir), api_keys=("k1",))
-    cart = {"items": [{"item_id": str(bundle.items.ids[0])}]}
+def test_keys_are_checked_on_the_fast_paths(artifact_dir: Path, artifact: ModelArtifact) -> None:
+    settings = Settings(model_uri=str(artifact_dir), api_keys=("k1",))
+    cart = {"items": [{"item_id": str(artifact.items.ids[0])}]}
     with TestClient(create_app(settings)) as client:
         assert client.get("/v1/users/u1/recommendations").status_code == 401
         assert client.get("/v1/users/u1/recommendations", headers={"X-API-Key": "k2"}).status_code == 401
@@ -74,8 +76,8 @@ def test_keys_are_checked_on_the_fast_paths(bundle_dir: Path, bundle: Bundle) ->
         assert client.post("/v1/cart/cross-sell", json=cart, headers={"X-API-Key": "k1"}).status_code == 200
 
 
-def test_a_body_sent_in_chunks_is_read_whole(client: TestClient, bundle: Bundle) -> None:
-    item = str(bundle.items.ids[int(np.argmax(bundle.copurchase.item_counts))])
+def test_a_body_sent_in_chunks_is_read_whole(client: TestClient, artifact: ModelArtifact) -> None:
+    item = str(artifact.items.ids[int(np.argmax(artifact.copurchase.item_counts))])
     body = orjson.dumps({"items": [{"item_id": item, "quantity": 1}], "n": 3})
     chunks = [
         {"type": "http.request", "body": body[:7], "more_body": True},
@@ -112,9 +114,9 @@ def test_a_body_sent_in_chunks_is_read_whole(client: TestClient, bundle: Bundle)
 
 
 def test_a_json_body_with_a_charset_is_answered_and_other_media_types_go_on(
-    client: TestClient, bundle: Bundle
+    client: TestClient, artifact: ModelArtifact
 ) -> None:
-    body = orjson.dumps({"items": [{"item_id": str(bundle.items.ids[0])}], "n": 2})
+    body = orjson.dumps({"items": [{"item_id": str(artifact.items.ids[0])}], "n": 2})
     sent = client.post(
         "/v1/cart/cross-sell", content=body, headers={"content-type": "application/json; charset=utf-8"}
     )

@@ -32,11 +32,11 @@ def test_each_request_is_logged_as_one_json_line_without_user_data(
     line = json.loads(JsonFormatter().format(record))
     assert line["request_id"] == "r-9" and line["status"] == 200
     assert line["route"] == "/v1/users/{user_id}/recommendations"
-    assert line["model_version"].startswith("bundle-") and line["latency_ms"] > 0
+    assert line["model_version"].startswith("artifact-") and line["latency_ms"] > 0
     assert "secret-user-id" not in json.dumps(line)
 
 
-def test_metrics_count_requests_cache_model_and_events(client: TestClient, bundle_dir: Path) -> None:
+def test_metrics_count_requests_cache_model_and_events(client: TestClient, artifact_dir: Path) -> None:
     client.get("/v1/users/metrics-user/recommendations")
     client.get("/v1/users/metrics-user/recommendations")
     client.get("/v1/items/ghost/similar")
@@ -58,22 +58,24 @@ def test_metrics_count_requests_cache_model_and_events(client: TestClient, bundl
     assert has("orderlift_fallback_popular_total", nonzero=True)
 
 
-def test_l6_an_unknown_method_is_counted_as_other(bundle_dir: Path) -> None:
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir)))) as client:
+def test_l6_an_unknown_method_is_counted_as_other(artifact_dir: Path) -> None:
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir)))) as client:
         client.request("FROBNICATE", "/healthz")
         text = client.get("/metrics").text
     assert 'method="other"' in text and "FROBNICATE" not in text
 
 
 def test_l5_an_unexpected_error_logs_the_route_template_not_the_user_id(
-    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    artifact_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from service.recommender import Scorer
+    from service.scorer import Scorer
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir))), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(Settings(model_uri=str(artifact_dir))), raise_server_exceptions=False
+    ) as client:
         monkeypatch.setattr(Scorer, "for_user", boom)
         answer = client.get("/v1/users/alice-secret/recommendations", params={"category": "x"})
     assert answer.status_code == 500

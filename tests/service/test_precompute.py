@@ -10,7 +10,7 @@ import redis
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from service.app import create_app
 from service.config import Settings
 from training.cli import app as cli
@@ -19,16 +19,18 @@ pytestmark = pytest.mark.redis
 
 
 def test_precompute_writes_every_known_user_and_the_service_answers_from_it(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
-    result = CliRunner().invoke(cli, ["precompute", "--model-uri", str(bundle_dir), "--redis-url", redis_url])
+    result = CliRunner().invoke(
+        cli, ["precompute", "--model-uri", str(artifact_dir), "--redis-url", redis_url]
+    )
     assert result.exit_code == 0, result.output
-    assert f"wrote {len(bundle.users):,} users' recommendations" in result.output
+    assert f"wrote {len(artifact.users):,} users' recommendations" in result.output
     plain = redis.Redis.from_url(redis_url)
-    assert sum(1 for _ in plain.scan_iter(match="orderlift:recs:*", count=1000)) == len(bundle.users)
+    assert sum(1 for _ in plain.scan_iter(match="orderlift:recs:*", count=1000)) == len(artifact.users)
     plain.close()
-    user = str(bundle.users.ids[3])
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+    user = str(artifact.users.ids[3])
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir), redis_url=redis_url))) as client:
         first = client.get(f"/v1/users/{user}/recommendations")
         assert first.headers["x-cache"] == "hit"
         stored = first.json()
@@ -44,19 +46,21 @@ def test_precompute_writes_every_known_user_and_the_service_answers_from_it(
 
 
 def test_m1_precompute_skips_users_with_live_history_instead_of_hiding_it(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
-    user, item = str(bundle.users.ids[5]), str(bundle.items.ids[7])
-    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url)
+    user, item = str(artifact.users.ids[5]), str(artifact.items.ids[7])
+    settings = Settings(model_uri=str(artifact_dir), redis_url=redis_url)
     with TestClient(create_app(settings)) as client:
         assert (
             client.post("/v1/events", json={"user_id": user, "item_id": item, "type": "purchase"}).status_code
             == 202
         )
-    result = CliRunner().invoke(cli, ["precompute", "--model-uri", str(bundle_dir), "--redis-url", redis_url])
+    result = CliRunner().invoke(
+        cli, ["precompute", "--model-uri", str(artifact_dir), "--redis-url", redis_url]
+    )
     assert result.exit_code == 0, result.output
     assert (
-        f"wrote {len(bundle.users) - 1:,} users'" in result.output
+        f"wrote {len(artifact.users) - 1:,} users'" in result.output
         and "skipped 1 with live history" in result.output
     )
     with TestClient(create_app(settings)) as client:
@@ -64,7 +68,9 @@ def test_m1_precompute_skips_users_with_live_history_instead_of_hiding_it(
         assert answer.headers["x-cache"] == "miss" and item not in answer.text
 
 
-def test_precompute_without_redis_is_a_clear_error(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precompute_without_redis_is_a_clear_error(
+    artifact_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ORDERLIFT_REDIS_URL", raising=False)
-    result = CliRunner().invoke(cli, ["precompute", "--model-uri", str(bundle_dir)])
+    result = CliRunner().invoke(cli, ["precompute", "--model-uri", str(artifact_dir)])
     assert result.exit_code == 2 and "precompute fills Redis" in result.output

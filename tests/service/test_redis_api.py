@@ -11,10 +11,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import ThrowawayRedis, free_port, without_recommendation_id
+from tests.conftest import without_recommendation_id
+from tests.harness import PrivateRedis, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -29,17 +30,17 @@ def _wait_for_keys(client: redis.Redis, pattern: str, timeout: float = 2.0) -> l
     return []
 
 
-def _users(bundle: Bundle, count: int) -> list[str]:
-    return [str(u) for u in bundle.users.ids[:count]]
+def _users(artifact: ModelArtifact, count: int) -> list[str]:
+    return [str(u) for u in artifact.users.ids[:count]]
 
 
 def test_redis_cache_keys_carry_the_model_version_with_a_ttl_and_hits_return_identical_bytes(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
-    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url, cache_ttl_s=120)
+    settings = Settings(model_uri=str(artifact_dir), redis_url=redis_url, cache_ttl_s=120)
     plain = redis.Redis.from_url(redis_url)
     with TestClient(create_app(settings)) as client:
-        user = _users(bundle, 1)[0]
+        user = _users(artifact, 1)[0]
         first = client.get(f"/v1/users/{user}/recommendations", params={"n": 5})
         version = first.json()["model_version"]
         keys = _wait_for_keys(plain, f"orderlift:recs:{version}:default:{user}:*")
@@ -55,15 +56,15 @@ def test_redis_cache_keys_carry_the_model_version_with_a_ttl_and_hits_return_ide
 
 
 def test_requests_keep_answering_200_while_redis_is_down_and_use_it_again_when_it_returns(
-    bundle_dir: Path, bundle: Bundle, throwaway_redis: ThrowawayRedis
+    artifact_dir: Path, artifact: ModelArtifact, throwaway_redis: PrivateRedis
 ) -> None:
     settings = Settings(
-        model_uri=str(bundle_dir),
+        model_uri=str(artifact_dir),
         redis_url=throwaway_redis.url,
         redis_timeout_s=0.05,
         redis_retry_after_s=0.2,
     )
-    users = _users(bundle, 60)
+    users = _users(artifact, 60)
     with TestClient(create_app(settings)) as client:
         assert client.get(f"/v1/users/{users[0]}/recommendations").status_code == 200
         throwaway_redis.kill()
@@ -74,7 +75,7 @@ def test_requests_keep_answering_200_while_redis_is_down_and_use_it_again_when_i
         ready = client.get("/readyz").json()
         assert ready["ready"] is True
         assert ready["cache"]["healthy"] is False and ready["cache"]["errors"] >= 1
-        cart = {"items": [{"item_id": str(bundle.items.ids[int(np.argmax(bundle.popularity))])}]}
+        cart = {"items": [{"item_id": str(artifact.items.ids[int(np.argmax(artifact.popularity))])}]}
         assert client.post("/v1/cart/cross-sell", json=cart).status_code == 200
         throwaway_redis.start()
         time.sleep(0.3)
@@ -90,10 +91,10 @@ def test_requests_keep_answering_200_while_redis_is_down_and_use_it_again_when_i
 
 
 def test_one_batch_invalidates_every_users_cached_answers_in_redis(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
-    users = _users(bundle, 40)
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+    users = _users(artifact, 40)
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir), redis_url=redis_url))) as client:
         tops = {}
         for user in users:
             tops[user] = client.get(f"/v1/users/{user}/recommendations", params={"n": 5}).json()["items"][0][
@@ -118,11 +119,11 @@ def test_one_batch_invalidates_every_users_cached_answers_in_redis(
 
 
 def test_m1_an_answer_built_without_live_history_is_not_cached(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"  # the live history's Redis does not answer
-    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url, events_redis_url=dead)
-    user = _users(bundle, 1)[0]
+    settings = Settings(model_uri=str(artifact_dir), redis_url=redis_url, events_redis_url=dead)
+    user = _users(artifact, 1)[0]
     with TestClient(create_app(settings)) as client:
         answers = [client.get(f"/v1/users/{user}/recommendations", params={"n": 5}) for _ in range(2)]
         time.sleep(0.2)
@@ -132,15 +133,15 @@ def test_m1_an_answer_built_without_live_history_is_not_cached(
 
 
 def test_a_failing_live_update_still_acknowledges_logged_events(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
     plain = redis.Redis.from_url(redis_url)
     from service.live import live_keys
 
     views = next(k for k in live_keys("broken-user") if "live-view" in k)
     plain.set(views, "not a hash")  # HINCRBYFLOAT on it fails
-    item = str(bundle.items.ids[0])  # in the catalog, so it goes to live history
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+    item = str(artifact.items.ids[0])  # in the catalog, so it goes to live history
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir), redis_url=redis_url))) as client:
         response = client.post("/v1/events", json={"user_id": "broken-user", "item_id": item, "type": "view"})
         assert response.status_code == 202 and response.json()["accepted"] == 1
         assert client.get("/readyz").json()["counters"]["live_update_failed"] == 1
@@ -149,10 +150,10 @@ def test_a_failing_live_update_still_acknowledges_logged_events(
 
 
 def test_a_frozen_redis_costs_requests_milliseconds_not_seconds(
-    bundle_dir: Path, bundle: Bundle, throwaway_redis: ThrowawayRedis
+    artifact_dir: Path, artifact: ModelArtifact, throwaway_redis: PrivateRedis
 ) -> None:
-    settings = Settings(model_uri=str(bundle_dir), redis_url=throwaway_redis.url, redis_retry_after_s=5.0)
-    users = _users(bundle, 30)
+    settings = Settings(model_uri=str(artifact_dir), redis_url=throwaway_redis.url, redis_retry_after_s=5.0)
+    users = _users(artifact, 30)
     with TestClient(create_app(settings)) as client:
         assert client.get(f"/v1/users/{users[0]}/recommendations").status_code == 200
         throwaway_redis.pause()
@@ -161,7 +162,7 @@ def test_a_frozen_redis_costs_requests_milliseconds_not_seconds(
             statuses = [client.get(f"/v1/users/{u}/recommendations").status_code for u in users[1:]]
             took = time.monotonic() - began
         finally:
-            throwaway_redis.pause(False)
+            throwaway_redis.resume()
     assert statuses == [200] * 29
     assert took < 3.0, f"29 requests took {took:.1f}s with Redis frozen"
 
@@ -189,15 +190,15 @@ def test_h5_the_event_stream_is_trimmed_by_an_explicit_retention(redis_url: str)
 
 
 def test_h5_events_can_live_in_a_redis_apart_from_the_cache(
-    bundle_dir: Path, bundle: Bundle, redis_url: str
+    artifact_dir: Path, artifact: ModelArtifact, redis_url: str
 ) -> None:
     events_url = redis_url.rsplit("/", 1)[0] + "/13"
     events_db, cache_db = redis.Redis.from_url(events_url), redis.Redis.from_url(redis_url)
     events_db.flushdb()
-    settings = Settings(model_uri=str(bundle_dir), redis_url=redis_url, events_redis_url=events_url)
+    settings = Settings(model_uri=str(artifact_dir), redis_url=redis_url, events_redis_url=events_url)
     try:
         with TestClient(create_app(settings)) as client:
-            event = {"user_id": "u1", "item_id": str(bundle.items.ids[0]), "type": "view"}
+            event = {"user_id": "u1", "item_id": str(artifact.items.ids[0]), "type": "view"}
             assert client.post("/v1/events", json=event).status_code == 202
             assert client.get("/v1/users/u1/recommendations").status_code == 200  # cached in redis_url
         assert events_db.xlen("orderlift:events") == 1 and cache_db.xlen("orderlift:events") == 0
@@ -208,7 +209,7 @@ def test_h5_events_can_live_in_a_redis_apart_from_the_cache(
         cache_db.close()
 
 
-def test_l12_a_malformed_stream_entry_is_skipped_by_the_report(bundle_dir: Path, redis_url: str) -> None:
+def test_l12_a_malformed_stream_entry_is_skipped_by_the_report(artifact_dir: Path, redis_url: str) -> None:
     plain = redis.Redis.from_url(redis_url)
     plain.delete("orderlift:events")
     plain.xadd("orderlift:events", {"e": b"not json"})
@@ -216,22 +217,22 @@ def test_l12_a_malformed_stream_entry_is_skipped_by_the_report(bundle_dir: Path,
     event = {"event_id": "l12", "user_id": "u1", "item_id": "i1", "type": "impression", "variant": "default"}
     plain.xadd("orderlift:events", {"e": json.dumps(event)})
     plain.close()
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir), redis_url=redis_url))) as client:
         answer = client.get("/v1/experiments/report")
     assert answer.status_code == 200, answer.text
     assert answer.json()["variants"]["default"]["impressions"] == 1
 
 
-def test_l12_a_report_while_redis_is_down_is_503_naming_the_event_log(bundle_dir: Path) -> None:
-    settings = Settings(model_uri=str(bundle_dir), redis_url="redis://127.0.0.1:1/0")
+def test_l12_a_report_while_redis_is_down_is_503_naming_the_event_log(artifact_dir: Path) -> None:
+    settings = Settings(model_uri=str(artifact_dir), redis_url="redis://127.0.0.1:1/0")
     with TestClient(create_app(settings)) as client:
         answer = client.get("/v1/experiments/report")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "event_log_unavailable"
 
 
-def test_m8_redis_markers_are_scoped_per_user(bundle_dir: Path, redis_url: str) -> None:
-    with TestClient(create_app(Settings(model_uri=str(bundle_dir), redis_url=redis_url))) as client:
+def test_m8_redis_markers_are_scoped_per_user(artifact_dir: Path, redis_url: str) -> None:
+    with TestClient(create_app(Settings(model_uri=str(artifact_dir), redis_url=redis_url))) as client:
         first = {"event_id": "e-1", "user_id": "mallory", "item_id": "i1", "type": "view"}
         assert client.post("/v1/events", json=first).json()["accepted"] == 1
         assert client.post("/v1/events", json={**first, "user_id": "alice"}).json()["accepted"] == 1
@@ -239,20 +240,20 @@ def test_m8_redis_markers_are_scoped_per_user(bundle_dir: Path, redis_url: str) 
 
 
 def test_m14_a_frozen_events_redis_fails_fast_after_one_timeout(
-    bundle_dir: Path, throwaway_redis: ThrowawayRedis
+    artifact_dir: Path, throwaway_redis: PrivateRedis
 ) -> None:
-    settings = Settings(model_uri=str(bundle_dir), redis_url=throwaway_redis.url, redis_retry_after_s=5.0)
+    settings = Settings(model_uri=str(artifact_dir), redis_url=throwaway_redis.url, redis_retry_after_s=5.0)
     event = {"user_id": "u1", "item_id": "i1", "type": "view"}
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/events", json={**event, "event_id": "m14-0"}).status_code == 202
-        throwaway_redis.pause(True)
+        throwaway_redis.pause()
         try:
             first = client.post("/v1/events", json={**event, "event_id": "m14-1"})
             began = time.monotonic()
             later = [client.post("/v1/events", json={**event, "event_id": f"m14-{i}"}) for i in range(2, 7)]
             took = time.monotonic() - began
         finally:
-            throwaway_redis.pause(False)
+            throwaway_redis.resume()
     assert first.status_code == 503 and first.json()["error"]["code"] == "event_log_unavailable"
     assert [r.status_code for r in later] == [503] * 5
     assert took < 1.0, f"5 events took {took:.1f}s with the events Redis frozen"

@@ -1,4 +1,4 @@
-"""Hot reload: a new bundle swaps in, a broken one is refused, no request fails during a swap."""
+"""Hot reload: a new artifact swaps in, a broken one is refused, no request fails during a swap."""
 
 from __future__ import annotations
 
@@ -12,27 +12,27 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from features.bundle import Bundle
+from features.artifact import ModelArtifact
 from features.dataset import Dataset
 from service.app import create_app
 from service.config import Settings
 from service.variants import bucket as _bucket
-from tests.service.server import Server
+from tests.harness import Server
 from training.job import TrainConfig, run_training
 
 ADMIN = {"X-API-Key": "admin-key"}
 
 
 @pytest.fixture(scope="module")
-def second_bundle(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("second") / "bundle"
+def second_artifact(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("second") / "artifact"
     run_training(dataset, TrainConfig(model="cosine", holdout=None), out, {"fingerprint": "second"})
     return out
 
 
 @pytest.fixture
-def served(bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
-    live = Path(shutil.copytree(bundle_dir, tmp_path / "live"))
+def served(artifact_dir: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    live = Path(shutil.copytree(artifact_dir, tmp_path / "live"))
     settings = Settings(model_uri=str(live), admin_keys=("admin-key",), reload_interval_s=0)
     with TestClient(create_app(settings)) as client:
         yield client, live
@@ -43,10 +43,10 @@ def _swap(target: Path, source: Path) -> None:
     shutil.copytree(source, target)
 
 
-def test_admin_reload_swaps_in_a_new_bundle(served: tuple[TestClient, Path], second_bundle: Path) -> None:
+def test_admin_reload_swaps_in_a_new_artifact(served: tuple[TestClient, Path], second_artifact: Path) -> None:
     client, live = served
     before = client.get("/v1/model", headers=ADMIN).json()
-    _swap(live, second_bundle)
+    _swap(live, second_artifact)
     outcome = client.post("/v1/admin/reload", headers=ADMIN).json()
     assert outcome["variants"]["default"]["status"] == "loaded"
     after = client.get("/v1/model", headers=ADMIN).json()
@@ -55,7 +55,7 @@ def test_admin_reload_swaps_in_a_new_bundle(served: tuple[TestClient, Path], sec
     assert client.get("/readyz", headers=ADMIN).json()["counters"]["reloads"] == 2
 
 
-def test_a_broken_bundle_never_replaces_a_working_one(served: tuple[TestClient, Path]) -> None:
+def test_a_broken_artifact_never_replaces_a_working_one(served: tuple[TestClient, Path]) -> None:
     client, live = served
     version = client.get("/readyz", headers=ADMIN).json()["model_version"]
     (live / "history.npz").write_bytes(b"corrupt")
@@ -77,10 +77,10 @@ def test_reload_needs_an_admin_key(served: tuple[TestClient, Path]) -> None:
 
 
 def test_no_request_fails_while_models_are_swapped_under_load(
-    bundle_dir: Path, second_bundle: Path, tmp_path: Path
+    artifact_dir: Path, second_artifact: Path, tmp_path: Path
 ) -> None:
     link = tmp_path / "current"
-    link.symlink_to(bundle_dir)
+    link.symlink_to(artifact_dir)
     env = {
         "ORDERLIFT_MODEL_URI": str(link),
         "ORDERLIFT_ADMIN_KEYS": "admin-key",
@@ -108,7 +108,7 @@ def test_no_request_fails_while_models_are_swapped_under_load(
             t.start()
         versions = set()
         with httpx.Client(base_url=server.url, timeout=60.0, headers=ADMIN) as admin:
-            for target in (second_bundle, bundle_dir, second_bundle):
+            for target in (second_artifact, artifact_dir, second_artifact):
                 fresh = tmp_path / "next"
                 fresh.symlink_to(target)
                 os.replace(fresh, link)  # atomic switch of the directory MODEL_URI names
@@ -133,16 +133,16 @@ def test_variant_assignment_is_stable_and_close_to_the_split() -> None:
     assert 0.89 < share < 0.91
 
 
-def test_m6_a_bundle_that_loads_but_cannot_be_served_leaves_the_service_up_and_says_why(
-    bundle_dir: Path, tmp_path: Path
+def test_m6_a_artifact_that_loads_but_cannot_be_served_leaves_the_service_up_and_says_why(
+    artifact_dir: Path, tmp_path: Path
 ) -> None:
     import pandas as pd
 
-    broken = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, broken)
+    broken = tmp_path / "artifact"
+    shutil.copytree(artifact_dir, broken)
     items = pd.read_parquet(broken / "items.parquet").rename(columns={"name": "title"})
     items.to_parquet(broken / "items.parquet")  # right shape, a column the service reads is gone
-    settings = Settings(model_uri=str(broken), verify_bundle=False, reload_interval_s=0)
+    settings = Settings(model_uri=str(broken), verify_artifact=False, reload_interval_s=0)
     with TestClient(create_app(settings)) as client:  # was: the startup crashed on KeyError
         ready = client.get("/readyz")
         assert ready.status_code == 503
@@ -151,7 +151,7 @@ def test_m6_a_bundle_that_loads_but_cannot_be_served_leaves_the_service_up_and_s
 
 
 def test_m11_a_cart_model_with_out_of_range_indices_is_refused_at_load(
-    bundle_dir: Path, tmp_path: Path
+    artifact_dir: Path, tmp_path: Path
 ) -> None:
     import json
 
@@ -159,8 +159,8 @@ def test_m11_a_cart_model_with_out_of_range_indices_is_refused_at_load(
 
     from service.loading import LoadError, load
 
-    crafted = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, crafted)
+    crafted = tmp_path / "artifact"
+    shutil.copytree(artifact_dir, crafted)
     weights = crafted / "cart" / "weights.npz"
     with np.load(weights) as saved:
         arrays = dict(saved)
@@ -172,17 +172,17 @@ def test_m11_a_cart_model_with_out_of_range_indices_is_refused_at_load(
     manifest = json.loads((crafted / "manifest.json").read_text())
     manifest["files"]["../../etc/hostname"] = "0" * 64
     (crafted / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(LoadError, match="outside the bundle"):
+    with pytest.raises(LoadError, match="outside the artifact"):
         load(str(crafted), "", verify=True)
 
 
-def test_m11_the_service_with_a_signing_key_refuses_an_unsigned_bundle(bundle_dir: Path) -> None:
+def test_m11_the_service_with_a_signing_key_refuses_an_unsigned_artifact(artifact_dir: Path) -> None:
     from fastapi.testclient import TestClient
 
     from service.app import create_app
     from service.config import Settings
 
-    settings = Settings(model_uri=str(bundle_dir), bundle_signing_key="k" * 32)
+    settings = Settings(model_uri=str(artifact_dir), artifact_signing_key="k" * 32)
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
         answer = client.get("/v1/users/u1/recommendations")
@@ -191,15 +191,15 @@ def test_m11_the_service_with_a_signing_key_refuses_an_unsigned_bundle(bundle_di
 
 
 def test_m5_after_a_swap_the_old_models_cached_answers_bridge_while_the_new_ones_fill(
-    served: tuple[TestClient, Path], second_bundle: Path, bundle: Bundle
+    served: tuple[TestClient, Path], second_artifact: Path, artifact: ModelArtifact
 ) -> None:
     import time
 
     client, live = served
-    url = f"/v1/users/{bundle.users.ids[0]}/recommendations"
+    url = f"/v1/users/{artifact.users.ids[0]}/recommendations"
     old = client.get(url, headers=ADMIN)
     assert client.get(url, headers=ADMIN).headers["x-cache"] == "hit"
-    _swap(live, second_bundle)
+    _swap(live, second_artifact)
     assert client.post("/v1/admin/reload", headers=ADMIN).json()["variants"]["default"]["status"] == "loaded"
     bridged = client.get(url, headers=ADMIN)
     assert bridged.headers["x-cache"] == "previous"
@@ -214,13 +214,13 @@ def test_m5_after_a_swap_the_old_models_cached_answers_bridge_while_the_new_ones
 
 
 def test_m5_without_a_grace_a_swap_answers_misses_from_the_new_model(
-    bundle_dir: Path, second_bundle: Path, bundle: Bundle, tmp_path: Path
+    artifact_dir: Path, second_artifact: Path, artifact: ModelArtifact, tmp_path: Path
 ) -> None:
-    live = Path(shutil.copytree(bundle_dir, tmp_path / "live"))
+    live = Path(shutil.copytree(artifact_dir, tmp_path / "live"))
     settings = Settings(model_uri=str(live), admin_keys=("admin-key",), reload_interval_s=0, swap_grace_s=0)
-    url = f"/v1/users/{bundle.users.ids[0]}/recommendations"
+    url = f"/v1/users/{artifact.users.ids[0]}/recommendations"
     with TestClient(create_app(settings)) as client:
         client.get(url, headers=ADMIN)
-        _swap(live, second_bundle)
+        _swap(live, second_artifact)
         client.post("/v1/admin/reload", headers=ADMIN)
         assert client.get(url, headers=ADMIN).headers["x-cache"] == "miss"

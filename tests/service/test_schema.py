@@ -16,8 +16,8 @@ KEY = "test-key"
 
 
 @pytest.mark.parametrize("keys", [(), (KEY,)], ids=["open", "with-api-keys"])
-def test_generated_requests_get_documented_answers(bundle_dir: Path, keys: tuple[str, ...]) -> None:
-    app = create_app(Settings(model_uri=str(bundle_dir), api_keys=keys))
+def test_generated_requests_get_documented_answers(artifact_dir: Path, keys: tuple[str, ...]) -> None:
+    app = create_app(Settings(model_uri=str(artifact_dir), api_keys=keys))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"X-API-Key": KEY} if keys else None
     operations = [result.ok() for result in schema.get_all_operations()]

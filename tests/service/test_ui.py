@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.service.server import Server
+from tests.harness import Server
 
 ARTIFACTS = Path(
     os.environ.get("ORDERLIFT_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
@@ -37,10 +37,10 @@ def test_the_page_shows_bundles_a_chart_filters_and_a_download(client: TestClien
 
 
 def test_h2_m10_the_page_signs_in_a_marketer_key_into_a_session_cookie_that_never_holds_the_key(
-    bundle_dir: Path,
+    artifact_dir: Path,
 ) -> None:
     settings = Settings(
-        model_uri=str(bundle_dir), api_keys=("shop",), marketer_keys=("mkt",), admin_keys=("boss",)
+        model_uri=str(artifact_dir), api_keys=("shop",), marketer_keys=("mkt",), admin_keys=("boss",)
     )
     with TestClient(create_app(settings)) as c:
         away = c.get("/ui/bundles", follow_redirects=False)
@@ -66,14 +66,14 @@ def test_h2_m10_the_page_signs_in_a_marketer_key_into_a_session_cookie_that_neve
         assert c.get("/ui/bundles", follow_redirects=False).status_code == 303
 
 
-def test_m10_the_session_cookie_is_secure_behind_https(bundle_dir: Path) -> None:
-    settings = Settings(model_uri=str(bundle_dir), marketer_keys=("mkt",))
+def test_m10_the_session_cookie_is_secure_behind_https(artifact_dir: Path) -> None:
+    settings = Settings(model_uri=str(artifact_dir), marketer_keys=("mkt",))
     with TestClient(create_app(settings), base_url="https://shop.example") as c:
         signed = c.post("/ui/login", data={"key": "mkt"}, follow_redirects=False)
         assert "secure" in signed.headers["set-cookie"].lower()
 
 
-def test_h2_a_session_signed_by_a_removed_key_or_forged_no_longer_opens_the_page(bundle_dir: Path) -> None:
+def test_h2_a_session_signed_by_a_removed_key_or_forged_no_longer_opens_the_page(artifact_dir: Path) -> None:
     from service.auth import issue_session, session_valid
 
     old = Settings(marketer_keys=("old", "new"))
@@ -89,7 +89,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_a_marketer_filters_bundles_in_a_real_browser(bundle_dir: Path) -> None:
+def test_a_marketer_filters_bundles_in_a_real_browser(artifact_dir: Path) -> None:
     browser_path = _chromium()
     if browser_path is None:
         if os.environ.get("ORDERLIFT_REQUIRE_BROWSER") == "1":
@@ -98,7 +98,7 @@ def test_a_marketer_filters_bundles_in_a_real_browser(bundle_dir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     env = {
-        "ORDERLIFT_MODEL_URI": str(bundle_dir),
+        "ORDERLIFT_MODEL_URI": str(artifact_dir),
         "ORDERLIFT_API_KEYS": "shop",
         "ORDERLIFT_MARKETER_KEYS": "mkt",
     }
@@ -143,7 +143,7 @@ def test_a_marketer_filters_bundles_in_a_real_browser(bundle_dir: Path) -> None:
     assert (ARTIFACTS / "ui-bundles-laptops.png").stat().st_size > 10_000
 
 
-def test_the_page_template_escapes_shop_data(bundle_dir: Path) -> None:
+def test_the_page_template_escapes_shop_data(artifact_dir: Path) -> None:
     from starlette.requests import Request
 
     from service.routes.ui import PAGES

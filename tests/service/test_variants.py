@@ -15,14 +15,14 @@ from training import tracking
 
 
 @pytest.fixture
-def registry(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def registry(artifact_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking.configure(uri)
     client = MlflowClient()
     client.create_registered_model("shop")
     for alias in ("production", "candidate"):
-        version = client.create_model_version("shop", source=str(bundle_dir))
+        version = client.create_model_version("shop", source=str(artifact_dir))
         client.set_registered_model_alias("shop", alias, version.version)
     return uri
 
@@ -52,8 +52,8 @@ def test_variants_are_served_side_by_side_and_stable_per_user(registry: str) -> 
         assert (again["variant"], again["model_version"]) == seen[7]
 
 
-def test_variants_need_a_registry_uri(bundle_dir: Path) -> None:
-    settings = Settings(model_uri=str(bundle_dir), variants="production:90,candidate:10")
+def test_variants_need_a_registry_uri(artifact_dir: Path) -> None:
+    settings = Settings(model_uri=str(artifact_dir), variants="production:90,candidate:10")
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
@@ -93,14 +93,14 @@ def test_h6_a_registry_version_is_loaded_without_leaving_a_copy_on_disk(
 
     def remote(artifact_uri: str, dst_path: str | None = None, **_: object) -> str:
         """Download as a remote artifact store does: a copy, into a new temp dir unless told where."""
-        out = Path(dst_path or tempfile.mkdtemp()) / "bundle"
+        out = Path(dst_path or tempfile.mkdtemp()) / "artifact"
         shutil.copytree(source, out)
         return str(out)
 
     monkeypatch.setattr(mlflow.artifacts, "download_artifacts", remote)
     for _ in range(3):
         assert load("models:/shop@production", registry).version == "shop/1"
-    assert list(scratch.iterdir()) == []  # was one downloaded bundle per load
+    assert list(scratch.iterdir()) == []  # was one downloaded artifact per load
 
 
 def test_h6_a_broken_version_is_not_downloaded_again_until_the_alias_moves(

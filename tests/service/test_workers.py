@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.harness import free_port
 
 ORDERLIFT = Path(sys.executable).parent / "orderlift"
 
@@ -42,9 +42,9 @@ def _wait(check: Callable[[], bool], seconds: float = 60.0) -> None:
 
 
 @pytest.fixture
-def served(bundle_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def served(artifact_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir), "ORDERLIFT_RELOAD_INTERVAL_S": "0"}
+    env = {**os.environ, "ORDERLIFT_MODEL_URI": str(artifact_dir), "ORDERLIFT_RELOAD_INTERVAL_S": "0"}
     proc = subprocess.Popen(
         [str(ORDERLIFT), "serve", "--workers", "2", "--local-workers", "--port", str(port)],
         env=env,
@@ -91,12 +91,12 @@ def test_sigterm_stops_every_worker(served: tuple[subprocess.Popen[bytes], str])
     assert not _ready(url)
 
 
-def test_a_taken_port_fails_at_once(bundle_dir: Path) -> None:
+def test_a_taken_port_fails_at_once(artifact_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {**os.environ, "ORDERLIFT_MODEL_URI": str(bundle_dir)}
+        env = {**os.environ, "ORDERLIFT_MODEL_URI": str(artifact_dir)}
         done = subprocess.run(
             [str(ORDERLIFT), "serve", "--workers", "2", "--local-workers", "--port", str(port)],
             env=env,
@@ -119,12 +119,12 @@ def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
 
 
 def test_workers_that_die_at_start_end_the_command_instead_of_restarting_forever(
-    bundle_dir: Path, tmp_path: Path
+    artifact_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "file").write_text("")  # the event log's directory is a file: every worker's startup fails
     env = {
         **os.environ,
-        "ORDERLIFT_MODEL_URI": str(bundle_dir),
+        "ORDERLIFT_MODEL_URI": str(artifact_dir),
         "ORDERLIFT_EVENT_LOG": str(tmp_path / "file/e.jsonl"),
     }
     done = subprocess.run(
@@ -152,9 +152,9 @@ def test_serve_names_a_bad_setting_in_one_line_before_starting_workers() -> None
     assert b"Traceback" not in done.stderr
 
 
-def test_m9_several_workers_without_redis_are_refused_unless_meant(bundle_dir: Path) -> None:
+def test_m9_several_workers_without_redis_are_refused_unless_meant(artifact_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLIFT_")}
-    env["ORDERLIFT_MODEL_URI"] = str(bundle_dir)
+    env["ORDERLIFT_MODEL_URI"] = str(artifact_dir)
     done = subprocess.run(
         [str(ORDERLIFT), "serve", "--workers", "2", "--port", str(free_port())],
         env=env, capture_output=True, timeout=60, check=False,

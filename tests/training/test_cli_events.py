@@ -55,7 +55,7 @@ def test_export_writes_the_pipelines_format_and_train_reads_it(tmp_path: Path) -
     trained = runner.invoke(
         app,
         ["train", "--events", str(out), "--model", "popular", "--holdout", "none", "--no-track",
-         "--out", str(tmp_path / "bundle")],
+         "--out", str(tmp_path / "artifact")],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "2 users x 2 items" in trained.output

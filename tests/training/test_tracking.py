@@ -58,9 +58,9 @@ def test_a_training_run_is_logged_with_params_metrics_artifacts_and_registered(
     assert run.data.metrics["ndcg_at_10"] > run.data.metrics["baseline_ndcg_at_10"]
     assert len(run.data.tags["data_fingerprint"]) == 64
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"bundle", "reports", "plots"} <= artifacts
-    bundle_files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "bundle")}
-    assert "bundle/manifest.json" in bundle_files
+    assert {"model", "reports", "plots"} <= artifacts
+    artifact_files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "model")}
+    assert "model/manifest.json" in artifact_files
     version = MlflowClient().get_model_version_by_alias("orderlift", "candidate")
     assert version.run_id == run.info.run_id
     local = mlflow.artifacts.download_artifacts("models:/orderlift@candidate")

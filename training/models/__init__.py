@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from features.bundle import read_arrays, write_arrays
-from features.errors import BundleError
+from features.artifact import read_arrays, write_arrays
+from features.errors import ArtifactError
 from training.models.base import ModelError, OnEpoch, Recommender, best_of, top_n
 from training.models.factors import ALSModel, BPRModel, LMFModel
 from training.models.neighbours import BM25Model, ItemKNNModel, TFIDFModel
@@ -54,7 +54,7 @@ def load_model(directory: Path) -> Recommender:
         meta = json.loads((directory / "model.json").read_text())
         model = create_model(meta["kind"], **meta["params"])
         model.restore(read_arrays(directory, meta["arrays"]))
-    except (OSError, KeyError, ValueError, TypeError, EOFError, BundleError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, ArtifactError) as exc:
         raise ModelError(f"{directory}: cannot load the model ({exc})") from exc
     if model.n_items != int(meta["n_items"]):
         raise ModelError(f"{directory}: model has {model.n_items} items, model.json says {meta['n_items']}")

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from features.bundle import read_arrays, write_arrays
-from features.errors import BundleError
+from features.artifact import read_arrays, write_arrays
+from features.errors import ArtifactError
 from training.models.base import ModelError
 from training.models.cart_base import (
     CartModel,
@@ -226,7 +226,7 @@ def load_cart_model(directory: Path) -> CartModel:
         model.restore(read_arrays(directory, meta.get("arrays", CART_ARRAYS)))  # the kernels trust W
         calibration = meta.get("calibration")
         model.calibration = None if calibration is None else (float(calibration[0]), float(calibration[1]))
-    except (OSError, KeyError, ValueError, TypeError, EOFError, BundleError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, ArtifactError) as exc:
         raise ModelError(f"{directory}: cannot load the cart model ({exc})") from exc
     if model.n_items != int(meta["n_items"]):
         raise ModelError(

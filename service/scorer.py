@@ -105,17 +105,17 @@ class Scorer:
     """Everything the read endpoints compute, for one loaded model."""
 
     def __init__(self, loaded: LoadedModel, settings: Settings, variant: str = "default") -> None:
-        bundle = loaded.bundle
+        artifact = loaded.artifact
         self.loaded, self.settings, self.variant = loaded, settings, variant
         self.model, self.version = loaded.model, loaded.version
-        self.catalog = Catalog(bundle.items.ids, bundle.item_meta)
-        self.users = bundle.users
-        self.history = bundle.history
-        self.popular_order = np.argsort(-bundle.popularity, kind="stable")
-        self.session_weight = bundle.spec.weights["cart"]  # a session's items count as carted
-        self.live_weights = bundle.spec.live_weights  # live events count as training counted them
-        self.copurchase: Associations = bundle.copurchase
-        self.coview: Associations | None = bundle.coview
+        self.catalog = Catalog(artifact.items.ids, artifact.item_meta)
+        self.users = artifact.users
+        self.history = artifact.history
+        self.popular_order = np.argsort(-artifact.popularity, kind="stable")
+        self.session_weight = artifact.manifest.weights["cart"]  # a session's items count as carted
+        self.live_weights = artifact.manifest.live_weights  # live events count as training counted them
+        self.copurchase: Associations = artifact.copurchase
+        self.coview: Associations | None = artifact.coview
 
     def new_recommendation_id(self) -> str:
         """Return a fresh id that carries the variant, so events can be attributed without a lookup."""
@@ -146,7 +146,7 @@ class Scorer:
         keep = np.ones(len(order), dtype=bool) if allowed is None else allowed[order]
         keep &= ~np.isin(order, seen)
         rows = order[keep][:n]
-        return rows, self.loaded.bundle.popularity[rows].astype(np.float32)
+        return rows, self.loaded.artifact.popularity[rows].astype(np.float32)
 
     def _rank(
         self, history: sp.csr_matrix, user_idx: np.ndarray | None, n: int, allowed: np.ndarray | None

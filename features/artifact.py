@@ -1,9 +1,10 @@
-"""The model bundle: the one contract between training and the service.
+"""The model artifact: the one contract between training and the service.
 
-A bundle is a directory::
+An artifact is a directory::
 
-    manifest.json      schema_version, model (kind, params), trained_at, data fingerprint,
-                       weights, split, metrics, versions, counts, and a sha256 per file
+    manifest.json      the typed manifest (``features.manifest``): schema_version, model (kind,
+                       params), weights, crosssell, trained_at, counts, a sha256 per file, and the
+                       record of the run (data fingerprint, split, metrics, versions)
     users.npy          user ids (numpy unicode), row order of history and user factors
     items.npy          item ids (numpy unicode), column order of every item array
     history.npz        users x items confidence (scipy CSR): what each user already has
@@ -11,17 +12,17 @@ A bundle is a directory::
     popularity.npy     distinct users per item (float32)
     copurchase.npz     items x items co-purchase counts; copurchase_items.npy per-item order counts
     coview.npz         the same over browse sessions (optional); coview_items.npy
-    orders.npz         orders x items, binary (scipy CSR): the baskets behind bundles of 3+
+    orders.npz         orders x items, binary (scipy CSR): the baskets behind marketers' bundles of 3+
     model/             the model's own arrays and model.json (written by training.models)
     cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
-Nothing is pickled: arrays load with ``allow_pickle=False``. ``load_bundle`` checks the schema
+Nothing is pickled: arrays load with ``allow_pickle=False``. ``load_artifact`` checks the schema
 version, that the files on disk are exactly those the manifest lists (no name outside the
-directory), every file's checksum, and every shape, and raises ``BundleError`` saying which file
-is wrong. ``sign_bundle`` adds ``signature`` to the manifest: ``hmac-sha256:`` + HMAC-SHA256 under
+directory), every file's checksum, and every shape, and raises ``ArtifactError`` saying which file
+is wrong. ``sign_artifact`` adds ``signature`` to the manifest: ``hmac-sha256:`` + HMAC-SHA256 under
 a shared key of the manifest's canonical JSON (sorted keys, no spaces, without ``signature``); as
-the manifest holds every file's sha256, that signs the whole bundle. Given the key, ``load_bundle``
-refuses a bundle whose signature is missing or wrong.
+the manifest holds every file's sha256, that signs the whole artifact. Given the key,
+``load_artifact`` refuses an artifact whose signature is missing or wrong.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,39 +43,41 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.association import Associations
-from features.errors import BundleError
+from features.errors import ArtifactError
 from features.ids import IdIndex
-from features.manifest import Manifest
+from features.manifest import SCHEMA_VERSION, Manifest
 
 __all__ = [
     "CART_DIR",
     "SCHEMA_VERSION",
-    "Bundle",
+    "SIGNING_KEY_VARIABLES",
+    "ModelArtifact",
     "file_sha256",
     "inside",
-    "load_bundle",
+    "load_artifact",
     "read_arrays",
     "read_csr",
-    "save_bundle",
-    "sign_bundle",
+    "save_artifact",
+    "sign_artifact",
     "write_arrays",
 ]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: a trained cart model in cart/ and its settings in manifest["crosssell"]
+#: Where training and the service read the signing key: the first set wins (the second is its name
+#: before the artifact was renamed, still honoured so that an upgrade never turns signing off).
+SIGNING_KEY_VARIABLES = ("ORDERLIFT_ARTIFACT_SIGNING_KEY", "ORDERLIFT_BUNDLE_SIGNING_KEY")
 MODEL_DIR = "model"
 CART_DIR = "cart"
 SIGNATURE = "signature"
 
 
 @dataclass(frozen=True)
-class Bundle:
-    """Everything the service needs besides the model object."""
+class ModelArtifact:
+    """Everything the service needs besides the model objects."""
 
     path: Path
-    manifest: dict[str, Any]
-    spec: Manifest
+    manifest: Manifest
     users: IdIndex
     items: IdIndex
     history: sp.csr_matrix
@@ -104,10 +107,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_bundle(
+def save_artifact(
     directory: Path,
     *,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     users: IdIndex,
     items: IdIndex,
     history: sp.csr_matrix,
@@ -118,8 +121,8 @@ def save_bundle(
     orders: sp.csr_matrix,
     write_model: Callable[[Path], None],
     write_cart: Callable[[Path], None],
-) -> Path:
-    """Write a bundle into a temporary directory, then move it into place."""
+) -> Manifest:
+    """Write an artifact into a temporary directory, then move it into place; return its manifest."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
@@ -142,41 +145,38 @@ def save_bundle(
         files = {
             str(p.relative_to(staging)): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()
         }
-        full = {
-            **manifest,
-            "schema_version": SCHEMA_VERSION,
-            "counts": {"users": len(users), "items": len(items), "history_nnz": int(history.nnz)},
-            "baskets": {n: (a.n_baskets if a is not None else None) for n, a in stats.items()},
-            "files": files,
-        }
-        full["bundle_id"] = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
-        (staging / "manifest.json").write_text(json.dumps(full, indent=2, default=str))
+        manifest = replace(
+            manifest,
+            schema_version=SCHEMA_VERSION,
+            artifact_id=hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16],
+            counts={"users": len(users), "items": len(items), "history_nnz": int(history.nnz)},
+            baskets={n: (a.n_baskets if a is not None else None) for n, a in stats.items()},
+            files=files,
+        )
+        (staging / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2, default=str))
         if directory.exists():
             shutil.rmtree(directory)
         staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info("wrote bundle %s (%d users, %d items)", directory, len(users), len(items))
-    return directory
+    logger.info("wrote the model artifact %s (%d users, %d items)", directory, len(users), len(items))
+    return manifest
 
 
 def _manifest(directory: Path) -> dict[str, Any]:
+    """Return the manifest's JSON object as written (``Manifest.parse`` checks its fields)."""
     path = directory / "manifest.json"
     if not directory.is_dir():
-        raise BundleError(f"{directory}: no such bundle directory")
+        raise ArtifactError(f"{directory}: no such artifact directory")
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise BundleError(f"{path}: missing; is {directory} a model bundle?") from exc
+        raise ArtifactError(f"{path}: missing; is {directory} a model artifact?") from exc
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
-    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if version != SCHEMA_VERSION:
-        hint = "; it predates trained cart models: retrain it with orderlift train" if version == 1 else ""
-        raise BundleError(
-            f"{path}: schema version {version!r} is not supported (expected {SCHEMA_VERSION}){hint}"
-        )
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path}: not a JSON object")
     return manifest
 
 
@@ -197,7 +197,7 @@ def inside(directory: Path, name: str) -> Path:
     """Return ``directory / name``, refusing a name that is absolute or climbs out (``..``)."""
     relative = Path(name)
     if relative.is_absolute() or ".." in relative.parts:
-        raise BundleError(f"{directory}: the file name {name!r} points outside the bundle")
+        raise ArtifactError(f"{directory}: the file name {name!r} points outside the artifact")
     return directory / relative
 
 
@@ -230,53 +230,53 @@ def _signature(manifest: dict[str, Any], key: str) -> str:
     return "hmac-sha256:" + hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
 
 
-def sign_bundle(directory: Path, key: str) -> None:
-    """Sign a written bundle's manifest (and through its checksums, every file) with ``key``."""
+def sign_artifact(directory: Path, key: str) -> None:
+    """Sign a written artifact's manifest (and through its checksums, every file) with ``key``."""
     path = Path(directory) / "manifest.json"
     manifest = _manifest(Path(directory))
+    Manifest.parse(manifest, path)  # only a readable manifest is signed
     manifest[SIGNATURE] = _signature(manifest, key)
     staging = path.with_name(".manifest.json.tmp")
     staging.write_text(json.dumps(manifest, indent=2, default=str))
     staging.replace(path)
 
 
-def _check_files(directory: Path, manifest: dict[str, Any], verify: bool) -> None:
-    """Refuse a bundle whose files are not exactly those its manifest lists, or whose checksums differ."""
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise BundleError(f"{directory / 'manifest.json'}: lists no files, so nothing could be verified")
+def _check_files(directory: Path, files: Mapping[str, str], verify: bool) -> None:
+    """Refuse an artifact whose files are not exactly those its manifest lists, or whose checksums differ."""
+    if not files:
+        raise ArtifactError(f"{directory / 'manifest.json'}: lists no files, so nothing could be verified")
     listed = {inside(directory, str(name)): digest for name, digest in files.items()}
     present = {p for p in directory.rglob("*") if p.is_file() and p.name != "manifest.json"}
     if unlisted := sorted(str(p.relative_to(directory)) for p in present - set(listed)):
-        raise BundleError(f"{directory}: files the manifest does not list: {unlisted[:5]}")
+        raise ArtifactError(f"{directory}: files the manifest does not list: {unlisted[:5]}")
     for path, digest in listed.items():
         if not path.is_file():
-            raise BundleError(f"{path}: missing from the bundle")
+            raise ArtifactError(f"{path}: missing from the artifact")
         if verify and file_sha256(path) != digest:
-            raise BundleError(f"{path}: checksum mismatch; the file is corrupt or was changed")
+            raise ArtifactError(f"{path}: checksum mismatch; the file is corrupt or was changed")
 
 
-def load_bundle(directory: Path, verify: bool = True, signing_key: str | None = None) -> Bundle:
-    """Read and check a bundle (its signature too, given the key); raise BundleError naming what is bad."""
+def load_artifact(directory: Path, verify: bool = True, signing_key: str | None = None) -> ModelArtifact:
+    """Read and check an artifact (its signature too, given the key); raise ArtifactError naming the fault."""
     directory = Path(directory)
-    manifest = _manifest(directory)
+    raw = _manifest(directory)
+    manifest = Manifest.parse(raw, directory / "manifest.json")
     if signing_key:
-        found = manifest.get(SIGNATURE)
-        if not isinstance(found, str) or not hmac.compare_digest(found, _signature(manifest, signing_key)):
+        found = raw.get(SIGNATURE)
+        if not isinstance(found, str) or not hmac.compare_digest(found, _signature(raw, signing_key)):
             why = "is not signed" if found is None else "has a signature that does not match"
-            raise BundleError(f"{directory}: the bundle {why} (ORDERLIFT_BUNDLE_SIGNING_KEY is set)")
-    _check_files(directory, manifest, verify or bool(signing_key))
-    spec = Manifest.parse(manifest, directory / "manifest.json")
+            raise ArtifactError(f"{directory}: the artifact {why} (ORDERLIFT_ARTIFACT_SIGNING_KEY is set)")
+    _check_files(directory, manifest.files, verify or bool(signing_key))
     users, items = IdIndex.load(directory / "users.npy"), IdIndex.load(directory / "items.npy")
     n_users, n_items = len(users), len(items)
     history = _load(directory / "history.npz", read_csr, (n_users, n_items))
     meta = _load(directory / "items.parquet", pd.read_parquet, (n_items, 5))
     if not np.array_equal(meta["item_id"].to_numpy(dtype=str), items.ids):
-        raise BundleError(f"{directory / 'items.parquet'}: item ids do not match items.npy")
+        raise ArtifactError(f"{directory / 'items.parquet'}: item ids do not match items.npy")
     popularity = _load(directory / "popularity.npy", lambda p: np.load(p, allow_pickle=False), (n_items,))
     stats: dict[str, Associations | None] = {}
     for name in ("copurchase", "coview"):
-        n_baskets = manifest.get("baskets", {}).get(name)
+        n_baskets = manifest.baskets.get(name)
         if n_baskets is None or not (directory / f"{name}.npz").is_file():
             stats[name] = None
             continue
@@ -284,14 +284,13 @@ def load_bundle(directory: Path, verify: bool = True, signing_key: str | None = 
         counts = _load(directory / f"{name}_items.npy", lambda p: np.load(p, allow_pickle=False), (n_items,))
         stats[name] = Associations(pairs, counts, int(n_baskets))
     if stats["copurchase"] is None:
-        raise BundleError(f"{directory}: copurchase statistics are missing")
+        raise ArtifactError(f"{directory}: copurchase statistics are missing")
     orders = _load(directory / "orders.npz", read_csr, None)
     if orders.shape[1] != n_items:
-        raise BundleError(f"{directory / 'orders.npz'}: {orders.shape[1]} item columns, expected {n_items}")
-    return Bundle(
+        raise ArtifactError(f"{directory / 'orders.npz'}: {orders.shape[1]} item columns, expected {n_items}")
+    return ModelArtifact(
         directory,
         manifest,
-        spec,
         users,
         items,
         history,
@@ -308,7 +307,7 @@ def _load(path: Path, reader: Callable[[Path], Any], shape: tuple[int, ...] | No
     try:
         value = reader(path)
     except Exception as exc:  # any reader failure means a corrupt file
-        raise BundleError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise ArtifactError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
     if shape is not None and tuple(value.shape) != shape:
-        raise BundleError(f"{path}: shape {tuple(value.shape)} does not match the bundle's {shape}")
+        raise ArtifactError(f"{path}: shape {tuple(value.shape)} does not match the artifact's {shape}")
     return value
