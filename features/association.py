@@ -36,10 +36,6 @@ class Associations:
         """Return the number of items."""
         return len(self.item_counts)
 
-    def base_rate(self) -> np.ndarray:
-        """Return the share of baskets holding each item."""
-        return self.item_counts / max(self.n_baskets, 1)
-
 
 def pair_statistics(
     joint: np.ndarray, count_i: np.ndarray, count_j: np.ndarray, n_baskets: int

@@ -32,11 +32,6 @@ class Baskets:
         """Return the number of distinct items in each basket."""
         return np.diff(self.matrix.indptr)
 
-    def at_least(self, size: int) -> Baskets:
-        """Return the baskets with ``size`` or more distinct items."""
-        keep = self.sizes >= size
-        return Baskets(self.matrix[keep], self.user_idx[keep], self.timestamp[keep], self.value[keep])
-
 
 def _assemble(
     basket: np.ndarray,

@@ -51,6 +51,16 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+@dataclass(frozen=True)
+class _Miss:
+    """One miss: how to compute it, for whom, the key to store it under, whether to compute inline."""
+
+    compute: Callable[[LiveHistory], dict[str, Any]]
+    user_id: str | None
+    store_key: str | None
+    inline: Callable[[], bool] | None
+
+
 @dataclass
 class ServiceState:
     """The service's mutable state."""
@@ -220,7 +230,7 @@ class ServiceState:
             if old is not None:
                 if self._warming < WARMING:
                     self._warming += 1
-                    self._background(self._warm(compute, user_id, store_key, inline))
+                    self._background(self._warm(_Miss(compute, user_id, store_key, inline)))
                 return json_response(with_fresh_id(old), cache="previous", version=previous[1])
         flight = store_key or key  # with the generation: never joins an answer from before an event
         leader = self._flights.get(flight)
@@ -235,7 +245,7 @@ class ServiceState:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._flights[flight] = future
         try:
-            body = await self._compute(compute, user_id, store_key, inline)
+            body = await self._compute(_Miss(compute, user_id, store_key, inline))
         except asyncio.CancelledError:
             future.cancel()  # a waiting request computes for itself
             raise
@@ -249,38 +259,26 @@ class ServiceState:
         future.set_result(body)
         return json_response(body, cache="miss", version=version)
 
-    async def _warm(
-        self,
-        compute: Callable[[LiveHistory], dict[str, Any]],
-        user_id: str | None,
-        store_key: str | None,
-        inline: Callable[[], bool] | None,
-    ) -> None:
+    async def _warm(self, miss: _Miss) -> None:
         """Compute and store the new model's answer in the background; a failure only costs the warmth."""
         try:
-            await self._compute(compute, user_id, store_key, inline)
+            await self._compute(miss)
         except Exception:
             logger.debug("warming an answer of the new model failed", exc_info=True)
         finally:
             self._warming -= 1
 
-    async def _compute(
-        self,
-        compute: Callable[[LiveHistory], dict[str, Any]],
-        user_id: str | None,
-        store_key: str | None,
-        inline: Callable[[], bool] | None,
-    ) -> bytes:
+    async def _compute(self, miss: _Miss) -> bytes:
         """Compute an answer's bytes on a miss and store them in the background."""
-        live = await self.live.get(user_id) if user_id is not None else LiveHistory()
-        small = inline is not None and inline()  # asked on a miss only: a hit costs nothing more
-        payload = compute(live) if small else await run_in_threadpool(compute, live)
+        live = await self.live.get(miss.user_id) if miss.user_id is not None else LiveHistory()
+        small = miss.inline is not None and miss.inline()  # asked on a miss only: a hit costs nothing more
+        payload = miss.compute(live) if small else await run_in_threadpool(miss.compute, live)
         if payload.get("source") == "popular":
             self.counters["fallback_popular"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        if store_key is None or not live.complete:
+        if miss.store_key is None or not live.complete:
             return body
-        store = self.cache.set(store_key, body, self.settings.cache_ttl_s)
+        store = self.cache.set(miss.store_key, body, self.settings.cache_ttl_s)
         if self.cache.in_process:
             await store  # nothing to wait for: cheaper than a task
         else:

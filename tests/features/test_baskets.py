@@ -92,19 +92,6 @@ def test_order_baskets_carry_the_user_and_first_event_time(orders: pd.DataFrame)
     ]
 
 
-def test_at_least_keeps_baskets_with_that_many_distinct_items(orders: pd.DataFrame):
-    baskets = order_baskets(orders, USERS, ITEMS)
-
-    big = baskets.at_least(2)
-
-    assert len(big) == 1
-    assert big.sizes.tolist() == [2]
-    assert big.value.tolist() == [8.5]
-    assert big.user_idx.tolist() == [0]
-    assert len(baskets.at_least(1)) == 3
-    assert len(baskets.at_least(3)) == 0
-
-
 def test_order_baskets_drop_items_outside_the_index(orders: pd.DataFrame):
     items = IdIndex(np.array(["b", "c"]))
 
@@ -204,10 +191,3 @@ def test_session_baskets_can_be_limited_to_some_event_types():
     assert len(baskets) == 4
     assert baskets.user_idx.tolist() == [0, 0, 1, 1]
     assert baskets.sizes.tolist() == [1, 1, 1, 1]
-
-
-def test_at_least_two_on_sessions():
-    baskets = session_baskets(events_of(BROWSING), USERS, ITEMS).at_least(2)
-
-    assert len(baskets) == 1
-    assert baskets.timestamp.tolist() == [ns("2024-01-01 10:00")]
