@@ -8,11 +8,12 @@ An artifact is a directory::
     users.npy          user ids (numpy unicode), row order of history and user factors
     items.npy          item ids (numpy unicode), column order of every item array
     history.npz        users x items confidence (scipy CSR): what each user already has
-    items.parquet      item metadata aligned to items.npy: name, category, price, in_stock
+    items.parquet      item metadata aligned to items.npy: name, category, price, cost, in_stock
     popularity.npy     distinct users per item (float32)
     copurchase.npz     items x items co-purchase counts; copurchase_items.npy per-item order counts
     coview.npz         the same over browse sessions (optional); coview_items.npy
     orders.npz         orders x items, binary (scipy CSR): the baskets behind marketers' bundles of 3+
+    trend.npz          items x days purchase and cart counts of the last days (trending items)
     model/             the model's own arrays and model.json (written by training.models)
     cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
@@ -46,6 +47,7 @@ from features.association import Associations
 from features.errors import ArtifactError
 from features.ids import IdIndex
 from features.manifest import SCHEMA_VERSION, Manifest
+from features.trending import TrendCounts
 
 __all__ = [
     "CART_DIR",
@@ -86,6 +88,7 @@ class ModelArtifact:
     copurchase: Associations
     coview: Associations | None
     orders: sp.csr_matrix
+    trend: TrendCounts | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -119,6 +122,7 @@ def save_artifact(
     copurchase: Associations,
     coview: Associations | None,
     orders: sp.csr_matrix,
+    trend: TrendCounts,
     write_model: Callable[[Path], None],
     write_cart: Callable[[Path], None],
 ) -> Manifest:
@@ -130,7 +134,7 @@ def save_artifact(
         users.save(staging / "users.npy")
         items.save(staging / "items.npy")
         sp.save_npz(staging / "history.npz", sp.csr_matrix(history, dtype=np.float32), compressed=False)
-        meta = item_meta[["name", "category", "price", "in_stock"]].reset_index(drop=True)
+        meta = item_meta[["name", "category", "price", "cost", "in_stock"]].reset_index(drop=True)
         meta.insert(0, "item_id", items.ids.astype(object))
         meta.to_parquet(staging / "items.parquet", index=False)
         np.save(staging / "popularity.npy", np.asarray(popularity, dtype=np.float32), allow_pickle=False)
@@ -140,6 +144,7 @@ def save_artifact(
                 sp.save_npz(staging / f"{name}.npz", assoc.pair_counts, compressed=False)
                 np.save(staging / f"{name}_items.npy", assoc.item_counts, allow_pickle=False)
         sp.save_npz(staging / "orders.npz", sp.csr_matrix(orders, dtype=np.float32), compressed=False)
+        sp.save_npz(staging / "trend.npz", sp.csr_matrix(trend.counts, dtype=np.float32), compressed=False)
         write_model(staging / MODEL_DIR)
         write_cart(staging / CART_DIR)
         files = {
@@ -152,6 +157,7 @@ def save_artifact(
             counts={"users": len(users), "items": len(items), "history_nnz": int(history.nnz)},
             baskets={n: (a.n_baskets if a is not None else None) for n, a in stats.items()},
             files=files,
+            trend_first_day=trend.first_day,
         )
         (staging / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2, default=str))
         if directory.exists():
@@ -270,7 +276,13 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
     users, items = IdIndex.load(directory / "users.npy"), IdIndex.load(directory / "items.npy")
     n_users, n_items = len(users), len(items)
     history = _load(directory / "history.npz", read_csr, (n_users, n_items))
-    meta = _load(directory / "items.parquet", pd.read_parquet, (n_items, 5))
+    meta = _load(directory / "items.parquet", pd.read_parquet, None)
+    missing = sorted({"item_id", "name", "category", "price", "in_stock"} - set(meta.columns))
+    if missing or meta.shape[0] != n_items:
+        why = f"columns {missing} are missing" if missing else f"{meta.shape[0]} rows, expected {n_items}"
+        raise ArtifactError(f"{directory / 'items.parquet'}: {why}")
+    if "cost" not in meta.columns:  # written before costs were known
+        meta["cost"] = np.nan
     if not np.array_equal(meta["item_id"].to_numpy(dtype=str), items.ids):
         raise ArtifactError(f"{directory / 'items.parquet'}: item ids do not match items.npy")
     popularity = _load(directory / "popularity.npy", lambda p: np.load(p, allow_pickle=False), (n_items,))
@@ -288,6 +300,12 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
     orders = _load(directory / "orders.npz", read_csr, None)
     if orders.shape[1] != n_items:
         raise ArtifactError(f"{directory / 'orders.npz'}: {orders.shape[1]} item columns, expected {n_items}")
+    trend = None
+    if manifest.trend_first_day is not None and "trend.npz" in manifest.files:  # absent in older artifacts
+        counts = _load(directory / "trend.npz", read_csr, None)
+        if counts.shape[0] != n_items:
+            raise ArtifactError(f"{directory / 'trend.npz'}: {counts.shape[0]} item rows, expected {n_items}")
+        trend = TrendCounts(counts, manifest.trend_first_day)
     return ModelArtifact(
         directory,
         manifest,
@@ -299,6 +317,7 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
         stats["copurchase"],
         stats["coview"],
         orders,
+        trend,
     )
 
 

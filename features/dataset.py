@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +35,9 @@ class Dataset:
     anonymous: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def load_catalog(path: Path) -> pd.DataFrame:
-    """Read an items catalog into item_id, name, category, price (float) and in_stock (bool)."""
-    table = read_items(Path(path))
+def load_catalog(path: Path, mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read an items catalog into item_id, name, category, price and cost (floats), in_stock (bool)."""
+    table = read_items(Path(path), mapping)
     n = table.num_rows
     item = encode(table.column("item_id"), n)
     frame = pd.DataFrame({"item_id": item.values[item.codes[item.present]]})
@@ -45,8 +46,9 @@ def load_catalog(path: Path) -> pd.DataFrame:
         if name in table.column_names:
             col = encode(table.column(name), n)
             frame[name] = np.append(col.values.astype(object), [None])[col.codes][keep]
-    if "price" in table.column_names:
-        frame["price"] = parse_float(table.column("price"), n)[0][keep]
+    for name in ("price", "cost"):
+        if name in table.column_names:
+            frame[name] = parse_float(table.column(name), n)[0][keep]
     if "in_stock" in table.column_names:
         col = encode(table.column("in_stock"), n)
         flags = np.array([str(v).strip().lower() in _TRUE for v in col.values] + [True])
@@ -66,7 +68,7 @@ def load_dataset(
     """Load events (and an optional catalog) into a Dataset."""
     validation = load_events(Path(events_path), fmt, quarantine=quarantine)
     events = kcore(validation.events, min_user, min_item)
-    catalog = load_catalog(items_path) if items_path is not None else None
+    catalog = load_catalog(items_path, fmt.item_columns) if items_path is not None else None
     interactions = build_interactions(events, weighting, catalog)
     anonymous = validation.anonymous
     if len(anonymous):

@@ -62,6 +62,8 @@ class SourceFormat:
     float_id_columns: tuple[str, ...] = ()
     #: Canonical columns the user mapped explicitly: these must exist (a preset's may be absent).
     mapped: tuple[str, ...] = ()
+    #: The items catalog's columns: canonical name -> the file's (``cost=UnitCost``).
+    item_columns: Mapping[str, str] = field(default_factory=dict)
 
     def source_column(self, name: str) -> str:
         """Return the file's column for canonical column ``name``."""
@@ -109,6 +111,7 @@ def resolve_format(
     mapping: Mapping[str, str] | None = None,
     event_type: str | None = None,
     event_type_values: Mapping[str, str] | None = None,
+    item_mapping: Mapping[str, str] | None = None,
     **options: object,
 ) -> SourceFormat:
     """Combine a named preset with explicit mapping entries and options (explicit wins)."""
@@ -119,6 +122,11 @@ def resolve_format(
         if name not in EVENT_COLUMNS:
             raise MappingError(
                 f"mapping names unknown column {name!r}; event columns are {', '.join(EVENT_COLUMNS)}"
+            )
+    for name in item_mapping or {}:
+        if name not in ITEM_COLUMNS:
+            raise MappingError(
+                f"items mapping names unknown column {name!r}; catalog columns are {', '.join(ITEM_COLUMNS)}"
             )
     if event_type is not None and event_type not in {t.value for t in EventType}:
         raise MappingError(f"event type {event_type!r} is not one of view, cart, purchase")
@@ -132,6 +140,7 @@ def resolve_format(
         event_type=event_type if event_type is not None else base.event_type,
         event_type_values={**base.event_type_values, **(event_type_values or {})},
         mapped=tuple(mapping or {}),
+        item_columns={**base.item_columns, **(item_mapping or {})},
         **given,  # type: ignore[arg-type]
     )
 

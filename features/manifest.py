@@ -10,6 +10,7 @@ field that is missing or of the wrong type (``ArtifactError``), so nobody reads 
 - ``crosssell``: the cart model training chose on validation: kind, hyperparameters, the price
   exponent of expected order value, the calibration of its scores and the blend for known
   customers (``chosen_on`` says whether validation chose it or it is the default);
+- ``trend_first_day``: the first day of the purchase and cart counts behind trending items;
 - ``artifact_id`` (a digest of every file's sha256), ``counts``, ``baskets``, ``files`` (sha256 per
   file, which ``save_artifact`` fills in) and ``signature``.
 
@@ -32,7 +33,7 @@ __all__ = ["SCHEMA_VERSION", "CartSpec", "Manifest", "ModelSpec"]
 
 SCHEMA_VERSION = 3
 _TYPED = {"schema_version", "artifact_id", "model", "crosssell", "weights", "trained_at", "counts",
-          "baskets", "files", "signature"}  # fmt: skip
+          "baskets", "files", "signature", "trend_first_day"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Manifest:
     baskets: dict[str, int | None] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     signature: str | None = None
+    trend_first_day: int | None = None  # the first day of trend.npz (days since 1970-01-01, UTC)
 
     @property
     def live_weights(self) -> dict[str, float]:
@@ -100,6 +102,7 @@ class Manifest:
             "counts": dict(self.counts),
             "baskets": dict(self.baskets),
             "files": dict(self.files),
+            "trend_first_day": self.trend_first_day,
         }
         if self.signature is not None:
             out["signature"] = self.signature
@@ -146,6 +149,7 @@ class Manifest:
             files={str(k): str(v) for k, v in take.mapping("files").items()},
             trained_at=None if raw.get("trained_at") is None else str(raw["trained_at"]),
             signature=None if raw.get("signature") is None else str(raw["signature"]),
+            trend_first_day=None if raw.get("trend_first_day") is None else int(raw["trend_first_day"]),
             record={k: v for k, v in raw.items() if k not in _TYPED and k != "bundle_id"},
         )
 

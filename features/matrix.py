@@ -123,7 +123,10 @@ def build_matrix(
 
 
 def item_metadata(events: pd.DataFrame, items: IdIndex, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Return name, category, price and in_stock per item row: catalog first, else from events."""
+    """Return name, category, price, cost and in_stock per item row: catalog first, else from events.
+
+    Only a catalog knows costs (NaN without one).
+    """
     cols = rows_of(events["item_id"], items)
     meta = pd.DataFrame(index=pd.RangeIndex(len(items)))
     meta["item_id"] = items.ids.astype(object)
@@ -132,17 +135,19 @@ def item_metadata(events: pd.DataFrame, items: IdIndex, catalog: pd.DataFrame | 
     meta["price"] = paid.groupby(level=0).median().reindex(meta.index)
     for name, source in (("name", "item_name"), ("category", "category")):
         meta[name] = _most_frequent(events, source, cols, len(items))
+    meta["cost"] = np.nan
     meta["in_stock"] = True
     if catalog is not None and len(catalog):
         at = items.to_index(catalog["item_id"].to_numpy())
         known = catalog[at >= 0].set_index(at[at >= 0])
-        for name in ("name", "category", "price", "in_stock"):
+        for name in ("name", "category", "price", "cost", "in_stock"):
             if name in known.columns:
                 values = known[name].dropna()
                 meta.loc[values.index, name] = values.to_numpy()
     meta["name"] = meta["name"].fillna(meta["item_id"]).astype(str)
     meta["category"] = meta["category"].fillna("").astype(str)
-    meta["price"] = pd.to_numeric(meta["price"], errors="coerce").astype(np.float64)
+    for name in ("price", "cost"):
+        meta[name] = pd.to_numeric(meta[name], errors="coerce").astype(np.float64)
     meta["in_stock"] = meta["in_stock"].astype(bool)
     return meta
 

@@ -86,8 +86,9 @@ OPTIONAL_EVENT_COLUMNS: Final[tuple[str, ...]] = (
 )
 EVENT_COLUMNS: Final[tuple[str, ...]] = REQUIRED_EVENT_COLUMNS + OPTIONAL_EVENT_COLUMNS
 
-#: Columns of the optional items catalog; only ``item_id`` is required.
-ITEM_COLUMNS: Final[tuple[str, ...]] = ("item_id", "name", "category", "price", "in_stock")
+#: Columns of the optional items catalog; only ``item_id`` is required. ``cost`` (what an item costs
+#: the shop) makes margins known: margin-aware cross-sell and bundle discounts that keep a margin.
+ITEM_COLUMNS: Final[tuple[str, ...]] = ("item_id", "name", "category", "price", "cost", "in_stock")
 
 
 class Reason(StrEnum):

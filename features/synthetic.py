@@ -4,8 +4,9 @@ Everything is deterministic given ``seed`` and fully vectorised (numpy, no per-e
 
 * Catalog: the 16 categories of :data:`CATEGORIES` get items in proportion to their share; item
   ``k`` of a category is named ``"<stem> <k>"`` (``"Phone 17"``, ``"Phone case 17"``). Prices are
-  log-normal around the category median (2 decimals, > 0). About 95% of items are in stock;
-  anchors and complements always are. Item ids are shuffled, so they do not reveal the category.
+  log-normal around the category median (2 decimals, > 0); an item costs the shop 45-85% of its
+  price (uniform; drawn from its own stream, so costs change no event). About 95% of items are in
+  stock; anchors and complements always are. Item ids are shuffled, so they do not reveal the category.
 * Popularity: within a category, item weights follow Zipf ``rank ** -1.1``. The rank (1 = most
   popular) is random and recorded in ``PlantedTruth.item_rank``.
 * Users: activity is heavy-tailed (log-normal session counts). Each user has a primary favourite
@@ -289,6 +290,9 @@ def generate_store(
             "name": pd.Series(label[by_id], dtype="str"),
             "category": pd.Series(names[cg.cat][by_id], dtype="str"),
             "price": cg.price[by_id],
+            "cost": np.round(cg.price * np.random.default_rng((seed, 1)).uniform(0.45, 0.85, items), 2)[
+                by_id
+            ],
             "in_stock": cg.in_stock[by_id],
         }
     )

@@ -3,13 +3,16 @@
 Each function builds its cache key (``key(version)``, so a warm swap can look up the same answer
 under the model swapped out), reads the cache, and on a miss asks one engine object (``Scorer``
 or ``CrossSeller``) for the answer. Routes parse and validate, then call one of these; the fast
-lane calls the same ones for its two routes.
+lane calls the same ones for its two routes. Every key holds the ``View``: the merchandising
+rules in force (their set's version and window epoch), the page slot and ``max_per_category``,
+so an answer shaped under other rules is never served.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi.responses import Response
 
@@ -17,46 +20,75 @@ from service.cache_keys import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.live import LiveHistory
+from service.rules import ListRules, RuleBook
 from service.schemas import CrossSellRequest, SessionRequest
-from service.scorer import Filters, SimilarKind
+from service.scorer import Filters, Scorer, SimilarKind
 from service.state import ServiceState
 
-__all__ = ["recommend_for_session", "recommend_for_user", "similar_to_item", "suggest_for_cart", "user_key"]
+__all__ = [
+    "View",
+    "recommend_for_session",
+    "recommend_for_user",
+    "similar_to_item",
+    "suggest_for_cart",
+    "trending_items",
+    "user_key",
+]
 
 INLINE_CELLS = 20_000  # a cart reading more stored pairs than this is ranked in the thread pool
 
 
-def user_key(version: str, variant: str, user_id: str, n: int, filters: Filters, explain: bool) -> str:
+@dataclass(frozen=True)
+class View:
+    """Where an answer is shown: the page slot asking and its ``max_per_category``."""
+
+    placement: str | None = None
+    cap: int | None = None
+
+    def shape(self, book: RuleBook, scorer: Scorer, endpoint: str) -> tuple[ListRules, str]:
+        """Return the rules that shape this answer and the cache-key part that pins them down."""
+        rules = book.shape(scorer.catalog, scorer.version, endpoint, self.placement, self.cap)
+        return rules, f"{book.key()}|{self.placement or '-'}|{self.cap or '-'}"
+
+
+DEFAULT_VIEW = View()
+
+
+def user_key(
+    version: str, variant: str, user_id: str, n: int, filters: Filters, explain: bool, view: str
+) -> str:
     """Return the cache key of a user's recommendations (``orderlift precompute`` writes under it)."""
-    return cache_key("recs", version, variant, user_id, str(n), filters.key(), "x" if explain else "-")
+    return cache_key("recs", version, variant, user_id, str(n), filters.key(), "x" if explain else "-", view)
 
 
 async def recommend_for_user(
-    state: ServiceState, user_id: str, n: int, filters: Filters, explain: bool
+    state: ServiceState, user_id: str, n: int, filters: Filters, explain: bool, view: View = DEFAULT_VIEW
 ) -> Response:
     """Answer a user's recommendations from the cache, or score them and cache the bytes."""
     engine = state.require(user_id)
     scorer = engine.scorer
+    rules, shown = view.shape(state.rules.book, scorer, "user")
     if scorer.users.get(user_id) is None:  # unknown: without live history, everyone's answer is one
         live = await state.live.get(user_id)
         if not live and live.complete:
+            cold = f"{shown}|t{scorer.trend.stamp}"  # trending items, rebuilt now and then
 
             def popular_key(version: str) -> str:
-                return cache_key("popular", version, scorer.variant, str(n), filters.key())
+                return cache_key("popular", version, scorer.variant, str(n), filters.key(), cold)
 
             return await state.cached(
                 popular_key(engine.version),
-                lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory()),
+                lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory(), rules),
                 version=engine.version,
                 previous=_previous(state, scorer.variant, popular_key),
             )
 
     def key(version: str) -> str:
-        return user_key(version, scorer.variant, user_id, n, filters, explain)
+        return user_key(version, scorer.variant, user_id, n, filters, explain, shown)
 
     return await state.cached(
         key(engine.version),
-        lambda live: engine.scorer.for_user(user_id, n, filters, explain, live),
+        lambda live: engine.scorer.for_user(user_id, n, filters, explain, live, rules),
         user_id=user_id,
         version=engine.version,
         previous=_previous(state, scorer.variant, key),
@@ -67,33 +99,55 @@ async def recommend_for_session(state: ServiceState, body: SessionRequest, filte
     """Answer a session's recommendations from the cache, or fold its items in and cache the bytes."""
     engine = state.require(body.user_id)
     scorer = engine.scorer
+    rules, shown = View(body.placement, body.max_per_category).shape(state.rules.book, scorer, "session")
     items = digest([sorted(set(body.recent_items)), body.user_id])  # null: no user, unlike any id
-    flags = (str(body.n), filters.key(), str(body.explain))
+    flags = (str(body.n), filters.key(), str(body.explain), shown, f"t{scorer.trend.stamp}")
 
     def key(version: str) -> str:
         return cache_key("session", version, scorer.variant, items, *flags)
 
     return await state.cached(
         key(engine.version),
-        lambda _: scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain),
+        lambda _: scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain, rules),
         user_id=body.user_id,
         version=engine.version,
         previous=_previous(state, scorer.variant, key),
     )
 
 
-async def similar_to_item(state: ServiceState, item_id: str, n: int, kind: SimilarKind) -> Response:
+async def similar_to_item(
+    state: ServiceState, item_id: str, n: int, kind: SimilarKind, view: View = DEFAULT_VIEW
+) -> Response:
     """Answer an item's related items from the cache, or compute and cache the bytes."""
     engine = state.require()
+    rules, shown = view.shape(state.rules.book, engine.scorer, "similar")
 
     def key(version: str) -> str:
-        return cache_key("similar", version, item_id, kind, str(n))
+        return cache_key("similar", version, item_id, kind, str(n), shown)
 
     return await state.cached(
         key(engine.version),
-        lambda _: engine.scorer.similar(item_id, n, kind),
+        lambda _: engine.scorer.similar(item_id, n, kind, rules),
         version=engine.version,
         previous=_previous(state, engine.scorer.variant, key),
+    )
+
+
+async def trending_items(
+    state: ServiceState, n: int, category: str | None, window: int, view: View = DEFAULT_VIEW
+) -> Response:
+    """Answer the trending items (of a category) from the cache, or score them and cache the bytes."""
+    engine = state.require()
+    await state.refresh_trends()
+    scorer = engine.scorer
+    rules, shown = view.shape(state.rules.book, scorer, "trending")
+    parts = (str(n), category or "-", str(window), shown, f"t{scorer.trend.stamp}")
+
+    def key(version: str) -> str:
+        return cache_key("trending", version, scorer.variant, *parts)
+
+    return await state.cached(
+        key(engine.version), lambda _: scorer.trending(n, category, window, rules), version=engine.version
     )
 
 
@@ -124,7 +178,9 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
     for line in body.items:
         quantity[line.item_id] = quantity.get(line.item_id, 0) + line.quantity
     lines = [(item, quantity[item]) for item in cart]
-    flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}"
+    view = View(body.placement, body.max_per_category)
+    rules, shown = view.shape(state.rules.book, engine.scorer, "cross_sell")
+    flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}:{shown}"
     cart_digest = digest([lines, body.user_id])
 
     def key(version: str) -> str:
@@ -139,7 +195,9 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
 
     return await state.cached(
         key(engine.version),
-        lambda _: seller.suggest(prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by),
+        lambda _: seller.suggest(
+            prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by, rules
+        ),
         user_id=body.user_id,
         version=engine.version,
         inline=lambda: not known and prepared().cost <= INLINE_CELLS,

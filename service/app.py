@@ -27,7 +27,9 @@ from service.observability import Metrics, Observability, configure_logging
 from service.ratelimit import RateLimiter
 from service.routes import docs
 from service.routes import modules as route_modules
+from service.rule_store import FileRules, RedisRules, RuleStore
 from service.state import ServiceState
+from service.trending import TrendCounter
 from service.variants import parse_variants
 
 __all__ = ["app_from_env", "create_app"]
@@ -39,11 +41,11 @@ EVENTS_CONNECTIONS = 32  # per worker, to the events Redis
 EVENTS_TIMEOUT_S = 2.0
 
 
-def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
-    """Return the event log and the live history: Redis when configured, else this process.
+def _stores(settings: Settings) -> tuple[EventSink, LiveStore, RuleStore, TrendCounter]:
+    """Return the event log, the live history, the rules and trend counts: Redis if configured, else local.
 
     ``events_redis_url`` keeps them apart from the cache, so that cache eviction (a cache Redis runs
-    with ``maxmemory-policy allkeys-lru``) can never touch an acknowledged event.
+    with ``maxmemory-policy allkeys-lru``) can never touch an acknowledged event or a rule.
     """
     url = settings.events_redis_url or settings.redis_url
     if url:
@@ -57,8 +59,10 @@ def _stores(settings: Settings) -> tuple[EventSink, LiveStore]:
         client = aioredis.Redis.from_pool(pool)
         live = LiveStore(client, settings.redis_timeout_s * 4, settings.redis_retry_after_s)
         retry = settings.redis_retry_after_s
-        return RedisEventSink(client, retention_days=settings.event_retention_days, retry_after_s=retry), live
-    return FileEventSink(settings.event_log), LiveStore()
+        sink = RedisEventSink(client, retention_days=settings.event_retention_days, retry_after_s=retry)
+        return sink, live, RuleStore(RedisRules(client)), TrendCounter(client)
+    local = FileEventSink(settings.event_log), LiveStore()
+    return *local, RuleStore(FileRules(settings.rules_path)), TrendCounter()
 
 
 async def _warm_report(state: ServiceState) -> None:
@@ -101,8 +105,9 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         max_entries=settings.cache_max_entries,
         max_bytes=settings.cache_max_bytes,
     )
-    sink, live = _stores(settings)
-    state = ServiceState(settings, cache, sink, live)
+    sink, live, rules, trends = _stores(settings)
+    state = ServiceState(settings, cache, sink, live, rules, trends)
+    await rules.refresh()
     app.state.orderlift = state
     if not settings.auth_enabled:
         logger.warning("no ORDERLIFT_API_KEYS set: /v1 is open (fine for development only)")
@@ -119,8 +124,9 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             await live.record(events[start : start + REPLAY_CHUNK])
     watcher = asyncio.create_task(state.watch())
     warm = asyncio.create_task(_warm_report(state))  # the first report need not read the whole log
+    background = [asyncio.create_task(job) for job in (rules.watch(), state.watch_trends())]
     yield
-    for task in (watcher, warm):
+    for task in (watcher, warm, *background):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -6,7 +6,8 @@ rotated by adding the new one, moving clients, then removing the old one):
 - ``storefront`` (``ORDERLIFT_API_KEYS``): recommendations, similar items, cross-sell, bundles,
   model facts, and posting events;
 - ``marketer`` (``ORDERLIFT_MARKETER_KEYS``): the bundles API, the experiment report, model facts,
-  and the marketers' page (through a session, below);
+  the merchandising rules (``/v1/admin/rules``, with admin keys too), and the marketers' page
+  (through a session, below);
 - ``admin`` (``ORDERLIFT_ADMIN_KEYS``): everything under ``/v1`` plus ``/v1/admin/...`` (reload),
   ``/metrics`` (also as ``Authorization: Bearer``) and the details of ``/readyz``; never the page.
   Without admin keys, ``/metrics`` is left to the network (the shipped nginx denies it).
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 ADMIN_PREFIX = "/v1/admin/"
+RULES_PATH = "/v1/admin/rules"
 SESSION_TTL_S = 8 * 3600
 
 
@@ -54,9 +56,11 @@ class Role(StrEnum):
 _ALL = frozenset(Role)
 #: The roles each path admits, by prefix; the first match wins (paths beyond it are not guarded).
 ACCESS: tuple[tuple[str, frozenset[Role]], ...] = (
+    (RULES_PATH, frozenset({Role.MARKETER, Role.ADMIN})),
     (ADMIN_PREFIX, frozenset({Role.ADMIN})),
     ("/v1/experiments/", frozenset({Role.MARKETER, Role.ADMIN})),
     ("/v1/bundles", _ALL),
+    ("/v1/trending", _ALL),
     ("/v1/model", _ALL),
     ("/v1/", frozenset({Role.STOREFRONT, Role.ADMIN})),
     ("/metrics", frozenset({Role.ADMIN})),

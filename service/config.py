@@ -95,6 +95,21 @@ class Settings(BaseSettings):
         "all", description="Log every request, or only errors and requests slower than 100 ms."
     )
     event_log: Path = Field(Path("events/events.jsonl"), description="Embedded mode's event log file.")
+    rules_file: Path | None = Field(
+        None,
+        description="Without Redis: the merchandising rules' file (default: rules.json beside event_log).",
+    )
+    trending_window_days: int = Field(
+        7, ge=1, le=28, description="Trending compares the last this many days with the 28 days before."
+    )
+    trending_refresh_s: float = Field(
+        30.0,
+        ge=0,
+        description="Rebuild trending items from live events at most this often (0: every request).",
+    )
+    min_margin: float = Field(
+        0.10, ge=0, lt=1, description="A bundle's suggested discount never takes its margin below this share."
+    )
     mlflow_tracking_uri: str = Field(
         "sqlite:///mlflow.db",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "ORDERLIFT_MLFLOW_TRACKING_URI"),
@@ -118,6 +133,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
+
+    @property
+    def rules_path(self) -> Path:
+        """Return the rules' file when there is no Redis (workers share it)."""
+        return self.rules_file or self.event_log.with_name("rules.json")
 
     @property
     def auth_enabled(self) -> bool:

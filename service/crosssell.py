@@ -19,14 +19,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from features.association import Associations
+from service.errors import InvalidRequest
+from service.rules import PLAIN, ListRules
 from service.scorer import Scorer
+from training.models.adjustment import NO_ADJUSTMENT
 from training.models.cart_kernels import anchors, explain, scratch
 from training.models.cart_ranking import Blend, CartRanker, Ranked, substitute_matrix
 
 __all__ = ["CartLines", "CrossSeller", "RankBy"]
 
 
-RankBy = Literal["model", "expected_value", "probability"]
+RankBy = Literal["model", "expected_value", "probability", "margin"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class CrossSeller:
             catalog.in_stock,
             substitutes,
             spec.price_exponent,
+            catalog.costs,
         )
         self.price = self.ranker.price
         self.kind = scorer.loaded.cart.kind
@@ -102,26 +106,41 @@ class CrossSeller:
         user_id: str | None = None,
         include_substitutes: bool = False,
         rank_by: RankBy = "model",
+        shape: ListRules = PLAIN,
     ) -> dict[str, Any]:
         """Return complements not in the cart (lines or prepared), best first, with their statistics."""
         prepared = cart if isinstance(cart, CartLines) else self.prepare(cart)
         rows = prepared.rows
-        exponent = {"model": self.ranker.price_exponent, "expected_value": 1.0, "probability": 0.0}[rank_by]
+        by_margin = rank_by == "margin"
+        if by_margin and self.ranker.margin is None:
+            raise InvalidRequest("rank_by=margin needs item costs, and this model's catalog has none "
+                                 "(train with an items file that has a cost column)", field="rank_by",
+                                 value=rank_by)  # fmt: skip
+        exponent = {"model": self.ranker.price_exponent, "expected_value": 1.0, "probability": 0.0}.get(
+            rank_by, 1.0
+        )
         user_row = None if user_id is None else self.scorer.users.get(user_id)
         boost = None if user_row is None else self.boost(user_row)
-        ranked = self.ranker.rank(rows, n, exponent, include_substitutes, boost)
+        options = (include_substitutes, boost)
+        codes = self.catalog.cap_codes
+        ranked = self.ranker.rank(rows, n, exponent, *options, shape.adjustment, codes, shape.cap, by_margin)
+        applied: list[str] = []
+        if shape.active:
+            plain = self.ranker.rank(rows, n, exponent, *options, NO_ADJUSTMENT, codes, shape.cap, by_margin)
+            applied = shape.applied(ranked.rows, plain.rows)
         return {
             "items": self._describe(rows, ranked, user_row),
             "cart_items": prepared.ids,
             "unknown_items": prepared.unknown,
             "cart_value": round(float(self.price[rows] @ prepared.quantities), 2),
             "substitutes_left_out": ranked.left_out,
-            "ranked_by": f"P x price^{exponent:g}" if exponent else "P",
+            "ranked_by": "P x margin" if by_margin else f"P x price^{exponent:g}" if exponent else "P",
             "cart_model": self.kind,
             "personalized": boost is not None,
             "model_version": self.scorer.version,
             "variant": self.scorer.variant,
             "recommendation_id": self.scorer.new_recommendation_id(),
+            "rules_applied": applied,
         }
 
     def _anchors(self, cart_rows: np.ndarray, ranked: Ranked) -> np.ndarray:
@@ -152,11 +171,19 @@ class CrossSeller:
             for a, c, again in zip(anchors.tolist(), counts.tolist(), owned.tolist(), strict=True)
         ]
         facts = self.catalog.facts
+        unit = self.price[chosen] - self.catalog.costs[chosen]
+        margins = [None if m != m else round(m, 2) for m in unit.tolist()]
+        expected = [
+            None if m != m else round(p * m, 4)
+            for p, m in zip(ranked.prob.tolist(), unit.tolist(), strict=True)
+        ]
         return [
             {
                 **facts[row],
                 "probability": p,
                 "expected_value": value,
+                "margin": margin,
+                "expected_margin": gain,
                 "support": support,
                 "confidence": conf,
                 "lift": lifted,
@@ -164,7 +191,7 @@ class CrossSeller:
                 "reason": reason,
                 "because_of": str(ids[anchor]) if anchor >= 0 else None,
             }
-            for row, anchor, p, value, support, conf, lifted, rank, reason in zip(
-                chosen.tolist(), anchors.tolist(), *columns, reasons, strict=True
+            for row, anchor, p, value, support, conf, lifted, rank, reason, margin, gain in zip(
+                chosen.tolist(), anchors.tolist(), *columns, reasons, margins, expected, strict=True
             )
         ]

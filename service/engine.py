@@ -26,7 +26,7 @@ class Engine:
     def build(cls, loaded: LoadedModel, settings: Settings, variant: str = "default") -> Engine:
         """Precompute the scoring objects of a loaded model and check that they answer."""
         scorer = Scorer(loaded, settings, variant)
-        engine = cls(loaded, scorer, CrossSeller(scorer), Bundler(scorer))
+        engine = cls(loaded, scorer, CrossSeller(scorer), Bundler(scorer, settings.min_margin))
         engine.smoke_test()
         return engine
 

@@ -7,8 +7,10 @@ The tree::
     ServiceError (500 internal_error)
     ├── InvalidRequest (422 invalid_request)
     ├── UnknownItem (404 unknown_item)
+    ├── UnknownRule (404 unknown_rule)
     ├── ModelNotReady (503 model_not_ready)
     ├── EventLogDown (503 event_log_unavailable)
+    ├── RuleStoreDown (503 rule_store_unavailable)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
     ├── RateLimited (429 rate_limited)
@@ -37,9 +39,11 @@ __all__ = [
     "InvalidRequest",
     "ModelNotReady",
     "RateLimited",
+    "RuleStoreDown",
     "ServiceError",
     "Unauthorized",
     "UnknownItem",
+    "UnknownRule",
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
@@ -79,6 +83,12 @@ class UnknownItem(ServiceError):
     status, code = 404, "unknown_item"
 
 
+class UnknownRule(ServiceError):
+    """No stored rule has this id."""
+
+    status, code = 404, "unknown_rule"
+
+
 class ModelNotReady(ServiceError):
     """No model is loaded yet (or it failed to load)."""
 
@@ -89,6 +99,12 @@ class EventLogDown(ServiceError):
     """The event log cannot take events now; nothing was acknowledged."""
 
     status, code = 503, "event_log_unavailable"
+
+
+class RuleStoreDown(ServiceError):
+    """The rule store cannot be written now; nothing changed (the rules in force still apply)."""
+
+    status, code = 503, "rule_store_unavailable"
 
 
 class Unauthorized(ServiceError):

@@ -131,11 +131,12 @@ class _StateCollector(Collector):
             "Reloads refused (old model kept)",
             value=counters.get("reloads_failed", 0),
         )
-        yield CounterMetricFamily(
-            "orderlift_fallback_popular",
-            "Answers from the popular list",
-            value=counters.get("fallback_popular", 0),
-        )
+        for source in ("popular", "trending"):
+            yield CounterMetricFamily(
+                f"orderlift_fallback_{source}",
+                f"Answers from the {source} list (nothing known about the shopper)",
+                value=counters.get(f"fallback_{source}", 0),
+            )
         info = InfoMetricFamily("orderlift_model", "The model each variant serves", labels=["variant"])
         for name, engine in state.engines.items():
             info.add_metric([name], {"version": engine.version, "kind": str(engine.loaded.model.kind)})

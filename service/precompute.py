@@ -16,12 +16,13 @@ import numpy as np
 import orjson
 import redis
 
-from service.answers import user_key
+from service.answers import View, user_key
 from service.cache_keys import generation_key, stamped, user_scope
 from service.config import Settings
 from service.engine import Engine
 from service.live import live_keys
 from service.loading import load
+from service.rule_store import DOC, parse_rules
 from service.scorer import Filters
 from service.variants import parse_variants
 from training.models import top_n
@@ -54,6 +55,7 @@ def precompute_users(
     if settings.events_redis_url:
         events = redis.Redis.from_url(settings.events_redis_url, socket_timeout=10)
     skipped = 0
+    rules, shown = View().shape(parse_rules(events.get(DOC)), scorer, "user")  # as the service reads them
     ttl_ms = int(settings.cache_ttl_s * 1000)
     total, began = len(scorer.users), time.perf_counter()
     filters = Filters()
@@ -69,10 +71,16 @@ def precompute_users(
                 if recent[k]:  # their answer must include live history: the service computes it
                     skipped += 1
                     continue
-                keep = np.isfinite(scores[k])
-                items = scorer.ranked_items(idx[k][keep], scores[k][keep], None, False)
-                payload = scorer.envelope(items, "personalized")
-                key = user_key(scorer.version, scorer.variant, user, n, filters, False)
+                if rules.active:
+                    dense = np.asarray(scorer.model.score(history[k], rows[k : k + 1])[0], dtype=np.float32)
+                    dense[history[k].indices] = -np.inf
+                    found, values, applied = rules.top(dense, n, scorer.catalog.cap_codes)
+                else:
+                    keep = np.isfinite(scores[k])
+                    found, values, applied = idx[k][keep], scores[k][keep], []
+                items = scorer.ranked_items(found, values, None, False)
+                payload = scorer.envelope(items, "personalized", applied)
+                key = user_key(scorer.version, scorer.variant, user, n, filters, False, shown)
                 pipe.set(stamped(key, "0"), orjson.dumps(payload), px=ttl_ms)
             pipe.execute()
             if on_batch is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "BundleItem",
@@ -24,9 +25,14 @@ __all__ = [
     "RecommendationFilters",
     "RecommendationsResponse",
     "RecommendedItem",
+    "Rule",
+    "RuleIn",
+    "RulesResponse",
     "SessionRequest",
     "SimilarItem",
     "SimilarResponse",
+    "TrendingItem",
+    "TrendingResponse",
 ]
 
 #: How many items a list endpoint answers: one definition for every route, body and the fast lane.
@@ -37,6 +43,27 @@ NQuery = Annotated[int, Query(ge=1, le=N_MAX, description=f"How many items (1-{N
 ID_MAX = 200  # characters in any user or item id
 UserId = Annotated[str, Path(min_length=1, max_length=ID_MAX, examples=["u0042"])]
 ItemId = Annotated[str, Path(min_length=1, max_length=ID_MAX, examples=["i0042"])]
+#: The endpoints a rule may name as placements; a storefront may also name its own page slots.
+ENDPOINTS = ("user", "session", "similar", "cross_sell", "trending", "bundles")
+PLACEMENT_PATTERN = r"^[a-z0-9_-]{1,40}$"
+Placement = Annotated[str, StringConstraints(pattern=PLACEMENT_PATTERN)]
+PlacementQuery = Annotated[
+    str | None,
+    Query(
+        pattern=PLACEMENT_PATTERN,
+        description="The page slot asking (home, product, cart...): rules may target it.",
+    ),
+]
+#: At most this many items of one category in a list (the storefront's diversity).
+MaxPerCategory = Annotated[
+    int | None, Query(ge=1, le=N_MAX, description="At most this many items of one category.")
+]
+PLACEMENT_FIELD: Any = Field(
+    None, description="The page slot asking (home, product, cart...): rules may target it."
+)
+MAX_PER_CATEGORY_FIELD: Any = Field(
+    None, ge=1, le=N_MAX, description="At most this many items of one category."
+)
 
 
 class Item(BaseModel):
@@ -61,14 +88,21 @@ class RecommendedItem(Item):
     because: list[Contribution] | None = None
 
 
+RULES_APPLIED: Any = Field(
+    default_factory=list, description="The ids of the merchandising rules that changed this answer."
+)
+
+
 class RecommendationsResponse(BaseModel):
     """Recommendations for a user or a session."""
 
     items: list[RecommendedItem]
-    source: Literal["personalized", "popular", "session", "live"] = Field(
+    source: Literal["personalized", "popular", "session", "live", "trending"] = Field(
         description="personalized: from the user's history; session: folded in from recent items; "
-        "live: folded in from the events of a user the model does not know; popular: nothing is known."
+        "live: folded in from the events of a user the model does not know; trending: nothing is "
+        "known, so what sells increasingly; popular: nothing is known and nothing trends."
     )
+    rules_applied: list[str] = RULES_APPLIED
     model_version: str
     variant: str = Field(description="The A/B variant (model alias) that answered.")
     recommendation_id: str = Field(description="Send it back with events to attribute them.")
@@ -100,6 +134,8 @@ class SessionRequest(BaseModel):
     n: int = N_FIELD
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
     explain: bool = Field(False, strict=True)
+    placement: Placement | None = PLACEMENT_FIELD
+    max_per_category: int | None = MAX_PER_CATEGORY_FIELD
 
 
 class SimilarItem(Item):
@@ -118,6 +154,7 @@ class SimilarResponse(BaseModel):
     kind: Literal["also_bought", "also_viewed", "similar"]
     items: list[SimilarItem]
     model_version: str
+    rules_applied: list[str] = RULES_APPLIED
 
 
 #: Hard ceiling of a cart's lines, before any setting: bodies are bounded before they are read.
@@ -149,9 +186,13 @@ class CrossSellRequest(BaseModel):
     user_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
     n: int = N_FIELD
     include_substitutes: bool = Field(False, strict=True)
-    rank_by: Literal["model", "expected_value", "probability"] = Field(
-        "model", description="model: the ordering training found best on held-out orders."
+    rank_by: Literal["model", "expected_value", "probability", "margin"] = Field(
+        "model",
+        description="model: the ordering training found best on held-out orders; margin: expected margin "
+        "P x (price - cost), when the catalog has costs.",
     )
+    placement: Placement | None = PLACEMENT_FIELD
+    max_per_category: int | None = MAX_PER_CATEGORY_FIELD
 
 
 class CrossSellItem(Item):
@@ -159,6 +200,8 @@ class CrossSellItem(Item):
 
     probability: float = Field(description="Calibrated P(item is added | cart).")
     expected_value: float = Field(description="probability x price: the expected order-value gain.")
+    margin: float | None = Field(None, description="price - cost, when the cost is known.")
+    expected_margin: float | None = Field(None, description="probability x margin: the expected margin gain.")
     support: float
     confidence: float
     lift: float
@@ -181,6 +224,7 @@ class CrossSellResponse(BaseModel):
     model_version: str
     variant: str
     recommendation_id: str
+    rules_applied: list[str] = RULES_APPLIED
 
 
 class BundleItem(Item):
@@ -196,8 +240,13 @@ class BundleOut(BaseModel):
     confidence: float
     lift: float
     combined_price: float
-    suggested_discount_pct: float
+    suggested_discount_pct: float = Field(description="0 when no discount keeps the minimum margin.")
     expected_revenue: float
+    combined_cost: float | None = Field(None, description="With item costs known.")
+    margin: float | None = Field(None, description="Combined price after the discount, minus the cost.")
+    margin_pct: float | None = Field(None, description="margin / discounted price, in percent.")
+    expected_margin: float | None = Field(None, description="orders_with_bundle x margin.")
+    discount_note: str | None = Field(None, description="Why the discount is lower than usual, if it is.")
 
 
 class BundlesResponse(BaseModel):
@@ -206,6 +255,7 @@ class BundlesResponse(BaseModel):
     bundles: list[BundleOut]
     size: int
     model_version: str
+    rules_applied: list[str] = RULES_APPLIED
 
 
 class ModelInfo(BaseModel):
@@ -257,6 +307,81 @@ class Ready(BaseModel):
     variants: dict[str, object] | None = None
     last_reload: dict[str, object] | None = None
     events: dict[str, object] | None = None
+    rules: dict[str, object] | None = None
     rate_limits: dict[str, object] | None = None
     counters: dict[str, int] | None = None
     cache: dict[str, object] | None = None
+
+
+class TrendingItem(Item):
+    """An item that sells increasingly: its trend score and the counts behind it."""
+
+    trend_score: float = Field(description="log((recent + 2) / (baseline + 2)): how fast it grows.")
+    recent: float = Field(description="Purchases (+ 0.5 per cart) in the window.")
+    baseline: float = Field(description="The same per window over the 28 days before it.")
+
+
+class TrendingResponse(BaseModel):
+    """Items whose recent purchases and carts grow fastest against their own past."""
+
+    items: list[TrendingItem]
+    source: Literal["trending"]
+    category: str | None
+    window_days: int
+    ends_on: str | None = Field(description="The newest day counted (training data or live events).")
+    model_version: str
+    variant: str
+    recommendation_id: str
+    rules_applied: list[str] = RULES_APPLIED
+
+
+class RuleIn(BaseModel):
+    """A merchandising rule as a marketer writes it; what each field means for each action.
+
+    ``pin`` puts ``item_ids`` (in that order) from ``position`` (1 = first) on; ``boost`` and
+    ``bury`` multiply the score of the target (``factor``: above 1 for a boost, default 2; below 1
+    for a bury, default 0.5); ``hide`` keeps the target out of every answer. The target is
+    ``item_ids`` and/or every item of ``category``. ``placements`` (endpoints or page slots) limit
+    where it applies (empty: everywhere); ``starts_at`` / ``ends_at`` when (open-ended if unset).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"action": "pin", "item_ids": ["i0042"], "position": 1, "placements": ["home"],
+                 "ends_at": "2026-12-08T00:00:00Z"},
+                {"action": "hide", "category": "phones", "note": "recall"},
+            ]
+        },
+    )  # fmt: skip
+
+    action: Literal["pin", "boost", "bury", "hide"]
+    item_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    category: str | None = Field(None, min_length=1, max_length=ID_MAX)
+    position: int | None = Field(None, ge=1, le=N_MAX, description="pin only: 1 is the first place.")
+    factor: float | None = Field(None, gt=0, le=1000, description="boost (> 1) or bury (< 1) only.")
+    placements: list[Placement] = Field(
+        default_factory=list,
+        max_length=20,
+        description=f"Any of {', '.join(ENDPOINTS)} or the storefront's own slots; empty: everywhere.",
+    )
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    note: str | None = Field(None, max_length=500)
+
+
+class Rule(RuleIn):
+    """A stored rule."""
+
+    id: str = Field(examples=["r3f2a9c01d4e5"])
+    created_at: datetime
+
+
+class RulesResponse(BaseModel):
+    """Every stored rule, and the rule set's version (it changes with every edit)."""
+
+    rules: list[Rule]
+    version: int

@@ -20,12 +20,15 @@ from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
 from service.live import LiveHistory
 from service.loading import LoadedModel
-from training.models import best_of
+from service.rules import PLAIN, ListRules
+from service.trending import TrendFeed
 
-__all__ = ["Catalog", "Filters", "Scorer"]
+__all__ = ["Catalog", "Filters", "Ranking", "Scorer"]
 
 
 SimilarKind = Literal["also_bought", "also_viewed", "similar"]
+#: Ranked rows, their scores, and the ids of the rules that changed them.
+Ranking = tuple[np.ndarray, np.ndarray, list[str]]
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,16 @@ class Catalog:
         self.names = meta["name"].astype(str).to_numpy(dtype=object)
         self.categories = meta["category"].fillna("").astype(str).to_numpy(dtype=object)
         self.prices = meta["price"].to_numpy(dtype=np.float64)
+        #: What each item costs the shop (NaN where unknown); ``has_costs`` when any is known.
+        self.costs = meta["cost"].to_numpy(dtype=np.float64) if "cost" in meta else np.full(len(ids), np.nan)
+        self.has_costs = bool(np.isfinite(self.costs).any())
         self.in_stock = meta["in_stock"].fillna(True).to_numpy(dtype=bool)
         self.lookup = {str(item): i for i, item in enumerate(ids)}
         codes, self.category_names = pd.factorize(pd.Series(self.categories))
         self.category_codes = np.asarray(codes, dtype=np.int64)
         self.category_lookup = {str(name): i for i, name in enumerate(self.category_names)}
+        #: Category codes for ``max_per_category``: -1 for an item without a category (never capped).
+        self.cap_codes = np.where(self.categories == "", -1, self.category_codes)
         prices = [None if np.isnan(p) else round(float(p), 2) for p in self.prices.tolist()]
         self.facts = [  # built once, read-only: describing an item is then a dict copy
             {"item_id": str(i), "name": name, "category": cat or None, "price": price}
@@ -116,6 +124,7 @@ class Scorer:
         self.live_weights = artifact.manifest.live_weights  # live events count as training counted them
         self.copurchase: Associations = artifact.copurchase
         self.coview: Associations | None = artifact.coview
+        self.trend = TrendFeed(self.catalog.lookup, len(self.catalog), artifact.trend)
 
     def new_recommendation_id(self) -> str:
         """Return a fresh id that carries the variant, so events can be attributed without a lookup."""
@@ -130,7 +139,9 @@ class Scorer:
             (np.asarray(weights, np.float32), (np.zeros(len(rows), int), rows)), shape=(1, len(self.catalog))
         )
 
-    def envelope(self, items: list[dict[str, Any]], source: str, **extra: Any) -> dict[str, Any]:
+    def envelope(
+        self, items: list[dict[str, Any]], source: str, applied: list[str] | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """Wrap answer items as every recommendation answer is sent (precompute writes the same)."""
         return {
             "items": items,
@@ -138,27 +149,34 @@ class Scorer:
             "model_version": self.version,
             "variant": self.variant,
             "recommendation_id": self.new_recommendation_id(),
+            "rules_applied": applied or [],
             **extra,
         }
 
-    def _popular(self, n: int, allowed: np.ndarray | None, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _popular(self, n: int, allowed: np.ndarray | None, shape: ListRules) -> Ranking:
+        popularity = self.loaded.artifact.popularity
+        if shape.active or shape.cap is not None:
+            scores = popularity.astype(np.float64)
+            if allowed is not None:
+                scores[~allowed] = -np.inf
+            return shape.top(scores, n, self.catalog.cap_codes)
         order = self.popular_order
-        keep = np.ones(len(order), dtype=bool) if allowed is None else allowed[order]
-        keep &= ~np.isin(order, seen)
-        rows = order[keep][:n]
-        return rows, self.loaded.artifact.popularity[rows].astype(np.float32)
+        rows = (order if allowed is None else order[allowed[order]])[:n]
+        return rows, popularity[rows].astype(np.float32), []
 
     def _rank(
-        self, history: sp.csr_matrix, user_idx: np.ndarray | None, n: int, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        history: sp.csr_matrix,
+        user_idx: np.ndarray | None,
+        n: int,
+        allowed: np.ndarray | None,
+        shape: ListRules,
+    ) -> Ranking:
         scores = np.asarray(self.model.score(history, user_idx)[0], dtype=np.float32)  # a fresh row
         scores[history.indices] = -np.inf
         if allowed is not None:
             scores[~allowed] = -np.inf
-        order = best_of(scores, n)
-        vals = scores[order]
-        keep = np.isfinite(vals)
-        return order[keep], vals[keep]
+        return shape.top(scores, n, self.catalog.cap_codes)
 
     def history_row(self, row: int) -> sp.csr_matrix:
         """Return one user's history row without scipy's fancy indexing."""
@@ -191,7 +209,13 @@ class Scorer:
         ]
 
     def for_user(
-        self, user_id: str, n: int, filters: Filters, explain: bool = False, live: LiveHistory | None = None
+        self,
+        user_id: str,
+        n: int,
+        filters: Filters,
+        explain: bool = False,
+        live: LiveHistory | None = None,
+        shape: ListRules = PLAIN,
     ) -> dict[str, Any]:
         """Recommend for a known user, or from an unknown user's live history; else the popular list.
 
@@ -206,18 +230,50 @@ class Scorer:
         row = self.users.get(user_id)
         if row is not None:
             history = self.history_row(row)
-            rows, scores = self._rank(history, np.array([row]), n, allowed)
-            return self.envelope(self.ranked_items(rows, scores, history, explain), "personalized")
+            rows, scores, applied = self._rank(history, np.array([row]), n, allowed, shape)
+            return self.envelope(self.ranked_items(rows, scores, history, explain), "personalized", applied)
         if live:
             history = self._live_row(live)
             if history.nnz:
-                rows, scores = self._rank(history, None, n, allowed)
-                return self.envelope(self.ranked_items(rows, scores, history, explain), "live")
-        rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
-        return self.envelope(self.ranked_items(rows, scores, None, False), "popular")
+                rows, scores, applied = self._rank(history, None, n, allowed, shape)
+                return self.envelope(self.ranked_items(rows, scores, history, explain), "live", applied)
+        return self._cold(n, allowed, shape)
+
+    def _cold(self, n: int, allowed: np.ndarray | None, shape: ListRules) -> dict[str, Any]:
+        """Answer someone nothing is known about: trending items when ``n`` trend, else the popular list."""
+        scores = self.trend.scores(self.settings.trending_window_days)[0].copy()
+        if allowed is not None:
+            scores[~allowed] = -np.inf
+        rows, values, applied = shape.top(scores, n, self.catalog.cap_codes)
+        if len(rows) >= n:
+            return self.envelope(self.ranked_items(rows, values, None, False), "trending", applied)
+        rows, values, applied = self._popular(n, allowed, shape)
+        return self.envelope(self.ranked_items(rows, values, None, False), "popular", applied)
+
+    def trending(self, n: int, category: str | None, window: int, shape: ListRules = PLAIN) -> dict[str, Any]:
+        """Return the items whose recent purchases and carts grow fastest against their own past."""
+        score, recent, baseline = self.trend.scores(window)
+        allowed = self.catalog.allowed(Filters(category=category, in_stock_only=True))
+        masked = score.copy()
+        if allowed is not None:
+            masked[~allowed] = -np.inf
+        rows, values, applied = shape.top(masked, n, self.catalog.cap_codes)
+        items = [
+            {**self.catalog.facts[row], "trend_score": round(float(value), 4),
+             "recent": round(float(recent[row]), 2), "baseline": round(float(baseline[row]), 2)}
+            for row, value in zip(rows.tolist(), values.tolist(), strict=True)
+        ]  # fmt: skip
+        extra = {"category": category, "window_days": window, "ends_on": _day_text(self.trend.end_day)}
+        return self.envelope(items, "trending", applied, **extra)
 
     def for_session(
-        self, user_id: str | None, recent_items: list[str], n: int, filters: Filters, explain: bool = False
+        self,
+        user_id: str | None,
+        recent_items: list[str],
+        n: int,
+        filters: Filters,
+        explain: bool = False,
+        shape: ListRules = PLAIN,
     ) -> dict[str, Any]:
         """Fold a session's recent items (and the user's history, if known) into recommendations."""
         recent, unknown = self.catalog.index(recent_items)
@@ -233,26 +289,26 @@ class Scorer:
             history = sp.csr_matrix(history + session)
         allowed = self.catalog.allowed(filters)
         if not history.nnz:
-            rows, scores = self._popular(n, allowed, np.zeros(0, dtype=np.int64))
-            return self.envelope(
-                self.ranked_items(rows, scores, None, False), "popular", unknown_items=unknown
-            )
+            return {**self._cold(n, allowed, shape), "unknown_items": unknown}
         user_idx = np.array([row]) if row is not None and not len(recent) else None
-        rows, scores = self._rank(history, user_idx, n, allowed)
+        rows, scores, applied = self._rank(history, user_idx, n, allowed, shape)
         source = "personalized" if row is not None and not len(recent) else "session"
-        return self.envelope(self.ranked_items(rows, scores, history, explain), source, unknown_items=unknown)
+        items = self.ranked_items(rows, scores, history, explain)
+        return self.envelope(items, source, applied, unknown_items=unknown)
 
-    def similar(self, item_id: str, n: int, kind: SimilarKind) -> dict[str, Any]:
+    def similar(self, item_id: str, n: int, kind: SimilarKind, shape: ListRules = PLAIN) -> dict[str, Any]:
         """Return items bought with, viewed with, or similar to one item, with the statistics behind each."""
         row = self.catalog.lookup.get(item_id)
         if row is None:
             raise UnknownItem(f"item {item_id!r} is not in the model", field="item_id", value=item_id)
+        applied: list[str] = []
         if kind == "similar":
-            idx, sims = self.model.similar_items(row, n)
-            keep = np.isfinite(sims)
+            sims = np.asarray(self.model.item_similarity(row), dtype=np.float64).copy()
+            sims[row] = -np.inf
+            idx, values, applied = shape.top(sims, n, self.catalog.cap_codes)
             items = [
                 {**self.catalog.describe(int(i)), "similarity": round(float(s), 6)}
-                for i, s in zip(idx[keep], sims[keep], strict=True)
+                for i, s in zip(idx.tolist(), values.tolist(), strict=True)
             ]
         else:
             assoc = self.copurchase if kind == "also_bought" else self.coview
@@ -262,25 +318,35 @@ class Scorer:
                     field="kind",
                     value=kind,
                 )
-            items = _associated(assoc, row, n, self.catalog)
+            items, applied = _associated(assoc, row, n, self.catalog, shape)
         return {
             "item": self.catalog.describe(row),
             "kind": kind,
             "items": items,
             "model_version": self.version,
+            "rules_applied": applied,
         }
 
 
-def _associated(assoc: Associations, row: int, n: int, catalog: Catalog) -> list[dict[str, Any]]:
+def _day_text(day: int) -> str | None:
+    """Return a day (since 1970-01-01) as an ISO date, or None before any count."""
+    return None if day < 0 else (np.datetime64(0, "D") + day).astype(str)
+
+
+def _associated(
+    assoc: Associations, row: int, n: int, catalog: Catalog, shape: ListRules
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Return the partners of ``row`` by co-count (ties by lift), with count, confidence and lift."""
     pairs = assoc.pair_counts[row]
     if not pairs.nnz:
-        return []
+        return [], []
     counts = pairs.data.astype(np.float64)
     partners = pairs.indices
     anchor = np.full(len(partners), assoc.item_counts[row])
     _, confidence, lift = pair_statistics(counts, anchor, assoc.item_counts[partners], assoc.n_baskets)
-    order = np.lexsort((-lift, -counts))[:n]
+    ranked = np.lexsort((-lift, -counts))
+    at, applied = shape.reorder(partners[ranked], counts[ranked], n, catalog.cap_codes)
+    order = ranked[at]
     return [
         {
             **catalog.describe(int(partners[i])),
@@ -289,4 +355,4 @@ def _associated(assoc: Associations, row: int, n: int, catalog: Catalog) -> list
             "lift": round(float(lift[i]), 4),
         }
         for i in order
-    ]
+    ], applied

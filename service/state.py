@@ -15,12 +15,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from features.trending import DAYS
 from service.cache import Cache
 from service.cache_keys import user_scope
 from service.config import Settings
@@ -31,6 +33,8 @@ from service.live import LiveHistory, LiveStore
 from service.loading import LoadError, current_version, load, load_errors
 from service.report_feed import ReportFeed
 from service.responses import json_response, with_fresh_id
+from service.rule_store import RuleStore
+from service.trending import TrendCounter, day_of
 from service.variants import Variant, bucket
 
 __all__ = ["ServiceState"]
@@ -69,6 +73,8 @@ class ServiceState:
     cache: Cache
     sink: EventSink
     live: LiveStore
+    rules: RuleStore
+    trends: TrendCounter
     variants: list[Variant] = field(default_factory=list)
     engines: dict[str, Engine] = field(default_factory=dict)
     load_error: str | None = None
@@ -76,6 +82,7 @@ class ServiceState:
     counters: dict[str, int] = field(
         default_factory=lambda: {
             "fallback_popular": 0,
+            "fallback_trending": 0,
             "reloads": 0,
             "reloads_failed": 0,
             "events_accepted": 0,
@@ -92,6 +99,7 @@ class ServiceState:
     _flights: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)  # misses being computed
     _previous: dict[str, tuple[str, float]] = field(default_factory=dict)  # variant: (version, swapped at)
     _warming: int = 0
+    _trends_at: float = -1e18  # when trending items were last rebuilt (monotonic)
 
     def __post_init__(self) -> None:
         self.report = ReportFeed(self.sink)
@@ -153,6 +161,7 @@ class ServiceState:
                 outcome[variant.name] = {"status": "loaded", "version": engine.version}
                 logger.info("variant %s now serves %s", variant.name, engine.version)
             if any(o["status"] == "loaded" for o in outcome.values()):
+                await self.refresh_trends(force=True)
                 await run_in_threadpool(_freeze_heap)
             self.load_error = next((o["reason"] for o in outcome.values() if o["status"] == "failed"), None)
             self.last_reload = {"at": time.time(), "variants": outcome}
@@ -187,6 +196,34 @@ class ServiceState:
         task = asyncio.create_task(job)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def refresh_trends(self, force: bool = False) -> None:
+        """Rebuild every engine's trending items from live counts, at most every ``trending_refresh_s``."""
+        began = time.monotonic()
+        if not force and began - self._trends_at < self.settings.trending_refresh_s:
+            return
+        self._trends_at = began
+        feeds = list({id(e.scorer.trend): e.scorer.trend for e in self.engines.values()}.values())
+        if not feeds:
+            return
+        today = day_of(datetime.now(UTC).isoformat())
+        first = max(min(f.last_artifact_day for f in feeds) + 1, today - DAYS + 1)
+        try:
+            live = await self.trends.days(first, today)
+        except Exception as exc:  # the feeds keep their last counts
+            logger.warning("trending items not refreshed from live counts: %s", exc)
+            return
+        for feed in feeds:
+            await run_in_threadpool(feed.update, live)
+
+    async def watch_trends(self) -> None:
+        """Rebuild trending items every ``trending_refresh_s`` (at least every second), forever."""
+        while True:
+            await asyncio.sleep(max(self.settings.trending_refresh_s, 1.0))
+            try:
+                await self.refresh_trends(force=True)
+            except Exception:  # never let the watcher die
+                logger.exception("rebuilding trending items failed")
 
     def previous_version(self, variant: str) -> str | None:
         """Return the version a variant served before its last swap, within ``swap_grace_s`` of it."""
@@ -273,8 +310,8 @@ class ServiceState:
         live = await self.live.get(miss.user_id) if miss.user_id is not None else LiveHistory()
         small = miss.inline is not None and miss.inline()  # asked on a miss only: a hit costs nothing more
         payload = miss.compute(live) if small else await run_in_threadpool(miss.compute, live)
-        if payload.get("source") == "popular":
-            self.counters["fallback_popular"] += 1
+        if payload.get("source") in ("popular", "trending"):
+            self.counters[f"fallback_{payload['source']}"] += 1
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         if miss.store_key is None or not live.complete:
             return body

@@ -44,6 +44,7 @@ from features.ids import IdIndex
 from features.matrix import Weighting, build_matrix, rows_of
 from features.split import Split
 from training.models import Recommender
+from training.models.adjustment import top_items
 
 __all__ = [
     "DEFAULT_KS",
@@ -264,10 +265,33 @@ def revenue_at_k(
     return _revenue_result(*_revenue_sums(rec, ok, amounts, cuts), cuts)
 
 
+def _capped_lists(
+    model: Recommender, train: sp.csr_matrix, rows: np.ndarray, k: int, categories: np.ndarray, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recommend ``k`` unseen items per row with at most ``cap`` of a category (as the service does)."""
+    scores = np.asarray(model.score(train, rows), dtype=np.float64)
+    r, c = train.nonzero()
+    scores[r, c] = -np.inf
+    idx, values = np.full((len(rows), k), -1, dtype=np.int64), np.full((len(rows), k), -np.inf)
+    for i, row in enumerate(scores):  # per user, as each request is answered
+        found, found_values = top_items(row, k, categories=categories, cap=cap)
+        idx[i, : len(found)], values[i, : len(found)] = found, found_values
+    return idx, values
+
+
 def evaluate_model(
-    model: Recommender, holdout: Holdout, ks: Sequence[int] = DEFAULT_KS, batch_size: int = 2048
+    model: Recommender,
+    holdout: Holdout,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 2048,
+    categories: np.ndarray | None = None,
+    cap: int | None = None,
 ) -> dict[str, float]:
-    """Recommend max(ks) unseen items to every evaluated user, in batches, and score the lists."""
+    """Recommend max(ks) unseen items to every evaluated user, in batches, and score the lists.
+
+    With ``cap`` (and each item's category code in ``categories``, -1 for none), the lists hold
+    at most ``cap`` items of one category, as the service's ``max_per_category`` answers them.
+    """
     cuts, n_items = _check_ks(ks), len(holdout.items)
     if model.n_items != n_items:
         raise ValueError(f"model scores {model.n_items} items but the holdout has {n_items}")
@@ -278,7 +302,10 @@ def evaluate_model(
     n_users, total = 0, 0.0
     for start in range(0, len(holdout.eval_users), batch_size):
         rows = holdout.eval_users[start : start + batch_size]
-        idx, scores = model.recommend(holdout.train[rows], cuts[-1], user_idx=rows)
+        if cap is not None and categories is not None:
+            idx, scores = _capped_lists(model, holdout.train[rows], rows, cuts[-1], categories, cap)
+        else:
+            idx, scores = model.recommend(holdout.train[rows], cuts[-1], user_idx=rows)
         rec, ok = _usable(idx, np.isfinite(scores), (len(rows), n_items), cuts[-1])
         n, part = _ranking_sums(rec, ok, holdout.relevant[rows], cuts, covered)
         value_total, value_found = _revenue_sums(rec, ok, holdout.value[rows], cuts)

@@ -32,6 +32,7 @@ from features.dataset import Dataset
 from features.manifest import CartSpec, Manifest, ModelSpec
 from features.matrix import Weighting, build_matrix
 from features.split import Split, chronological_split
+from features.trending import daily_counts
 from training.crosssell import CART_CANDIDATES, CartData, CartEvaluation, choose_cart_model
 from training.evaluate import DEFAULT_KS, build_holdout, evaluate_model
 from training.models import Recommender, create_model, save_model
@@ -366,6 +367,7 @@ def run_training(
         copurchase=copurchase,
         coview=coview,
         orders=orders.matrix,
+        trend=daily_counts(dataset.events, inter.items),
         write_model=lambda directory: save_model(model, directory),
         write_cart=lambda directory: save_cart_model(cart, directory),
     )

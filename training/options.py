@@ -30,7 +30,11 @@ class SourceOptions:
     events: Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
     items: Annotated[
         Path | None,
-        typer.Option(help="Optional items catalog (item_id, name, category, price, in_stock)."),
+        typer.Option(help="Optional items catalog (item_id, name, category, price, cost, in_stock)."),
+    ] = None
+    items_map: Annotated[
+        list[str] | None,
+        typer.Option(help="Catalog column mapping, e.g. cost=UnitCost,price=ListPrice (repeatable)."),
     ] = None
     preset: Annotated[str | None, typer.Option(help="Named column layout, e.g. online-retail.")] = None
     mapping: Annotated[
@@ -64,6 +68,7 @@ class SourceOptions:
             parse_mapping(self.mapping),
             self.event_type,
             shop_names,
+            parse_mapping(self.items_map),
             cancel_prefix=self.cancel_prefix,
             non_product_patterns=tuple(self.non_product) if self.non_product else None,
             timestamp_format=self.timestamp_format,

@@ -1,5 +1,5 @@
-"""One router per module: storefront (users, items, cart, events), marketers (bundles, experiments,
-the page), operators (admin, ops), and the docs.
+"""One router per module: storefront (users, items, cart, events, trending), marketers (bundles,
+rules, experiments, the page), operators (admin, ops), and the docs.
 
 ``modules()`` finds every module here with a ``router``, in name order, so a new endpoint is a new
 module (or a route in one) and the app factory includes it without being edited. A module whose

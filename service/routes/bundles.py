@@ -9,11 +9,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from service.answers import View
 from service.bundling import BundleQuery
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.responses import json_response
-from service.schemas import ID_MAX, BundlesResponse, NQuery
+from service.schemas import ID_MAX, BundlesResponse, MaxPerCategory, NQuery, PlacementQuery
 
 router = APIRouter(
     prefix="/v1", tags=["marketing"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -32,13 +33,16 @@ def cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+MARGIN_COLUMNS = ("combined_cost", "margin", "margin_pct", "expected_margin")
+
+
 def to_csv(bundles: list[dict[str, Any]]) -> str:
     """Render bundles as CSV, one row per bundle; names and ids never start a formula."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
         ["item_ids", "item_names", "prices", "orders_with_bundle", "support", "confidence", "lift",
-         "combined_price", "suggested_discount_pct", "expected_revenue"]
+         "combined_price", "suggested_discount_pct", "expected_revenue", *MARGIN_COLUMNS, "discount_note"]
     )  # fmt: skip
     for b in bundles:
         items = b["items"]
@@ -54,6 +58,8 @@ def to_csv(bundles: list[dict[str, Any]]) -> str:
                 b["combined_price"],
                 b["suggested_discount_pct"],
                 b["expected_revenue"],
+                *("" if b.get(c) is None else b[c] for c in MARGIN_COLUMNS),
+                cell(b.get("discount_note") or ""),
             ]
         )
     return out.getvalue()
@@ -73,14 +79,16 @@ async def bundles(
         bool, Query(description="Leave out bundles whose items all share one category (alternatives).")
     ] = True,
     format: Annotated[Literal["json", "csv"], Query(description="csv: a file download.")] = "json",
+    placement: PlacementQuery = None,
+    max_per_category: MaxPerCategory = None,
 ) -> Response:
     """Return bundles bought together, sorted by expected revenue, with the numbers behind each."""
     engine = state.require()
-    found = await engine.bundler.answer(
-        BundleQuery(n, size, min_lift, category, min_orders, mixed_categories)
-    )
+    query = BundleQuery(n, size, min_lift, category, min_orders, mixed_categories, max_per_category)
+    rules, shown = View(placement, max_per_category).shape(state.rules.book, engine.scorer, "bundles")
+    found, applied = await engine.bundler.answer(query, rules, shown)
     if format == "csv":
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)
-    body = {"bundles": found, "size": size, "model_version": engine.version}
+    body = {"bundles": found, "size": size, "model_version": engine.version, "rules_applied": applied}
     return json_response(body)

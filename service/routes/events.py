@@ -97,6 +97,7 @@ async def post_events(state: State, request: Request) -> Response:
             r for r in fresh if any(r["item_id"] in lookup for lookup in catalogs)
         ]  # the rest: logged only
         users = await state.live.record(known)
+        await state.trends.record(known)
         if users:
             await state.cache.bump(state.settings.cache_ttl_s, *(user_scope(u) for u in sorted(users)))
     except Exception:

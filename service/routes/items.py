@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from service.answers import similar_to_item
+from service.answers import View, similar_to_item
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.schemas import N_DEFAULT, ItemId, NQuery, SimilarResponse
+from service.schemas import N_DEFAULT, ItemId, MaxPerCategory, NQuery, PlacementQuery, SimilarResponse
 from service.scorer import SimilarKind
 
 router = APIRouter(
@@ -31,6 +31,8 @@ async def similar_items(
         SimilarKind,
         Query(description="also_bought: co-purchase; also_viewed: co-view; similar: the model's similarity."),
     ] = "also_bought",
+    placement: PlacementQuery = None,
+    max_per_category: MaxPerCategory = None,
 ) -> Response:
     """Return related items with the statistics behind each."""
-    return await similar_to_item(state, item_id, n, kind)
+    return await similar_to_item(state, item_id, n, kind, View(placement, max_per_category))

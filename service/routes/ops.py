@@ -71,6 +71,7 @@ async def readyz(request: Request, state: State) -> Response:
         },
         "last_reload": state.last_reload,
         "events": {"backend": state.sink.backend},
+        "rules": state.rules.state(),
         "rate_limits": {"shared": limiter.shared is not None, "degraded": limiter.degraded},
         "counters": state.counters,
         "cache": {

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from service.answers import View
 from service.auth import SESSION_TTL_S, issue_session, session_valid
 from service.bundling import BundleQuery
 from service.deps import State
@@ -39,7 +40,7 @@ Count = NQuery
 SessionCookie = Annotated[str | None, Cookie(max_length=ID_MAX)]  # named as COOKIE: orderlift_session
 
 
-def _signed_in(state: State, cookie: str | None) -> bool:
+def signed_in(state: State, cookie: str | None) -> bool:
     """Return whether the page is open to this caller: no keys set, or a valid session."""
     return not state.settings.auth_enabled or session_valid(state.settings, cookie)
 
@@ -47,7 +48,7 @@ def _signed_in(state: State, cookie: str | None) -> bool:
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> Response:
     """Show the sign-in form."""
-    return _secured(PAGES.TemplateResponse(request, "login.html", {"message": ""}))
+    return secured(PAGES.TemplateResponse(request, "login.html", {"message": ""}))
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -62,13 +63,13 @@ async def login(request: Request, state: State) -> Response:
             if not settings.marketer_keys
             else "key: not a marketer key (storefront and admin keys do not open this page)"
         )
-        return _secured(PAGES.TemplateResponse(request, "login.html", {"message": why}, status_code=401))
+        return secured(PAGES.TemplateResponse(request, "login.html", {"message": why}, status_code=401))
     response = RedirectResponse("/ui/bundles", status_code=303)
     https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
     response.set_cookie(
         COOKIE, session, max_age=SESSION_TTL_S, httponly=True, samesite="strict", secure=https, path="/ui"
     )
-    return _secured(response)
+    return secured(response)
 
 
 @router.post("/logout")
@@ -76,10 +77,10 @@ async def logout() -> Response:
     """End the session on this browser."""
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")
-    return _secured(response)
+    return secured(response)
 
 
-def _secured(response: Response) -> Response:
+def secured(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
@@ -122,11 +123,11 @@ async def bundles_page(
     request: Request, state: State, page: Page, orderlift_session: SessionCookie = None
 ) -> Response:
     """Render the top bundles with filters, a chart and a download link (or send to the sign-in)."""
-    if not _signed_in(state, orderlift_session):
-        return _secured(RedirectResponse("/ui/login", status_code=303))
+    if not signed_in(state, orderlift_session):
+        return secured(RedirectResponse("/ui/login", status_code=303))
     engine = state.require()
     query = page.bundles()
-    found = await engine.bundler.answer(query)
+    found, applied = await _bundles(state, query)
     bars = _chart(found)
     context = {
         "bundles": found,
@@ -142,16 +143,26 @@ async def bundles_page(
         "query": urlencode({k: v for k, v in {"size": query.size, "category": query.category}.items() if v}),
         "version": engine.version,
         "signed": state.settings.auth_enabled,
+        "nav": True,
+        "rules_applied": applied,
+        "costs": engine.scorer.catalog.has_costs,
+        "min_margin": state.settings.min_margin,
     }
-    return _secured(PAGES.TemplateResponse(request, "bundles.html", context))
+    return secured(PAGES.TemplateResponse(request, "bundles.html", context))
+
+
+async def _bundles(state: State, query: BundleQuery) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return the bundles the storefront would get for ``query``, under the rules in force."""
+    engine = state.require()
+    rules, shown = View().shape(state.rules.book, engine.scorer, "bundles")
+    return await engine.bundler.answer(query, rules, shown)
 
 
 @router.get("/bundles.csv")
 async def bundles_csv(state: State, page: Page, orderlift_session: SessionCookie = None) -> Response:
     """Download the bundles the page shows."""
-    if not _signed_in(state, orderlift_session):
+    if not signed_in(state, orderlift_session):
         raise Unauthorized("this download needs a page session: sign in at /ui/login", field="cookie")
-    engine = state.require()
-    found = await engine.bundler.answer(page.bundles())
+    found, _ = await _bundles(state, page.bundles())
     headers = {"Content-Disposition": f'attachment; filename="bundles-size{page.size}.csv"'}
-    return _secured(Response(to_csv(found), media_type="text/csv", headers=headers))
+    return secured(Response(to_csv(found), media_type="text/csv", headers=headers))

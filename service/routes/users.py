@@ -7,10 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from service.answers import recommend_for_session, recommend_for_user
+from service.answers import View, recommend_for_session, recommend_for_user
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.schemas import ID_MAX, N_DEFAULT, NQuery, RecommendationsResponse, SessionRequest, UserId
+from service.schemas import (
+    ID_MAX,
+    N_DEFAULT,
+    MaxPerCategory,
+    NQuery,
+    PlacementQuery,
+    RecommendationsResponse,
+    SessionRequest,
+    UserId,
+)
 from service.scorer import Filters
 
 router = APIRouter(
@@ -35,10 +44,12 @@ async def user_recommendations(
     min_price: Annotated[float | None, Query(ge=0)] = None,
     max_price: Annotated[float | None, Query(ge=0)] = None,
     explain: Annotated[bool, Query(description="Add the history items behind each recommendation.")] = False,
+    placement: PlacementQuery = None,
+    max_per_category: MaxPerCategory = None,
 ) -> Response:
-    """Recommend items the user has not bought; the popular list for users nothing is known about."""
+    """Recommend items the user has not bought; trending or popular items for users nothing is known about."""
     filters = Filters(category, _ids(exclude), in_stock_only, min_price, max_price)
-    return await recommend_for_user(state, user_id, n, filters, explain)
+    return await recommend_for_user(state, user_id, n, filters, explain, View(placement, max_per_category))
 
 
 @router.post("/recommendations", response_model=RecommendationsResponse)

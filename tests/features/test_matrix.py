@@ -251,7 +251,8 @@ def test_item_metadata_from_events_median_price_most_frequent_name_and_defaults(
 
     meta = item_metadata(events, items)
 
-    assert list(meta.columns) == ["item_id", "price", "name", "category", "in_stock"]
+    assert list(meta.columns) == ["item_id", "price", "name", "category", "cost", "in_stock"]
+    assert meta["cost"].isna().all()  # only a catalog knows costs
     assert meta["item_id"].tolist() == ["a", "b", "c", "d"]
     assert meta["price"].tolist()[:2] == [4.0, 1.0]
     assert np.isnan(meta["price"].iloc[2])

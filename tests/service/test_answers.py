@@ -12,7 +12,7 @@ from service.app import create_app
 from service.config import Settings
 
 
-def test_m4_unknown_users_without_history_share_one_cached_popular_answer(artifact_dir: Path) -> None:
+def test_m4_unknown_users_without_history_share_one_cached_cold_answer(artifact_dir: Path) -> None:
     with TestClient(create_app(Settings(model_uri=str(artifact_dir)))) as client:
         first = client.get("/v1/users/stranger-1/recommendations", params={"n": 5})
         second = client.get("/v1/users/stranger-2/recommendations", params={"n": 5})
@@ -20,7 +20,7 @@ def test_m4_unknown_users_without_history_share_one_cached_popular_answer(artifa
         for i in range(3, 50):
             client.get(f"/v1/users/stranger-{i}/recommendations", params={"n": 5})
         assert len(client.app.state.orderlift.cache._entries) == entries  # type: ignore[attr-defined]
-    assert first.json()["source"] == second.json()["source"] == "popular"
+    assert first.json()["source"] == second.json()["source"] == "trending"
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
     assert first.json()["items"] == second.json()["items"]
 

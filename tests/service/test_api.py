@@ -51,11 +51,25 @@ def test_filters_are_obeyed(client: TestClient, artifact: ModelArtifact) -> None
     assert all(bool(stock[i["item_id"]]) for i in in_stock["items"])
 
 
-def test_an_unknown_user_gets_the_popular_list(client: TestClient, artifact: ModelArtifact) -> None:
-    body = client.get("/v1/users/never-seen/recommendations", params={"n": 5}).json()
+def test_an_unknown_user_gets_the_trending_items_or_when_too_few_trend_the_popular_list(
+    artifact_dir: Path, artifact: ModelArtifact, tmp_path: Path
+) -> None:
+    from features.trending import trend_scores
+
+    assert artifact.trend is not None
+    score, _, _ = trend_scores(artifact.trend.counts, artifact.trend.counts.shape[1] - 1)
+    expected = artifact.items.ids[np.lexsort((np.arange(len(score)), -score))[:5]].tolist()
+    with TestClient(
+        create_app(Settings(model_uri=str(artifact_dir), event_log=tmp_path / "e.jsonl"))
+    ) as fresh:
+        trending = fresh.get("/v1/users/never-seen/recommendations", params={"n": 5}).json()
+        many = int(np.isfinite(score).sum()) + 1
+        body = fresh.get("/v1/users/never-seen/recommendations", params={"n": many}).json()
+    assert trending["source"] == "trending"
+    assert [i["item_id"] for i in trending["items"]] == expected
     assert body["source"] == "popular"
     top = artifact.items.ids[np.argsort(-artifact.popularity, kind="stable")[:5]].tolist()
-    assert [i["item_id"] for i in body["items"]] == top
+    assert [i["item_id"] for i in body["items"]][:5] == top
 
 
 def test_explain_names_history_items_behind_each_recommendation(
@@ -80,7 +94,7 @@ def test_session_fold_in_changes_results_and_lists_unknown_items(
     assert {i["item_id"] for i in a["items"]} != {i["item_id"] for i in b["items"]}
     assert not {i["item_id"] for i in a["items"]} & set(phones)
     empty = client.post("/v1/recommendations", json={"recent_items": [], "n": 5}).json()
-    assert empty["source"] == "popular"
+    assert empty["source"] == "trending"  # nothing known: what trends (the popular list when too few do)
 
 
 def test_similar_items_carry_the_statistics_behind_them(client: TestClient, artifact: ModelArtifact) -> None:

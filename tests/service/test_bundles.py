@@ -67,7 +67,7 @@ def test_min_lift_and_min_orders_filter_bundles(tiny: TestClient) -> None:
 def test_bundle_csv_holds_the_same_numbers(tiny: TestClient) -> None:
     text = tiny.get("/v1/bundles", params={"min_lift": 0, "min_orders": 2, "format": "csv"}).text
     rows = text.strip().splitlines()
-    assert rows[1] == "A + B,A + B,10.00 + 5.00,3,0.5,0.75,1.125,15.0,9.0,40.95"
+    assert rows[1] == "A + B,A + B,10.00 + 5.00,3,0.5,0.75,1.125,15.0,9.0,40.95,,,,,"  # no costs: no margins
 
 
 def test_h7_bundles_with_new_parameters_compute_nothing_sparse(

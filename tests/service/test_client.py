@@ -48,11 +48,12 @@ def test_every_operation_has_a_readable_id(artifact_dir: Path) -> None:
     assert ids == sorted([
         "user_recommendations", "session_recommendations", "similar_items", "cross_sell", "bundles",
         "post_events", "experiment_report", "reload_model", "healthz", "readyz", "model_info",
+        "trending", "create_rule", "list_rules", "delete_rule",
     ])  # fmt: skip
 
 
 def test_a_generated_client_calls_every_endpoint(
-    generated: Any, artifact_dir: Path, artifact: ModelArtifact
+    generated: Any, artifact_dir: Path, artifact: ModelArtifact, tmp_path: Path
 ) -> None:
     api = importlib.import_module("orderlift_client.api")
     models = importlib.import_module("orderlift_client.models")
@@ -64,7 +65,9 @@ def test_a_generated_client_calls_every_endpoint(
         )
     }
     user, item = str(artifact.users.ids[0]), str(artifact.items.ids[0])
-    app = create_app(Settings(model_uri=str(artifact_dir), admin_keys=(ADMIN,)))
+    app = create_app(
+        Settings(model_uri=str(artifact_dir), admin_keys=(ADMIN,), event_log=tmp_path / "e.jsonl")
+    )
 
     async def call_all() -> dict[str, int]:
         async with app.router.lifespan_context(app):
@@ -96,14 +99,24 @@ def test_a_generated_client_calls_every_endpoint(
                 "healthz": ops["healthz"].asyncio_detailed(client=client),
                 "readyz": ops["readyz"].asyncio_detailed(client=client),
                 "model_info": ops["model_info"].asyncio_detailed(client=client),
+                "trending": ops["trending"].asyncio_detailed(client=client, n=3),
+                "create_rule": ops["create_rule"].asyncio_detailed(
+                    client=client, body=models.RuleIn(action=models.RuleInAction.HIDE, item_ids=[item])
+                ),
+                "list_rules": ops["list_rules"].asyncio_detailed(client=client),
             }
-            assert set(calls) == set(ops), "an operation has no call here"
+            assert set(calls) | {"delete_rule"} == set(ops), "an operation has no call here"
             statuses = {}
             for name, call in calls.items():
                 answer = await call
                 statuses[name] = answer.status_code
                 assert answer.parsed is not None, f"{name}: {answer.status_code} {answer.content[:200]!r}"
+            made = (await ops["list_rules"].asyncio(client=client)).rules[0].id
+            statuses["delete_rule"] = (
+                await ops["delete_rule"].asyncio_detailed(made, client=client)
+            ).status_code
             return statuses
 
     statuses = asyncio.run(call_all())
-    assert statuses == {name: (202 if name == "post_events" else 200) for name in statuses}
+    created = {"post_events": 202, "create_rule": 201, "delete_rule": 204}
+    assert statuses == {name: created.get(name, 200) for name in statuses}

@@ -55,7 +55,7 @@ def test_metrics_count_requests_cache_model_and_events(client: TestClient, artif
     assert has('orderlift_events_total{outcome="accepted"}', nonzero=True)
     assert has('orderlift_events_total{outcome="rejected"}', nonzero=True)
     assert "orderlift_reloads_failed_total 0.0" in lines
-    assert has("orderlift_fallback_popular_total", nonzero=True)
+    assert has("orderlift_fallback_trending_total", nonzero=True)
 
 
 def test_l6_an_unknown_method_is_counted_as_other(artifact_dir: Path) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
+from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -85,18 +84,7 @@ def test_h2_a_session_signed_by_a_removed_key_or_forged_no_longer_opens_the_page
     assert not session_valid(old, f"{int(expires) + 9999}.{kid}.{'0' * 64}", now=1_001.0)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def test_a_marketer_filters_bundles_in_a_real_browser(artifact_dir: Path) -> None:
-    browser_path = _chromium()
-    if browser_path is None:
-        if os.environ.get("ORDERLIFT_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
+def test_a_marketer_filters_bundles_in_a_real_browser(artifact_dir: Path, browser: Any) -> None:
     env = {
         "ORDERLIFT_MODEL_URI": str(artifact_dir),
         "ORDERLIFT_API_KEYS": "shop",
@@ -104,40 +92,27 @@ def test_a_marketer_filters_bundles_in_a_real_browser(artifact_dir: Path) -> Non
     }
     server = Server(env).start()
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=browser_path,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"{server.url}/ui/bundles")
-            assert page.url.endswith("/ui/login")
-            page.fill("#key", "mkt")
-            page.click("#sign-in")
-            page.wait_for_load_state("load")
-            assert page.url.endswith("/ui/bundles") and "mkt" not in page.url
-            assert page.locator("#bundles tbody tr").count() >= 2
-            assert page.locator("svg rect").count() == page.locator("#bundles tbody tr").count()
-            page.select_option("#category", "laptops")
-            page.click("#apply")
-            page.wait_for_load_state("load")
-            assert "category=laptops" in page.url
-            rows = page.locator("#bundles tbody tr")
-            assert rows.count() >= 1
-            assert all("Laptop" in rows.nth(i).inner_text() for i in range(rows.count()))
-            with page.expect_download() as download:
-                page.click("#download")
-            assert download.value.suggested_filename == "bundles-size2.csv"
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "ui-bundles-laptops.png"), full_page=True)
-            browser.close()
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{server.url}/ui/bundles")
+        assert page.url.endswith("/ui/login")
+        page.fill("#key", "mkt")
+        page.click("#sign-in")
+        page.wait_for_load_state("load")
+        assert page.url.endswith("/ui/bundles") and "mkt" not in page.url
+        assert page.locator("#bundles tbody tr").count() >= 2
+        assert page.locator("svg rect").count() == page.locator("#bundles tbody tr").count()
+        page.select_option("#category", "laptops")
+        page.click("#apply")
+        page.wait_for_load_state("load")
+        assert "category=laptops" in page.url
+        rows = page.locator("#bundles tbody tr")
+        assert rows.count() >= 1
+        assert all("Laptop" in rows.nth(i).inner_text() for i in range(rows.count()))
+        with page.expect_download() as download:
+            page.click("#download")
+        assert download.value.suggested_filename == "bundles-size2.csv"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-bundles-laptops.png"), full_page=True)
     finally:
         server.kill()
     assert (ARTIFACTS / "ui-bundles-laptops.png").stat().st_size > 10_000

@@ -35,8 +35,8 @@ def test_train_inspect_and_sweep_share_every_source_option() -> None:
     from training.cli import app
 
     runner = CliRunner()
-    flags = {"--events", "--items", "--preset", "--map", "--event-type", "--event-map", "--cancel-prefix",
-             "--non-product", "--timezone"}  # fmt: skip
+    flags = {"--events", "--items", "--items-map", "--preset", "--map", "--event-type", "--event-map",
+             "--cancel-prefix", "--non-product", "--timezone"}  # fmt: skip
     assert len(flags) == len(SourceOptions.__dataclass_fields__) - 1  # and --timestamp-format
     for command in ("train", "inspect", "sweep"):
         text = runner.invoke(app, [command, "--help"], terminal_width=200).output

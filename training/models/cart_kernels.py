@@ -24,12 +24,13 @@ __all__ = ["Scratch", "anchors", "explain", "gather", "scratch", "select", "warm
 
 
 class Scratch(NamedTuple):
-    """One thread's work arrays for a catalog: values (any), flags (False), marks (0), slots (-1)."""
+    """One thread's work arrays: values (any), flags (False), marks (0), slots (-1), factors (1)."""
 
     values: np.ndarray
     flags: np.ndarray
     marks: np.ndarray
     slots: np.ndarray
+    factors: np.ndarray
 
 
 class _PerThread(threading.local):
@@ -49,6 +50,7 @@ def scratch(n_items: int) -> Scratch:
             np.zeros(n_items, dtype=np.bool_),
             np.zeros(n_items, dtype=np.int8),
             np.full(n_items, -1, dtype=np.int64),
+            np.ones(n_items, dtype=np.float64),
         )
     return found
 
@@ -165,15 +167,20 @@ def select(
     idle_prob: np.ndarray,
     n: int,
     mark: np.ndarray,
+    factor: np.ndarray,
+    hidden: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Return the best ``n`` rows by ``P x price ** g`` (ties: lower row), their rank, P, substitutes.
+    """Return the best ``n`` rows by ``P x price ** g x factor`` (ties: lower row), rank, P, substitutes.
 
-    Candidates are the cart's touched items with their P; every other in-stock item competes at
-    its idle P, read from ``order`` (in-stock items by idle rank, best first). Cart items, and
-    unless ``leave_out`` is false their substitutes (``sub_indptr``/``sub_indices``, item x item),
-    never rank; nor does an item out of stock. ``mark`` is ``Scratch.marks``.
+    Candidates are the cart's touched items with their P; every other in-stock item competes at its
+    idle P, read from ``order`` (in-stock items by idle rank, best first), so an item whose ``factor``
+    (``Scratch.factors``: 1 but for rules) is not 1 must be a candidate. Cart items, ``hidden`` rows
+    and, when ``leave_out``, the cart's substitutes (``sub_indptr``/``sub_indices``) never rank; nor
+    does an item out of stock. ``mark`` is ``Scratch.marks``.
     """
     left_out = _mark(candidates, cart_rows, sub_indptr, sub_indices, leave_out, mark)
+    for h in hidden:
+        mark[h] = 2
     best_rows = np.empty(n, dtype=np.int64)
     best_rank = np.empty(n, dtype=np.float64)
     best_prob = np.empty(n, dtype=np.float64)
@@ -198,11 +205,13 @@ def select(
                 continue
             taken_idle += 1
             p = idle_prob[j]
-        rank = p * price[j] ** g if g != 0.0 else p
+        rank = (p * price[j] ** g if g != 0.0 else p) * factor[j]
         if rank != rank:  # NaN ranks last
             rank = -np.inf
         size = _insert(best_rows, best_rank, best_prob, size, j, rank, p)
     _mark(candidates, cart_rows, sub_indptr, sub_indices, leave_out, mark, True)
+    for h in hidden:
+        mark[h] = 0
     return best_rows[:size].copy(), best_rank[:size].copy(), best_prob[:size].copy(), left_out
 
 
@@ -294,7 +303,7 @@ def warm() -> None:
     order, price = np.arange(3, dtype=np.int64), np.ones(3)
     chosen, rank, prob, _ = select(
         touched, agg, rows, subs.indptr, subs.indices, True, np.ones(3, dtype=bool), price, 1.0, order,
-        price, 2, work.marks,
+        price, 2, work.marks, work.factors, np.zeros(0, dtype=np.int64),
     )  # fmt: skip
     found = anchors(chosen, rows, which, cells, w.indices, w.data, work.slots)
     explain(chosen, found, prob, rank, price, w.indptr, w.indices, w.data, price, 1)

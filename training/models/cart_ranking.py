@@ -14,6 +14,11 @@ ranked)::
 with ``h_u`` the customer's own history (recency- and quantity-weighted purchases: what they buy
 again) and ``s_u`` the per-user model's scores; the two weights are chosen on validation. Repeat
 items are legitimate suggestions; items already in the cart never are.
+
+With item costs known, ``by_margin`` ranks by expected margin ``P x (price - cost)`` instead (an
+item without a cost ranks last). An ``Adjustment`` (merchandising rules) hides, scales and pins
+items after scoring and before the top-k, and ``cap`` limits items per category, as everywhere
+(``training.models.adjustment``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from training.models.base import best_of
+from training.models.adjustment import NO_ADJUSTMENT, Adjustment, applicable, top_items, under_cap, with_pins
 from training.models.cart_base import CartModel, distinct, sigmoid, stored_cells
 from training.models.cart_kernels import scratch, select
 
@@ -93,29 +98,47 @@ class CartRanker:
         in_stock: np.ndarray,
         substitutes: sp.csr_matrix,
         price_exponent: float,
+        cost: np.ndarray | None = None,
     ) -> None:
         self.model = model
         self.price = np.nan_to_num(np.asarray(price, dtype=np.float64), nan=0.0)
+        known = None if cost is None else np.asarray(cost, dtype=np.float64)
+        #: price - cost per item (NaN where the cost is unknown), or None when no cost is known at all.
+        self.margin = None if known is None or not np.isfinite(known).any() else self.price - known
         self.in_stock = np.asarray(in_stock, dtype=bool)
         self.substitute_of = sp.csr_matrix(substitutes, dtype=bool)
         self.price_exponent = float(price_exponent)
         self.idle_logit = model.logit(model.idle)
         self.idle_prob = sigmoid(self.idle_logit)
-        self._orders: dict[float, np.ndarray] = {}
+        self._orders: dict[tuple[float, bool], np.ndarray] = {}
         for g in {self.price_exponent, 1.0, 0.0}:
             self.order(g)
+        if self.margin is not None:
+            self.order(1.0, by_margin=True)
 
-    def weigh(self, prob: np.ndarray, rows: np.ndarray, exponent: float) -> np.ndarray:
-        """Return ``prob x price ** exponent`` for ``rows``."""
-        return prob * np.power(self.price[rows], exponent) if exponent else prob.astype(np.float64)
+    def values(self, by_margin: bool = False) -> np.ndarray:
+        """Return what ``P`` is multiplied by: prices, or margins (unknown ones NaN: they rank last)."""
+        if by_margin and self.margin is None:
+            raise ValueError("ranking by margin needs item costs")
+        return self.margin if by_margin and self.margin is not None else self.price
 
-    def order(self, exponent: float) -> np.ndarray:
-        """Return in-stock items by their idle rank, best first (ties: lower row); cached per exponent."""
-        found = self._orders.get(exponent)
+    def weigh(
+        self, prob: np.ndarray, rows: np.ndarray, exponent: float, by_margin: bool = False
+    ) -> np.ndarray:
+        """Return ``prob x price ** exponent`` (or ``prob x margin``) for ``rows``."""
+        if not exponent:
+            return prob.astype(np.float64)
+        return prob * np.power(self.values(by_margin)[rows], exponent)
+
+    def order(self, exponent: float, by_margin: bool = False) -> np.ndarray:
+        """Return in-stock items by their idle rank, best first (ties: lower row); cached per ranking."""
+        found = self._orders.get((exponent, by_margin))
         if found is None:
             in_stock = np.flatnonzero(self.in_stock)
-            rank = self.weigh(self.idle_prob[in_stock], in_stock, exponent)
-            found = self._orders[exponent] = in_stock[np.lexsort((in_stock, -rank))]
+            rank = np.nan_to_num(
+                self.weigh(self.idle_prob[in_stock], in_stock, exponent, by_margin), nan=-np.inf
+            )
+            found = self._orders[(exponent, by_margin)] = in_stock[np.lexsort((in_stock, -rank))]
         return found
 
     def substitutes(self, cart_rows: np.ndarray) -> np.ndarray:
@@ -137,50 +160,107 @@ class CartRanker:
         exponent: float | None = None,
         include_substitutes: bool = False,
         boost: np.ndarray | None = None,
+        adjustment: Adjustment = NO_ADJUSTMENT,
+        categories: np.ndarray | None = None,
+        cap: int | None = None,
+        by_margin: bool = False,
     ) -> Ranked:
         """Return the best ``n`` complements of a cart; ``boost`` (a known customer's) ranks densely."""
-        g = self.price_exponent if exponent is None else float(exponent)
+        g = 1.0 if by_margin else self.price_exponent if exponent is None else float(exponent)
         cart_rows = np.asarray(cart_rows, dtype=np.int64)
         candidates, scores, which, cells = self.model.score_cart(cart_rows)
         if boost is None:
-            subs = self.substitute_of
-            rows, rank, prob, left_out = select(
-                candidates,
-                self.model.probability(scores),
-                cart_rows,
-                subs.indptr,
-                subs.indices,
-                not include_substitutes and subs.nnz > 0,
-                self.in_stock,
-                self.price,
-                g,
-                self.order(g),
-                self.idle_prob,
-                int(n),
-                scratch(len(self.price)).marks,
+            sparse = _Sparse(
+                self, cart_rows, not include_substitutes and self.substitute_of.nnz > 0, g, by_margin
             )
-            return Ranked(rows, rank, prob, which, cells, int(left_out))
+            rows, rank, prob, left_out = sparse.top(candidates, self.model.probability(scores), n, adjustment,
+                                                    categories, cap)  # fmt: skip
+            return Ranked(rows, rank, prob, which, cells, left_out)
         left = np.zeros(0, dtype=np.int64) if include_substitutes else self.substitutes(cart_rows)
-        blocked = np.concatenate([cart_rows, left])
-        rows, rank, prob = self._dense(candidates, scores, blocked, g, n, boost)
-        return Ranked(rows, rank, prob, which, cells, len(left))
-
-    def _dense(
-        self,
-        candidates: np.ndarray,
-        scores: np.ndarray,
-        blocked: np.ndarray,
-        g: float,
-        n: int,
-        boost: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rank the whole catalog with a known customer's boost in the log-odds."""
         logit = self.idle_logit.copy()
         logit[candidates] = self.model.logit(scores)
-        prob = sigmoid(logit + boost)
-        rank = self.weigh(prob, np.arange(len(prob)), g)
-        rank[blocked] = -np.inf
+        every = sigmoid(logit + boost)
+        rank = np.nan_to_num(self.weigh(every, np.arange(len(every)), g, by_margin), nan=-np.inf)
+        rank[np.concatenate([cart_rows, left])] = -np.inf
         rank[~self.in_stock] = -np.inf
-        top = best_of(rank, n)
-        top = top[np.isfinite(rank[top])]
-        return top, rank[top], prob[top]
+        rows, values = top_items(rank, n, adjustment, categories, cap)
+        return Ranked(rows, values, every[rows], which, cells, len(left))
+
+
+class _Sparse:
+    """One cart's sparse selection (the compiled ``select``), with rules, the cap and pins around it."""
+
+    def __init__(self, ranker: CartRanker, cart_rows: np.ndarray, leave_out: bool, g: float, by_margin: bool):
+        self.ranker, self.cart_rows, self.leave_out, self.g, self.by_margin = (
+            ranker,
+            cart_rows,
+            leave_out,
+            g,
+            by_margin,
+        )
+
+    def _select(
+        self, candidates: np.ndarray, prob: np.ndarray, k: int, hidden: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        r, subs, work = self.ranker, self.ranker.substitute_of, scratch(len(self.ranker.price))
+        rows, rank, p, left_out = select(
+            candidates, prob, self.cart_rows, subs.indptr, subs.indices, self.leave_out, r.in_stock,
+            r.values(self.by_margin), self.g, r.order(self.g, self.by_margin), r.idle_prob, int(k),
+            work.marks, work.factors, hidden,
+        )  # fmt: skip
+        return rows, rank, p, int(left_out)
+
+    def top(
+        self,
+        candidates: np.ndarray,
+        prob: np.ndarray,
+        n: int,
+        adjustment: Adjustment,
+        categories: np.ndarray | None,
+        cap: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Return the best ``n`` rows, their rank and P, and how many substitutes were left out."""
+        r = self.ranker
+        if not adjustment.active and cap is None:
+            return self._select(candidates, prob, n, adjustment.hidden)
+        scaled = adjustment.scaled
+        extra = scaled[~np.isin(scaled, candidates)]  # a scaled item must compete as a candidate
+        candidates = np.concatenate([candidates, extra])
+        prob = np.concatenate([prob, r.idle_prob[extra]])
+        pins = applicable(adjustment, self._usable(adjustment.pinned))
+        hidden = np.concatenate([adjustment.hidden, adjustment.pinned])
+        factors = scratch(len(r.price)).factors
+        factors[scaled] = adjustment.factors
+        try:
+            want = max(n - len(pins), 0)
+            k = max(want, 1)  # the kernel needs room for one
+            while True:
+                rows, rank, p, left_out = self._select(candidates, prob, k, hidden)
+                keep = np.ones(len(rows), dtype=bool) if cap is None or categories is None else under_cap(
+                    categories[rows], cap)  # fmt: skip
+                at = np.flatnonzero(keep)[:want]
+                if len(at) >= want or len(rows) < k:
+                    break
+                k = 2 * k + 8
+            rows, rank, p = rows[at], rank[at], p[at]
+            if pins:
+                pinned = np.array([row for _, row in pins], dtype=np.int64)
+                known = dict(zip(candidates.tolist(), prob.tolist(), strict=True))
+                pin_prob = np.array([known.get(row, r.idle_prob[row]) for row in pinned.tolist()])
+                pin_rank = r.weigh(pin_prob, pinned, self.g, self.by_margin) * factors[pinned]
+                order = with_pins(
+                    np.arange(len(rows)), [(pos, len(rows) + i) for i, (pos, _) in enumerate(pins)]
+                )
+                rows = np.concatenate([rows, pinned])[order]
+                rank = np.concatenate([rank, pin_rank])[order]
+                p = np.concatenate([p, pin_prob])[order]
+        finally:
+            factors[scaled] = 1.0
+        return rows[:n], rank[:n], p[:n], left_out
+
+    def _usable(self, rows: np.ndarray) -> np.ndarray:
+        """Return which rows the cart allows at all: in stock, not in the cart, not a substitute left out."""
+        usable = self.ranker.in_stock[rows] & ~np.isin(rows, self.cart_rows)
+        if self.leave_out:
+            usable &= ~np.isin(rows, self.ranker.substitutes(self.cart_rows))
+        return usable
