@@ -4,8 +4,10 @@ Usage: ``.venv/bin/python benchmarks/rules.py [--items 20000] [--users 20000] [-
 [--out benchmarks/results/rules.json]``.
 
 Setup (untimed): a synthetic store, an ALS model and its artifact (default training settings, no
-holdout), an ``Engine`` as the service builds it, and 100 rules in force for the placement
-``home``: 40 items hidden, 20 boosted, 20 buried, 10 pinned, 5 categories buried and 5 boosted.
+holdout), an ``Engine`` as the service builds it, and two sets of 100 rules in force for the
+placement ``home``: ``items``, 50 items hidden, 20 boosted, 20 buried, 10 pinned; ``categories``,
+40 items hidden, 20 boosted, 20 buried, 10 pinned, and 10 whole categories buried or boosted
+(about 60% of the catalog scaled: a heavy case).
 Timed in this one process, alternating per call (so drift hits both alike): a known user's
 recommendations (``Scorer.for_user``) and a new 20-item cart's cross-sell (``CrossSeller.suggest``),
 each with no rules and with the 100 rules (``RuleBook.shape`` as every request calls it, then the
@@ -42,7 +44,7 @@ def _summary(seconds: list[float]) -> dict[str, float]:
     return {k: round(v * 1e6, 1) for k, v in got.items()}
 
 
-def _rules(artifact: Any) -> list[Any]:
+def _rules(artifact: Any, categories_too: bool) -> list[Any]:
     """Return 100 rules over the catalog, all in force for ``home``."""
     import numpy as np
 
@@ -56,10 +58,17 @@ def _rules(artifact: Any) -> list[Any]:
     specs += [{"action": "hide", "item_ids": [i]} for i in ids[:40]]
     specs += [{"action": "boost", "item_ids": [i], "factor": 3.0} for i in ids[40:60]]
     specs += [{"action": "bury", "item_ids": [i], "factor": 0.3} for i in ids[60:80]]
-    specs += [{"action": "pin", "item_ids": [i], "position": k + 1} for k, i in enumerate(ids[80:90])]
-    specs += [{"action": "bury", "category": c, "factor": 0.8} for c in categories[:5]]
-    specs += [{"action": "boost", "category": c, "factor": 1.2} for c in categories[5:10]]
-    return [Rule(**s, placements=["home"], id=f"r{k:012x}", created_at=now) for k, s in enumerate(specs)]
+    specs += [{"action": "pin", "item_ids": [i], "position": 2 * k + 1} for k, i in enumerate(ids[80:85])]
+    specs += [{"action": "pin", "item_ids": [i], "position": 2 * k + 1, "placements": ["cart"]}
+              for k, i in enumerate(ids[85:90])]  # fmt: skip
+    if categories_too:
+        specs += [{"action": "bury", "category": c, "factor": 0.8} for c in categories[:5]]
+        specs += [{"action": "boost", "category": c, "factor": 1.2} for c in categories[5:10]]
+    else:
+        specs += [{"action": "hide", "item_ids": [i]} for i in rng.permutation(artifact.items.ids)[90:100]]
+    return [
+        Rule(**{"placements": ["home"], **s}, id=f"r{k:012x}", created_at=now) for k, s in enumerate(specs)
+    ]
 
 
 def _alternate(calls: dict[str, Callable[[int], object]], rows: list[int], seconds: float) -> dict[str, Any]:
@@ -106,50 +115,98 @@ def measure(items: int, users: int, seconds: float) -> dict[str, Any]:
         dataset = load_dataset(work / "store/events.csv", resolve_format(), work / "store/items.csv")
         run_training(dataset, TrainConfig(holdout=None), work / "model", {"fingerprint": "bench"})
         loaded = load(str(work / "model"), "sqlite:///unused.db", verify=False)
+        served = over_http(work, work / "model", loaded.artifact)
     engine = Engine.build(loaded, Settings())
     scorer, seller = engine.scorer, engine.crosssell
-    rules = _rules(loaded.artifact)
-    began = time.perf_counter()
-    compiled = RuleBook(tuple(rules), 1).shape(scorer.catalog, "compile-only", "user", "home")
-    compile_ms = (time.perf_counter() - began) * 1e3
-    book = RuleBook(tuple(rules), 2)
     rng = np.random.default_rng(11)
     user_rows = rng.permutation(len(scorer.users)).tolist()
     popular = np.argsort(-seller.assoc.item_counts)[:2000]
     carts = [rng.choice(popular, 20, replace=False) for _ in range(5000)]
-    ids = scorer.catalog.ids
+    ids, user = scorer.catalog.ids, scorer.users.ids
 
     def cart(k: int) -> list[tuple[str, int]]:
         return [(str(ids[r]), 1) for r in carts[k % len(carts)]]
 
-    def shaped(endpoint: str) -> Any:
-        return book.shape(scorer.catalog, scorer.version, endpoint, "home")
+    out = {}
+    for name, categories_too in (("item_rules", False), ("category_rules", True)):
+        rules = _rules(loaded.artifact, categories_too)
+        began = time.perf_counter()
+        compiled = RuleBook(tuple(rules), 1).shape(scorer.catalog, "compile-only", "user", "home")
+        compile_ms = (time.perf_counter() - began) * 1e3
+        book = RuleBook(tuple(rules), 2)
 
-    recommendations = _alternate(
-        {
-            "plain": lambda r: scorer.for_user(str(scorer.users.ids[r]), 10, Filters(), shape=PLAIN),
-            "rules": lambda r: scorer.for_user(str(scorer.users.ids[r]), 10, Filters(), shape=shaped("user")),
-        },
-        user_rows,
-        seconds,
-    )
-    carts_timed = _alternate(
-        {
-            "plain": lambda k: seller.suggest(cart(k), 10, shape=PLAIN),
-            "rules": lambda k: seller.suggest(cart(k), 10, shape=shaped("cross_sell")),
-        },
-        list(range(len(carts))),
-        seconds,
-    )
-    return {
-        "rules": len(rules),
-        "hidden_rows": len(compiled.adjustment.hidden),
-        "scaled_rows": len(compiled.adjustment.scaled),
-        "pins": len(compiled.adjustment.pins),
-        "compile_ms": round(compile_ms, 2),
-        "user_recommendations_us": recommendations,
-        "cross_sell_us": carts_timed,
-    }
+        def shaped(endpoint: str, book: Any = book) -> Any:
+            return book.shape(scorer.catalog, scorer.version, endpoint, "home")
+
+        recommendations = _alternate(
+            {
+                "plain": lambda r: scorer.for_user(str(user[r]), 10, Filters(), shape=PLAIN),
+                "rules": lambda r, shaped=shaped: scorer.for_user(
+                    str(user[r]), 10, Filters(), shape=shaped("user")
+                ),
+            },
+            user_rows,
+            seconds,
+        )
+        carts_timed = _alternate(
+            {
+                "plain": lambda k: seller.suggest(cart(k), 10, shape=PLAIN),
+                "rules": lambda k, shaped=shaped: seller.suggest(cart(k), 10, shape=shaped("cross_sell")),
+            },
+            list(range(len(carts))),
+            seconds,
+        )
+        out[name] = {
+            "rules": len(rules),
+            "hidden_rows": len(compiled.adjustment.hidden),
+            "scaled_rows": len(compiled.adjustment.scaled),
+            "pins": len(compiled.adjustment.pins),
+            "compile_ms": round(compile_ms, 2),
+            "user_recommendations_us": recommendations,
+            "cross_sell_us": carts_timed,
+        }
+    out["over_http"] = served
+    return out
+
+
+def over_http(work: Path, model: Path, artifact: Any, requests: int = 1500) -> dict[str, Any]:
+    """Return the server CPU per cache-miss recommendation over HTTP, without and with each rule set.
+
+    ``orderlift serve`` (one worker, defaults) answers distinct users one at a time (every answer a
+    miss); the worker's CPU time from /proc, divided by the requests, is what an answer costs it.
+    """
+    import httpx
+
+    from tests.harness import Server
+
+    server = Server({"ORDERLIFT_MODEL_URI": str(model), "ORDERLIFT_RELOAD_INTERVAL_S": "0"}, work).start()
+    users = [str(u) for u in artifact.users.ids]
+    out: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            for user in users[:200]:  # warm-up
+                client.get(f"/v1/users/{user}/recommendations", params={"placement": "home"})
+            at = 200
+            for name, categories_too in (("none", None), ("item_rules", False), ("category_rules", True)):
+                if categories_too is not None:
+                    for rule in client.get("/v1/admin/rules").json()["rules"]:
+                        client.delete(f"/v1/admin/rules/{rule['id']}")
+                    for rule in _rules(artifact, categories_too):
+                        body = rule.model_dump(mode="json", exclude={"id", "created_at"})
+                        assert client.post("/v1/admin/rules", json=body).status_code == 201
+                    time.sleep(1.0)  # in force
+                before = sum(server.cpu_seconds().values())
+                for user in users[at : at + requests]:
+                    answer = client.get(f"/v1/users/{user}/recommendations", params={"placement": "home"})
+                    assert answer.status_code == 200 and answer.headers["x-cache"] == "miss"
+                spent = sum(server.cpu_seconds().values()) - before
+                out[name] = {"cpu_us_per_miss": round(spent / requests * 1e6, 1)}
+                at += requests
+    finally:
+        server.stop()
+    for name in ("item_rules", "category_rules"):
+        out[name]["added"] = round(out[name]["cpu_us_per_miss"] / out["none"]["cpu_us_per_miss"] - 1, 4)
+    return out
 
 
 def main() -> None:
@@ -165,17 +222,24 @@ def main() -> None:
     when = datetime.now(UTC).isoformat(timespec="seconds")
     machine = {"python": platform.python_version(), "cpus": os.cpu_count()}
     result |= {"items": args.items, "users": args.users, "at": when, "machine": machine}
-    rows = f"{result['hidden_rows']} hidden, {result['scaled_rows']} scaled rows, {result['pins']} pins"
-    print(f"100 rules compiled in {result['compile_ms']} ms ({rows})")
-    header = ("answer (cache miss)", "plain p50 us", "rules p50 us", "added p50", "added mean")
-    print(f"{header[0]:<28}{header[1]:>14}{header[2]:>14}{header[3]:>11}{header[4]:>12}")
-    for name, key in (
-        ("user recommendations", "user_recommendations_us"),
-        ("20-item cart cross-sell", "cross_sell_us"),
-    ):
-        row = result[key]
-        print(f"{name:<28}{row['plain']['p50']:>14}{row['rules']['p50']:>14}"
-              f"{row['added_p50']:>10.1%}{row['added_mean']:>12.1%}")  # fmt: skip
+    header = ("rules", "answer (cache miss)", "plain p50 us", "rules p50 us", "added p50", "added mean")
+    print(f"{header[0]:<16}{header[1]:<26}{header[2]:>14}{header[3]:>14}{header[4]:>11}{header[5]:>12}")
+    for scenario in ("item_rules", "category_rules"):
+        found = result[scenario]
+        for name, key in (
+            ("user recommendations", "user_recommendations_us"),
+            ("20-item cart cross-sell", "cross_sell_us"),
+        ):
+            row = found[key]
+            print(f"{scenario:<16}{name:<26}{row['plain']['p50']:>14}{row['rules']['p50']:>14}"
+                  f"{row['added_p50']:>10.1%}{row['added_mean']:>12.1%}")  # fmt: skip
+        rows = f"{found['hidden_rows']} hidden, {found['scaled_rows']} scaled rows, {found['pins']} pins"
+        print(f"{'':<16}100 rules compiled in {found['compile_ms']} ms ({rows})")
+    http = result["over_http"]
+    base = http["none"]["cpu_us_per_miss"]
+    print(f"over HTTP, server CPU per cache-miss recommendation: {base} us without rules")
+    for scenario in ("item_rules", "category_rules"):
+        print(f"{'':<4}{scenario}: {http[scenario]['cpu_us_per_miss']} us ({http[scenario]['added']:+.1%})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

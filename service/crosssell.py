@@ -22,7 +22,6 @@ from features.association import Associations
 from service.errors import InvalidRequest
 from service.rules import PLAIN, ListRules
 from service.scorer import Scorer
-from training.models.adjustment import NO_ADJUSTMENT
 from training.models.cart_kernels import anchors, explain, scratch
 from training.models.cart_ranking import Blend, CartRanker, Ranked, substitute_matrix
 
@@ -124,10 +123,7 @@ class CrossSeller:
         options = (include_substitutes, boost)
         codes = self.catalog.cap_codes
         ranked = self.ranker.rank(rows, n, exponent, *options, shape.adjustment, codes, shape.cap, by_margin)
-        applied: list[str] = []
-        if shape.active:
-            plain = self.ranker.rank(rows, n, exponent, *options, NO_ADJUSTMENT, codes, shape.cap, by_margin)
-            applied = shape.applied(ranked.rows, plain.rows)
+        applied = [] if ranked.plain is None else shape.applied(ranked.rows, ranked.plain)
         return {
             "items": self._describe(rows, ranked, user_row),
             "cart_items": prepared.ids,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -29,7 +29,7 @@ from cachetools import LRUCache
 
 from service.errors import InvalidRequest
 from service.schemas import Rule, RuleIn
-from training.models.adjustment import NO_ADJUSTMENT, Adjustment, reorder, top_items
+from training.models.adjustment import NO_ADJUSTMENT, Adjustment, ranked, reorder
 
 __all__ = ["PLAIN", "ListRules", "RuleBook", "checked_rule"]
 
@@ -37,12 +37,17 @@ DEFAULT_FACTORS = {"boost": 2.0, "bury": 0.5}
 MEMO_ENTRIES = 512
 
 
+def _no_rows() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class ListRules:
     """How one answer's list is shaped beyond the model: the rules in force for it and the cap."""
 
     adjustment: Adjustment = NO_ADJUSTMENT
-    targets: tuple[tuple[str, np.ndarray], ...] = ()  # (rule id, the rows it targets)
+    ids: tuple[str, ...] = ()  # the rules in force, in order
+    rules_of: dict[int, tuple[int, ...]] = field(default_factory=dict)  # row: the rules (into ids) naming it
     cap: int | None = None
 
     @property
@@ -52,17 +57,14 @@ class ListRules:
 
     def capped(self, cap: int | None) -> ListRules:
         """Return these rules with the storefront's ``max_per_category``."""
-        return self if cap == self.cap else ListRules(self.adjustment, self.targets, cap)
+        return self if cap == self.cap else replace(self, cap=cap)
 
     def top(
         self, scores: np.ndarray, n: int, categories: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Return the best ``n`` rows of dense scores, their scores, and the rules that changed them."""
-        rows, values = top_items(scores, n, self.adjustment, categories, self.cap)
-        if not self.active:
-            return rows, values, []
-        plain, _ = top_items(scores, n, NO_ADJUSTMENT, categories, self.cap)
-        return rows, values, self.applied(rows, plain)
+        rows, values, plain = ranked(scores, n, self.adjustment, categories, self.cap)
+        return rows, values, self.applied(rows, plain) if self.active else []
 
     def reorder(
         self, rows: np.ndarray, keys: np.ndarray, n: int, categories: np.ndarray | None
@@ -76,10 +78,11 @@ class ListRules:
 
     def applied(self, final: np.ndarray, plain: np.ndarray) -> list[str]:
         """Return the ids of the rules that changed an answer (``plain``: the list without rules)."""
-        if not self.targets or np.array_equal(final, plain):
+        if not self.ids or np.array_equal(final, plain):
             return []
-        shown = np.union1d(final, plain)
-        return [rule_id for rule_id, rows in self.targets if np.isin(rows, shown).any()]
+        shown = set(final.tolist()) | set(plain.tolist())  # a few rows: each looked up in the targets
+        found = {k for row in shown for k in self.rules_of.get(row, ())}
+        return [self.ids[k] for k in sorted(found)]
 
 
 PLAIN = ListRules()
@@ -205,27 +208,35 @@ def compile_rules(rules: list[Rule], catalog: Catalogue) -> ListRules:
     """Turn the rules in force into item rows of one catalog (an ``Adjustment``)."""
     if not rules:
         return PLAIN
-    hidden: list[np.ndarray] = []
-    factors: dict[int, float] = {}
+    hidden, scaled, factors = [_no_rows()], [_no_rows()], [np.zeros(0)]
     pins: dict[int, int] = {}  # row: position, the first rule's
     targets = []
     for rule in rules:
         rows = _targets(rule, catalog)
-        targets.append((rule.id, rows))
+        targets.append(rows)
         if rule.action == "hide":
             hidden.append(rows)
         elif rule.action == "pin":
             assert rule.position is not None
-            for offset, row in enumerate(rows.tolist()):
+            for offset, row in enumerate(rows.tolist()):  # a pin lists a few items
                 pins.setdefault(row, rule.position - 1 + offset)
         else:
-            for row in rows.tolist():
-                factors[row] = factors.get(row, 1.0) * float(rule.factor or 1.0)
-    scaled = np.array(sorted(factors), dtype=np.int64)
+            scaled.append(rows)
+            factors.append(np.full(len(rows), float(rule.factor or 1.0)))
+    every, each = np.concatenate(scaled), np.concatenate(factors)
+    order = np.argsort(every, kind="stable")
+    rows, starts = np.unique(every[order], return_index=True)
     adjustment = Adjustment(
-        hidden=np.unique(np.concatenate(hidden)) if hidden else np.zeros(0, dtype=np.int64),
-        scaled=scaled,
-        factors=np.array([factors[r] for r in scaled.tolist()], dtype=np.float64),
+        hidden=np.unique(np.concatenate(hidden)),
+        scaled=rows,
+        factors=np.multiply.reduceat(each[order], starts)
+        if len(rows)
+        else np.zeros(0),  # several rules: the product
         pins=tuple(sorted(((p, r) for r, p in pins.items()), key=lambda pin: pin[0])),
     )
-    return ListRules(adjustment, tuple(targets))
+    grouped: dict[int, list[int]] = {}
+    for k, rows in enumerate(targets):
+        for row in rows.tolist():  # once per rule set and placement, not per request
+            grouped.setdefault(row, []).append(k)
+    rules_of = {row: tuple(ks) for row, ks in grouped.items()}
+    return ListRules(adjustment, tuple(r.id for r in rules), rules_of)

@@ -59,3 +59,37 @@ def test_reorder_applies_the_same_rules_to_a_short_ranked_list() -> None:
     assert rows[at].tolist() == [6, 7, 9]
     categories = np.zeros(10, dtype=np.int64)
     assert rows[reorder(rows, keys, 4, categories=categories, cap=2)].tolist() == [9, 8]
+
+
+def _reference(scores: np.ndarray, n: int, adjustment: Adjustment) -> list[int]:
+    """Rank every item the slow, obvious way: scale all, hide, sort, then put the pins in."""
+    adjusted = scores.astype(np.float64).copy()
+    adjusted[adjustment.scaled] = scale(adjusted[adjustment.scaled], adjustment.factors)
+    usable = [
+        (p, r) for p, r in adjustment.pins if np.isfinite(scores[r]) and r not in set(adjustment.hidden)
+    ]
+    adjusted[adjustment.hidden] = -np.inf
+    adjusted[adjustment.pinned] = -np.inf
+    order = [
+        r for r in np.lexsort((np.arange(len(adjusted)), -adjusted)).tolist() if np.isfinite(adjusted[r])
+    ]
+    kept = order[: max(n - len(usable), 0)]
+    for position, row in usable:
+        kept.insert(min(position, len(kept)), row)
+    return kept[:n]
+
+
+def test_ranking_only_the_items_that_can_make_the_list_matches_ranking_them_all() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        size = int(rng.integers(5, 300))
+        scores = rng.normal(size=size).round(2)  # rounded: ties happen
+        scores[rng.random(size) < 0.1] = -np.inf
+        rows = rng.permutation(size)
+        scaled = np.sort(rows[: rng.integers(0, size // 2 + 1)])
+        factors = rng.choice([0.2, 0.5, 2.0, 5.0, 50.0], len(scaled))
+        hidden = rows[size // 2 : size // 2 + rng.integers(0, 5)]
+        pins = tuple((int(p), int(r)) for p, r in zip(rng.integers(0, 8, 2), rows[-2:], strict=True))
+        adjustment = Adjustment(hidden=hidden, scaled=scaled, factors=factors, pins=tuple(sorted(pins)))
+        n = int(rng.integers(1, 20))
+        assert top_items(scores, n, adjustment)[0].tolist() == _reference(scores, n, adjustment), trial

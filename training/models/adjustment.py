@@ -15,23 +15,31 @@ pinned items are never capped. Ties keep the lower item row first, as ``best_of`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from training.models.base import best_of
 
 __all__ = [
+    "DENSE_SHARE",
     "NO_ADJUSTMENT",
     "Adjustment",
     "applicable",
     "capped",
+    "ranked",
     "reorder",
     "scale",
     "top_items",
     "under_cap",
     "with_pins",
 ]
+
+
+T = TypeVar("T")
+DENSE_SHARE = 8  # scaling more than 1/8 of a catalog is cheaper as one pass over all of it
 
 
 def _rows() -> np.ndarray:
@@ -55,7 +63,66 @@ class Adjustment:
     @property
     def pinned(self) -> np.ndarray:
         """Return the pinned rows."""
-        return np.array([row for _, row in self.pins], dtype=np.int64)
+        return self.memo("pinned", lambda: np.array([row for _, row in self.pins], dtype=np.int64))
+
+    @property
+    def hidden_set(self) -> frozenset[int]:
+        """Return the hidden rows as a set."""
+        return self.memo("hidden set", lambda: frozenset(self.hidden.tolist()))
+
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """Return what ``make`` builds for ``key``, built once per adjustment (a cache on a frozen record)."""
+        cache: dict[Hashable, Any] = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make()
+        return cast(T, cache[key])
+
+    def dense(self, n_items: int, dtype: np.dtype[np.floating]) -> tuple[np.ndarray, np.ndarray]:
+        """Return every item's factor and its reciprocal (1 where unscaled), built once per size and type."""
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            up = np.ones(n_items)
+            up[self.scaled] = self.factors
+            return up.astype(dtype), (1.0 / up).astype(dtype)
+
+        return self.memo(("dense", n_items, dtype.str), make)
+
+    @property
+    def boosted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the rows a rule scales up (they may rise into any list) and their factors."""
+        return self.memo("boosted", lambda: (self.scaled[self.factors > 1], self.factors[self.factors > 1]))
+
+    def blocked(self, n_items: int) -> np.ndarray:
+        """Return a mask of the rows that never rank on their own: hidden or pinned."""
+
+        def make() -> np.ndarray:
+            mask = np.zeros(n_items, dtype=bool)
+            mask[self.hidden] = True
+            mask[self.pinned] = True
+            return mask
+
+        return self.memo(("blocked", n_items), make)
+
+    @property
+    def factor_of(self) -> dict[int, float]:
+        """Return each scaled row's factor."""
+        return self.memo(
+            "factor_of", lambda: dict(zip(self.scaled.tolist(), self.factors.tolist(), strict=True))
+        )
+
+    def scaled_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Return a copy of dense float scores with the scaling applied (sign-aware), in their own type."""
+        scores = np.asarray(scores)
+        if scores.dtype not in (np.float32, np.float64):
+            scores = scores.astype(np.float64)
+        if len(self.scaled) * DENSE_SHARE > len(scores):  # many scaled items: one pass over all of them
+            up, down = self.dense(len(scores), scores.dtype)
+            out = np.where(scores >= 0, up, down)
+            out *= scores
+            return out
+        out = scores.copy()
+        out[self.scaled] = scale(out[self.scaled], self.factors)
+        return out
 
 
 NO_ADJUSTMENT = Adjustment()
@@ -93,9 +160,82 @@ def with_pins(rows: np.ndarray, pins: list[tuple[int, int]]) -> np.ndarray:
 
 def applicable(adjustment: Adjustment, usable: np.ndarray) -> list[tuple[int, int]]:
     """Return the pins whose rows the request allows (``usable``: a finite score) and no rule hides."""
-    hidden = set(adjustment.hidden.tolist())
+    hidden = adjustment.hidden_set
     pins = zip(adjustment.pins, usable.tolist(), strict=True)
     return [(position, row) for (position, row), ok in pins if ok and row not in hidden]
+
+
+def _plain_top(
+    scores: np.ndarray, n: int, categories: np.ndarray | None, cap: int | None
+) -> tuple[np.ndarray, int]:
+    """Return the best ``n`` finite rows (capped), and how deep the raw ranking had to go."""
+    k = n
+    while True:
+        rows = best_of(scores, k)
+        rows = rows[np.isfinite(scores[rows])]
+        kept = capped(rows, n, categories, cap)
+        if len(kept) >= n or len(rows) < k or k >= len(scores):
+            return kept, k
+        k = min(2 * k + 8, len(scores))
+
+
+def ranked(
+    scores: np.ndarray,
+    n: int,
+    adjustment: Adjustment = NO_ADJUSTMENT,
+    categories: np.ndarray | None = None,
+    cap: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the best ``n`` rows of dense scores, their (scaled) scores, and the rows without rules.
+
+    ``-inf`` never ranks; ``scores`` is not modified. Only items that can make the list are
+    scaled: the raw ranking's head and every boosted item (a bury only lowers, a hide only
+    removes); the head grows until the items outside it cannot beat the list.
+    """
+    if not adjustment.active:
+        rows, _ = _plain_top(scores, n, categories, cap)
+        return rows, scores[rows], rows
+    blocked = adjustment.blocked(len(scores))
+    pins = applicable(adjustment, np.isfinite(scores[adjustment.pinned]))
+    want = max(n - len(pins), 0)
+    boosted, factors = adjustment.boosted
+    lifted = scale(scores[boosted], factors)
+    usable = np.isfinite(lifted) & ~blocked[boosted]
+    boosted, lifted = boosted[usable], lifted[usable]
+    k = max(2 * n, 16)
+    plain: np.ndarray | None = None
+    while True:
+        head = best_of(scores, k)
+        head = head[np.isfinite(scores[head])]
+        if plain is None:  # the head holds the list without rules, when the cap leaves enough of it
+            plain = capped(head, n, categories, cap)
+            if len(plain) < n and len(head) == k:
+                plain, _ = _plain_top(scores, n, categories, cap)
+        edge = scores[head[-1]] if len(head) == k else -np.inf  # nothing outside the head scores above it
+        best = best_of(lifted, k) if len(lifted) > k else np.arange(len(lifted))  # boosted that can make it
+        if len(best) == k < len(lifted):
+            edge = max(edge, lifted[best[-1]])
+        pool = list(dict.fromkeys([*head[~blocked[head]].tolist(), *boosted[best].tolist()]))
+        scaled = _scaled(pool, scores[pool].tolist(), adjustment.factor_of)  # a few dozen: plain Python
+        order = np.array(sorted(pool, key=lambda row: (-scaled[row], row)), dtype=np.int64)
+        kept = capped(order, want, categories, cap)
+        last = scaled[int(kept[-1])] if len(kept) else np.inf
+        if (len(kept) >= want and last > edge) or len(head) < k or k >= len(scores):
+            break
+        k = min(2 * k, len(scores))
+    final = (with_pins(kept, pins) if pins else kept)[:n]
+    values = _scaled(final.tolist(), scores[final].tolist(), adjustment.factor_of)
+    assert plain is not None  # set on the first pass
+    return final, np.array([values[row] for row in final.tolist()]), plain
+
+
+def _scaled(rows: list[int], values: list[float], factor_of: dict[int, float]) -> dict[int, float]:
+    """Return each row's score with its factor applied (sign-aware), for a few rows."""
+    out = {}
+    for row, value in zip(rows, values, strict=True):
+        f = factor_of.get(row, 1.0)
+        out[row] = value * f if value >= 0 else value / f
+    return out
 
 
 def top_items(
@@ -105,31 +245,9 @@ def top_items(
     categories: np.ndarray | None = None,
     cap: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the best ``n`` rows of dense scores and their (scaled) scores, adjusted and capped.
-
-    ``-inf`` never ranks. ``scores`` is not modified.
-    """
-    pins: list[tuple[int, int]] = []
-    if adjustment.active:
-        scores = np.array(scores, dtype=np.float64, copy=True)
-        pins = applicable(adjustment, np.isfinite(scores[adjustment.pinned]))
-        scores[adjustment.hidden] = -np.inf
-        scores[adjustment.scaled] = scale(scores[adjustment.scaled], adjustment.factors)
-        pinned_scores = scores[adjustment.pinned]
-        scores[adjustment.pinned] = -np.inf
-    want = max(n - len(pins), 0)
-    k = want
-    while True:
-        rows = best_of(scores, k)
-        rows = rows[np.isfinite(scores[rows])]
-        kept = capped(rows, want, categories, cap)
-        if len(kept) >= want or len(rows) < k or k >= len(scores):
-            break
-        k = min(2 * k + 8, len(scores))
-    if pins:
-        kept = with_pins(kept, pins)
-        scores[adjustment.pinned] = pinned_scores  # a pinned item reports its own (scaled) score
-    return kept[:n], scores[kept[:n]]
+    """Return the best ``n`` rows of dense scores and their (scaled) scores, adjusted and capped."""
+    rows, values, _ = ranked(scores, n, adjustment, categories, cap)
+    return rows, values
 
 
 def reorder(

@@ -24,13 +24,12 @@ __all__ = ["Scratch", "anchors", "explain", "gather", "scratch", "select", "warm
 
 
 class Scratch(NamedTuple):
-    """One thread's work arrays: values (any), flags (False), marks (0), slots (-1), factors (1)."""
+    """One thread's work arrays for a catalog: values (any), flags (False), marks (0), slots (-1)."""
 
     values: np.ndarray
     flags: np.ndarray
     marks: np.ndarray
     slots: np.ndarray
-    factors: np.ndarray
 
 
 class _PerThread(threading.local):
@@ -50,7 +49,6 @@ def scratch(n_items: int) -> Scratch:
             np.zeros(n_items, dtype=np.bool_),
             np.zeros(n_items, dtype=np.int8),
             np.full(n_items, -1, dtype=np.int64),
-            np.ones(n_items, dtype=np.float64),
         )
     return found
 
@@ -173,8 +171,8 @@ def select(
     """Return the best ``n`` rows by ``P x price ** g x factor`` (ties: lower row), rank, P, substitutes.
 
     Candidates are the cart's touched items with their P; every other in-stock item competes at its
-    idle P, read from ``order`` (in-stock items by idle rank, best first), so an item whose ``factor``
-    (``Scratch.factors``: 1 but for rules) is not 1 must be a candidate. Cart items, ``hidden`` rows
+    idle P x ``factor``, read from ``order`` (in-stock items by that, best first; ``factor`` is 1 but
+    for rules). Cart items, ``hidden`` rows
     and, when ``leave_out``, the cart's substitutes (``sub_indptr``/``sub_indices``) never rank; nor
     does an item out of stock. ``mark`` is ``Scratch.marks``.
     """
@@ -303,7 +301,7 @@ def warm() -> None:
     order, price = np.arange(3, dtype=np.int64), np.ones(3)
     chosen, rank, prob, _ = select(
         touched, agg, rows, subs.indptr, subs.indices, True, np.ones(3, dtype=bool), price, 1.0, order,
-        price, 2, work.marks, work.factors, np.zeros(0, dtype=np.int64),
+        price, 2, work.marks, np.ones(3), np.zeros(0, dtype=np.int64),
     )  # fmt: skip
     found = anchors(chosen, rows, which, cells, w.indices, w.data, work.slots)
     explain(chosen, found, prob, rank, price, w.indptr, w.indices, w.data, price, 1)

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from training.models.adjustment import NO_ADJUSTMENT, Adjustment, applicable, top_items, under_cap, with_pins
+from training.models.adjustment import (
+    NO_ADJUSTMENT,
+    Adjustment,
+    applicable,
+    ranked,
+    under_cap,
+    with_pins,
+)
 from training.models.cart_base import CartModel, distinct, sigmoid, stored_cells
 from training.models.cart_kernels import scratch, select
 
@@ -67,6 +74,7 @@ class Ranked:
     which: np.ndarray  # for each stored cell the cart read: its cart position
     cells: np.ndarray  # ...and its index into the model's W
     left_out: int  # substitutes left out
+    plain: np.ndarray | None = None  # with an adjustment: the rows the model alone would rank first
 
 
 def substitute_matrix(
@@ -111,6 +119,8 @@ class CartRanker:
         self.idle_logit = model.logit(model.idle)
         self.idle_prob = sigmoid(self.idle_logit)
         self._orders: dict[tuple[float, bool], np.ndarray] = {}
+        self._powered: dict[tuple[float, bool], np.ndarray] = {}  # values ** g, per ranking
+        self.ones = np.ones(len(self.price))  # every item's factor without rules
         for g in {self.price_exponent, 1.0, 0.0}:
             self.order(g)
         if self.margin is not None:
@@ -123,12 +133,15 @@ class CartRanker:
         return self.margin if by_margin and self.margin is not None else self.price
 
     def weigh(
-        self, prob: np.ndarray, rows: np.ndarray, exponent: float, by_margin: bool = False
+        self, prob: np.ndarray, rows: np.ndarray | None, exponent: float, by_margin: bool = False
     ) -> np.ndarray:
-        """Return ``prob x price ** exponent`` (or ``prob x margin``) for ``rows``."""
+        """Return ``prob x price ** exponent`` (or ``prob x margin``) for ``rows`` (None: every item)."""
         if not exponent:
             return prob.astype(np.float64)
-        return prob * np.power(self.values(by_margin)[rows], exponent)
+        powered = self._powered.get((exponent, by_margin))
+        if powered is None:
+            powered = self._powered[(exponent, by_margin)] = np.power(self.values(by_margin), exponent)
+        return prob * (powered if rows is None else powered[rows])
 
     def order(self, exponent: float, by_margin: bool = False) -> np.ndarray:
         """Return in-stock items by their idle rank, best first (ties: lower row); cached per ranking."""
@@ -173,40 +186,62 @@ class CartRanker:
             sparse = _Sparse(
                 self, cart_rows, not include_substitutes and self.substitute_of.nnz > 0, g, by_margin
             )
-            rows, rank, prob, left_out = sparse.top(candidates, self.model.probability(scores), n, adjustment,
-                                                    categories, cap)  # fmt: skip
-            return Ranked(rows, rank, prob, which, cells, left_out)
+            prob = self.model.probability(scores)
+            rows, rank, chosen, left_out = sparse.top(candidates, prob, n, adjustment, categories, cap)
+            plain = (
+                sparse.top(candidates, prob, n, NO_ADJUSTMENT, categories, cap)[0]
+                if adjustment.active
+                else None
+            )
+            return Ranked(rows, rank, chosen, which, cells, left_out, plain)
         left = np.zeros(0, dtype=np.int64) if include_substitutes else self.substitutes(cart_rows)
         logit = self.idle_logit.copy()
         logit[candidates] = self.model.logit(scores)
-        every = sigmoid(logit + boost)
-        rank = np.nan_to_num(self.weigh(every, np.arange(len(every)), g, by_margin), nan=-np.inf)
+        every = sigmoid(logit if boost is None else logit + boost)
+        rank = self.weigh(every, None, g, by_margin)
+        rank[np.isnan(rank)] = -np.inf
         rank[np.concatenate([cart_rows, left])] = -np.inf
         rank[~self.in_stock] = -np.inf
-        rows, values = top_items(rank, n, adjustment, categories, cap)
-        return Ranked(rows, values, every[rows], which, cells, len(left))
+        rows, values, plain = ranked(rank, n, adjustment, categories, cap)
+        return Ranked(
+            rows, values, every[rows], which, cells, len(left), plain if adjustment.active else None
+        )
 
 
 class _Sparse:
-    """One cart's sparse selection (the compiled ``select``), with rules, the cap and pins around it."""
+    """One cart's sparse selection (the compiled ``select``), with rules, the cap and pins around it.
+
+    Rules scale items through ``factor`` in the kernel; the idle items' order (by idle rank times
+    factor) is sorted once per rule set and ranking, so no scaled item needs to be a candidate.
+    """
 
     def __init__(self, ranker: CartRanker, cart_rows: np.ndarray, leave_out: bool, g: float, by_margin: bool):
-        self.ranker, self.cart_rows, self.leave_out, self.g, self.by_margin = (
-            ranker,
-            cart_rows,
-            leave_out,
-            g,
-            by_margin,
-        )
+        self.ranker, self.cart_rows, self.leave_out = ranker, cart_rows, leave_out
+        self.g, self.by_margin = g, by_margin
+
+    def _order(self, adjustment: Adjustment) -> tuple[np.ndarray, np.ndarray]:
+        """Return every item's factor and the in-stock items by idle rank x factor, best first."""
+        r = self.ranker
+        if not len(adjustment.scaled):
+            return r.ones, r.order(self.g, self.by_margin)
+
+        def make() -> np.ndarray:
+            stocked = np.flatnonzero(r.in_stock)
+            idle = r.weigh(r.idle_prob[stocked], stocked, self.g, self.by_margin) * factor[stocked]
+            return stocked[np.lexsort((stocked, -np.nan_to_num(idle, nan=-np.inf)))]
+
+        factor = adjustment.dense(len(r.price), np.dtype(np.float64))[0]
+        return factor, adjustment.memo(("idle order", id(r), self.g, self.by_margin), make)
 
     def _select(
-        self, candidates: np.ndarray, prob: np.ndarray, k: int, hidden: np.ndarray
+        self, candidates: np.ndarray, prob: np.ndarray, k: int, hidden: np.ndarray, adjustment: Adjustment
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        r, subs, work = self.ranker, self.ranker.substitute_of, scratch(len(self.ranker.price))
+        r, subs = self.ranker, self.ranker.substitute_of
+        factor, order = self._order(adjustment)
         rows, rank, p, left_out = select(
             candidates, prob, self.cart_rows, subs.indptr, subs.indices, self.leave_out, r.in_stock,
-            r.values(self.by_margin), self.g, r.order(self.g, self.by_margin), r.idle_prob, int(k),
-            work.marks, work.factors, hidden,
+            r.values(self.by_margin), self.g, order, r.idle_prob, int(k), scratch(len(r.price)).marks,
+            factor, hidden,
         )  # fmt: skip
         return rows, rank, p, int(left_out)
 
@@ -220,47 +255,56 @@ class _Sparse:
         cap: int | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Return the best ``n`` rows, their rank and P, and how many substitutes were left out."""
-        r = self.ranker
         if not adjustment.active and cap is None:
-            return self._select(candidates, prob, n, adjustment.hidden)
-        scaled = adjustment.scaled
-        extra = scaled[~np.isin(scaled, candidates)]  # a scaled item must compete as a candidate
-        candidates = np.concatenate([candidates, extra])
-        prob = np.concatenate([prob, r.idle_prob[extra]])
+            return self._select(candidates, prob, n, adjustment.hidden, adjustment)
         pins = applicable(adjustment, self._usable(adjustment.pinned))
         hidden = np.concatenate([adjustment.hidden, adjustment.pinned])
-        factors = scratch(len(r.price)).factors
-        factors[scaled] = adjustment.factors
-        try:
-            want = max(n - len(pins), 0)
-            k = max(want, 1)  # the kernel needs room for one
-            while True:
-                rows, rank, p, left_out = self._select(candidates, prob, k, hidden)
-                keep = np.ones(len(rows), dtype=bool) if cap is None or categories is None else under_cap(
-                    categories[rows], cap)  # fmt: skip
-                at = np.flatnonzero(keep)[:want]
-                if len(at) >= want or len(rows) < k:
-                    break
-                k = 2 * k + 8
-            rows, rank, p = rows[at], rank[at], p[at]
-            if pins:
-                pinned = np.array([row for _, row in pins], dtype=np.int64)
-                known = dict(zip(candidates.tolist(), prob.tolist(), strict=True))
-                pin_prob = np.array([known.get(row, r.idle_prob[row]) for row in pinned.tolist()])
-                pin_rank = r.weigh(pin_prob, pinned, self.g, self.by_margin) * factors[pinned]
-                order = with_pins(
-                    np.arange(len(rows)), [(pos, len(rows) + i) for i, (pos, _) in enumerate(pins)]
-                )
-                rows = np.concatenate([rows, pinned])[order]
-                rank = np.concatenate([rank, pin_rank])[order]
-                p = np.concatenate([p, pin_prob])[order]
-        finally:
-            factors[scaled] = 1.0
+        want = max(n - len(pins), 0)
+        k = max(want, 1)  # the kernel needs room for one
+        while True:
+            rows, rank, p, left_out = self._select(candidates, prob, k, hidden, adjustment)
+            keep = np.ones(len(rows), dtype=bool) if cap is None or categories is None else under_cap(
+                categories[rows], cap)  # fmt: skip
+            at = np.flatnonzero(keep)[:want]
+            if len(at) >= want or len(rows) < k:
+                break
+            k = 2 * k + 8
+        rows, rank, p = rows[at], rank[at], p[at]
+        if pins:
+            rows, rank, p = self._pinned(rows, rank, p, pins, candidates, prob, adjustment)
         return rows[:n], rank[:n], p[:n], left_out
 
+    def _pinned(
+        self,
+        rows: np.ndarray,
+        rank: np.ndarray,
+        p: np.ndarray,
+        pins: list[tuple[int, int]],
+        candidates: np.ndarray,
+        prob: np.ndarray,
+        adjustment: Adjustment,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the ranked rows with the pinned ones put at their positions, with their rank and P."""
+        r = self.ranker
+        pinned = np.array([row for _, row in pins], dtype=np.int64)
+        pin_prob = r.idle_prob[pinned].astype(np.float64)
+        for i, row in enumerate(pinned.tolist()):  # a few pins, each found among the candidates
+            found = np.flatnonzero(candidates == row)
+            if len(found):
+                pin_prob[i] = prob[found[0]]
+        factor = self._order(adjustment)[0]
+        pin_rank = r.weigh(pin_prob, pinned, self.g, self.by_margin) * factor[pinned]
+        order = with_pins(np.arange(len(rows)), [(pos, len(rows) + i) for i, (pos, _) in enumerate(pins)])
+        return (
+            np.concatenate([rows, pinned])[order],
+            np.concatenate([rank, pin_rank])[order],
+            np.concatenate([p, pin_prob])[order],
+        )
+
     def _usable(self, rows: np.ndarray) -> np.ndarray:
-        """Return which rows the cart allows at all: in stock, not in the cart, not a substitute left out."""
-        usable = self.ranker.in_stock[rows] & ~np.isin(rows, self.cart_rows)
-        if self.leave_out:
-            usable &= ~np.isin(rows, self.ranker.substitutes(self.cart_rows))
+        """Return which (a few pinned) rows the cart allows: in stock, not in it, no substitute left out."""
+        usable = self.ranker.in_stock[rows] & ~(rows[:, None] == self.cart_rows[None, :]).any(axis=1)
+        if self.leave_out and len(rows):
+            left = self.ranker.substitutes(self.cart_rows)
+            usable &= ~(rows[:, None] == left[None, :]).any(axis=1)
         return usable
