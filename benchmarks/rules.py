@@ -169,43 +169,59 @@ def measure(items: int, users: int, seconds: float) -> dict[str, Any]:
     return out
 
 
-def over_http(work: Path, model: Path, artifact: Any, requests: int = 1500) -> dict[str, Any]:
+def over_http(work: Path, model: Path, artifact: Any, requests: int = 500, rounds: int = 3) -> dict[str, Any]:
     """Return the server CPU per cache-miss recommendation over HTTP, without and with each rule set.
 
     ``orderlift serve`` (one worker, defaults) answers distinct users one at a time (every answer a
     miss); the worker's CPU time from /proc, divided by the requests, is what an answer costs it.
+    The three cases take turns, ``rounds`` times, so the cache's growth weighs on each alike.
     """
     import httpx
+    import numpy as np
 
     from tests.harness import Server
 
     server = Server({"ORDERLIFT_MODEL_URI": str(model), "ORDERLIFT_RELOAD_INTERVAL_S": "0"}, work).start()
-    users = [str(u) for u in artifact.users.ids]
-    out: dict[str, Any] = {}
+    users = iter(str(u) for u in artifact.users.ids)
+    popular = artifact.items.ids[np.argsort(-artifact.copurchase.item_counts)[:2000]]
+    rng = np.random.default_rng(3)
+    carts = iter([{"items": [{"item_id": str(i)} for i in rng.choice(popular, 20, replace=False)],
+                   "placement": "home"} for _ in range(10 * requests * rounds)])  # fmt: skip
+    spent: dict[str, list[float]] = {"none": [], "item_rules": [], "category_rules": []}
+    carted: dict[str, list[float]] = {name: [] for name in spent}
     try:
         with httpx.Client(base_url=server.url, timeout=10.0) as client:
-            for user in users[:200]:  # warm-up
-                client.get(f"/v1/users/{user}/recommendations", params={"placement": "home"})
-            at = 200
-            for name, categories_too in (("none", None), ("item_rules", False), ("category_rules", True)):
-                if categories_too is not None:
+            for _ in range(200):  # warm-up
+                client.get(f"/v1/users/{next(users)}/recommendations", params={"placement": "home"})
+            for _ in range(rounds):
+                for name in spent:
                     for rule in client.get("/v1/admin/rules").json()["rules"]:
                         client.delete(f"/v1/admin/rules/{rule['id']}")
-                    for rule in _rules(artifact, categories_too):
+                    for rule in [] if name == "none" else _rules(artifact, name == "category_rules"):
                         body = rule.model_dump(mode="json", exclude={"id", "created_at"})
                         assert client.post("/v1/admin/rules", json=body).status_code == 201
-                    time.sleep(1.0)  # in force
-                before = sum(server.cpu_seconds().values())
-                for user in users[at : at + requests]:
-                    answer = client.get(f"/v1/users/{user}/recommendations", params={"placement": "home"})
-                    assert answer.status_code == 200 and answer.headers["x-cache"] == "miss"
-                spent = sum(server.cpu_seconds().values()) - before
-                out[name] = {"cpu_us_per_miss": round(spent / requests * 1e6, 1)}
-                at += requests
+                    time.sleep(1.0)  # in force everywhere
+                    before = sum(server.cpu_seconds().values())
+                    for _ in range(requests):
+                        answer = client.get(
+                            f"/v1/users/{next(users)}/recommendations", params={"placement": "home"}
+                        )
+                        assert answer.status_code == 200 and answer.headers["x-cache"] == "miss"
+                    spent[name].append((sum(server.cpu_seconds().values()) - before) / requests)
+                    before = sum(server.cpu_seconds().values())
+                    for _ in range(requests):
+                        answer = client.post("/v1/cart/cross-sell", json=next(carts))
+                        assert answer.status_code == 200 and answer.headers["x-cache"] == "miss"
+                    carted[name].append((sum(server.cpu_seconds().values()) - before) / requests)
     finally:
         server.stop()
+    out: dict[str, Any] = {}
+    for name in spent:
+        recs, cart = statistics.fmean(spent[name]) * 1e6, statistics.fmean(carted[name]) * 1e6
+        out[name] = {"recommendations_cpu_us": round(recs, 1), "cross_sell_cpu_us": round(cart, 1)}
     for name in ("item_rules", "category_rules"):
-        out[name]["added"] = round(out[name]["cpu_us_per_miss"] / out["none"]["cpu_us_per_miss"] - 1, 4)
+        for key in ("recommendations_cpu_us", "cross_sell_cpu_us"):
+            out[name][f"{key}_added"] = round(out[name][key] / out["none"][key] - 1, 4)
     return out
 
 
@@ -236,10 +252,14 @@ def main() -> None:
         rows = f"{found['hidden_rows']} hidden, {found['scaled_rows']} scaled rows, {found['pins']} pins"
         print(f"{'':<16}100 rules compiled in {found['compile_ms']} ms ({rows})")
     http = result["over_http"]
-    base = http["none"]["cpu_us_per_miss"]
-    print(f"over HTTP, server CPU per cache-miss recommendation: {base} us without rules")
-    for scenario in ("item_rules", "category_rules"):
-        print(f"{'':<4}{scenario}: {http[scenario]['cpu_us_per_miss']} us ({http[scenario]['added']:+.1%})")
+    print("over HTTP, server CPU per cache-miss answer (us): recommendations, 20-item cart cross-sell")
+    for scenario in ("none", "item_rules", "category_rules"):
+        row = http[scenario]
+        recs, cart = row["recommendations_cpu_us"], row["cross_sell_cpu_us"]
+        added = ""
+        if scenario != "none":
+            added = f" ({row['recommendations_cpu_us_added']:+.1%}, {row['cross_sell_cpu_us_added']:+.1%})"
+        print(f"{'':<4}{scenario:<16}{recs:>9}{cart:>9}{added}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
