@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "benchmarks":
     sys.path[0] = str(REPO)  # benchmarks/training.py would shadow the training package
 
-CAPS = (None, 4, 3, 2, 1)
+CAPS = (None, 8, 7, 6, 5, 4, 3, 2, 1)
 
 
 def measure(users: int, items: int, days: int) -> dict[str, Any]:
