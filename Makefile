@@ -30,6 +30,10 @@ demo: $(STAMP)
 	@echo "       -d '{\"items\": [{\"item_id\": \"i0098\", \"quantity\": 1}], \"n\": 5}'"
 	@echo "  curl 'http://127.0.0.1:8000/v1/items/i0098/similar?kind=also_bought&n=5'"
 	@echo "  curl 'http://127.0.0.1:8000/v1/bundles?n=5&format=csv'"
+	@echo "  curl 'http://127.0.0.1:8000/v1/trending?n=5'"
+	@echo "  curl -X POST http://127.0.0.1:8000/v1/admin/rules -H 'content-type: application/json' \\"
+	@echo "       -d '{\"action\": \"hide\", \"category\": \"phones\"}'"
+	@echo "  open http://127.0.0.1:8000/ui/bundles for the marketers' pages (bundles, rules, trending)"
 	@echo "  open http://127.0.0.1:8000/docs for the API, mlflow ui --backend-store-uri sqlite:///mlflow.db for runs"
 	$(BIN)/orderlift serve --model-uri models:/orderlift@production --port 8000
 
