@@ -91,4 +91,4 @@ async def bundles(
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)
     body = {"bundles": found, "size": size, "model_version": engine.version, "rules_applied": applied}
-    return json_response(body)
+    return json_response(body, version=engine.version)

@@ -210,7 +210,9 @@ def test_carts_that_differ_only_in_how_ids_join_never_share_an_answer(
 
 
 def test_bundles_are_sorted_by_expected_revenue_and_export_as_csv(client: TestClient) -> None:
-    body = client.get("/v1/bundles", params={"n": 5, "min_lift": 1.0}).json()
+    answer = client.get("/v1/bundles", params={"n": 5, "min_lift": 1.0})
+    body = answer.json()
+    assert answer.headers["x-model-version"] == body["model_version"]  # the access log reads it
     revenue = [b["expected_revenue"] for b in body["bundles"]]
     assert body["bundles"] and revenue == sorted(revenue, reverse=True)
     first = body["bundles"][0]
