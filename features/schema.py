@@ -13,6 +13,7 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "DISMISSING",
     "EVENT_COLUMNS",
     "EVENT_TYPE_CODES",
     "ITEM_COLUMNS",
@@ -37,13 +38,14 @@ class EventType(StrEnum):
 
 
 class LiveEventType(StrEnum):
-    """What the storefront reports live: the training types, plus clicks and impressions."""
+    """What the storefront reports live: the training types, plus clicks, impressions and dismissals."""
 
     VIEW = "view"
     CART = "cart"
     PURCHASE = "purchase"
     CLICK = "click"
     IMPRESSION = "impression"
+    DISMISS = "dismiss"  # "not interested": the item never comes back to that shopper
 
 
 #: Integer code of each event type in validated frames (int8), in funnel order.
@@ -65,6 +67,8 @@ TRAINS_AS: Final[dict[LiveEventType, EventType]] = {
 }
 #: Live events after which the user has the item: it leaves their recommendations at once.
 OWNING: Final[frozenset[LiveEventType]] = frozenset({LiveEventType.CART, LiveEventType.PURCHASE})
+#: Live events after which the item never comes back to the user, on any endpoint that knows them.
+DISMISSING: Final[frozenset[LiveEventType]] = frozenset({LiveEventType.DISMISS})
 #: The experiment report's counters and the live event each one counts.
 REPORTED: Final[dict[str, LiveEventType]] = {
     "impressions": LiveEventType.IMPRESSION,

@@ -108,7 +108,9 @@ async def recommend_for_session(state: ServiceState, body: SessionRequest, filte
 
     return await state.cached(
         key(engine.version),
-        lambda _: scorer.for_session(body.user_id, body.recent_items, body.n, filters, body.explain, rules),
+        lambda live: scorer.for_session(
+            body.user_id, body.recent_items, body.n, filters, body.explain, rules, live.dismissed
+        ),
         user_id=body.user_id,
         version=engine.version,
         previous=_previous(state, scorer.variant, key),
@@ -116,38 +118,59 @@ async def recommend_for_session(state: ServiceState, body: SessionRequest, filte
 
 
 async def similar_to_item(
-    state: ServiceState, item_id: str, n: int, kind: SimilarKind, view: View = DEFAULT_VIEW
+    state: ServiceState,
+    item_id: str,
+    n: int,
+    kind: SimilarKind,
+    view: View = DEFAULT_VIEW,
+    user_id: str | None = None,
 ) -> Response:
-    """Answer an item's related items from the cache, or compute and cache the bytes."""
+    """Answer an item's related items from the cache, or compute and cache the bytes.
+
+    With ``user_id``, the items that shopper dismissed are left out (an answer per shopper).
+    """
     engine = state.require()
     rules, shown = view.shape(state.rules.book, engine.scorer, "similar")
+    who = "-" if user_id is None else user_id
 
     def key(version: str) -> str:
-        return cache_key("similar", version, item_id, kind, str(n), shown)
+        return cache_key("similar", version, item_id, kind, str(n), shown, who)
 
     return await state.cached(
         key(engine.version),
-        lambda _: engine.scorer.similar(item_id, n, kind, rules),
+        lambda live: engine.scorer.similar(item_id, n, kind, rules, live.dismissed),
+        user_id=user_id,
         version=engine.version,
         previous=_previous(state, engine.scorer.variant, key),
     )
 
 
 async def trending_items(
-    state: ServiceState, n: int, category: str | None, window: int, view: View = DEFAULT_VIEW
+    state: ServiceState,
+    n: int,
+    category: str | None,
+    window: int,
+    view: View = DEFAULT_VIEW,
+    user_id: str | None = None,
 ) -> Response:
-    """Answer the trending items (of a category) from the cache, or score them and cache the bytes."""
+    """Answer the trending items (of a category) from the cache, or score them and cache the bytes.
+
+    With ``user_id``, the items that shopper dismissed are left out (an answer per shopper).
+    """
     engine = state.require()
     await state.refresh_trends()
     scorer = engine.scorer
     rules, shown = view.shape(state.rules.book, scorer, "trending")
-    parts = (str(n), category or "-", str(window), shown, f"t{scorer.trend.stamp}")
+    parts = (str(n), category or "-", str(window), shown, f"t{scorer.trend.stamp}", user_id or "-")
 
     def key(version: str) -> str:
         return cache_key("trending", version, scorer.variant, *parts)
 
     return await state.cached(
-        key(engine.version), lambda _: scorer.trending(n, category, window, rules), version=engine.version
+        key(engine.version),
+        lambda live: scorer.trending(n, category, window, rules, live.dismissed),
+        user_id=user_id,
+        version=engine.version,
     )
 
 
@@ -195,8 +218,8 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
 
     return await state.cached(
         key(engine.version),
-        lambda _: seller.suggest(
-            prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by, rules
+        lambda live: seller.suggest(
+            prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by, rules, live.dismissed
         ),
         user_id=body.user_id,
         version=engine.version,

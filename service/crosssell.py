@@ -12,6 +12,7 @@ co-purchase statistics with the cart item that pulls hardest on it, and the reas
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -106,8 +107,12 @@ class CrossSeller:
         include_substitutes: bool = False,
         rank_by: RankBy = "model",
         shape: ListRules = PLAIN,
+        dismissed: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Return complements not in the cart (lines or prepared), best first, with their statistics."""
+        """Return complements not in the cart (lines or prepared), best first, with their statistics.
+
+        Items the shopper dismissed (``dismissed``) never come back.
+        """
         prepared = cart if isinstance(cart, CartLines) else self.prepare(cart)
         rows = prepared.rows
         by_margin = rank_by == "margin"
@@ -122,7 +127,10 @@ class CrossSeller:
         boost = None if user_row is None else self.boost(user_row)
         options = (include_substitutes, boost)
         codes = self.catalog.cap_codes
-        ranked = self.ranker.rank(rows, n, exponent, *options, shape.adjustment, codes, shape.cap, by_margin)
+        left_out, _ = self.catalog.index(sorted(dismissed))
+        ranked = self.ranker.rank(
+            rows, n, exponent, *options, shape.adjustment, codes, shape.cap, by_margin, left_out
+        )
         applied = [] if ranked.plain is None else shape.applied(ranked.rows, ranked.plain)
         return {
             "items": self._describe(rows, ranked, user_row),

@@ -68,6 +68,9 @@ class EventLogUnavailable(RuntimeError):
     """The event log cannot take events now; nothing was acknowledged."""
 
 
+REASON_MAX = 80  # characters of a dismissal's reason
+
+
 class EventIn(BaseModel):
     """One event sent by the storefront."""
 
@@ -84,6 +87,12 @@ class EventIn(BaseModel):
     quantity: float | None = Field(None, gt=0, le=1_000_000, strict=True)
     price: float | None = Field(None, ge=0, le=1_000_000_000, strict=True)
     recommendation_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
+    reason: str | None = Field(
+        None,
+        min_length=1,
+        max_length=REASON_MAX,
+        description="Why a shopper dismissed an item (dismiss only).",
+    )
 
     @field_validator("timestamp", mode="before")
     @classmethod

@@ -1,10 +1,11 @@
-"""The experiment report, kept up to date by following the event log instead of scanning it.
+"""The experiment report and the dismissal counts, kept up to date by following the event log.
 
 A ``ReportFeed`` folds the events logged after its cursor into a ``Tally`` (running per-variant
-sums) and answers from the sums, so a report costs the events since the last one, not every event
-ever logged. The first report of a process (or ``catch_up`` at start) reads the log once, in
-pages, off the event loop; concurrent reports wait for one fold. Log entries that are not JSON
-events are skipped and counted (``skipped``), never fatal.
+sums) and into ``dismissed`` (per item, per reason: what shoppers said "not interested" to), and
+answers from them, so a report costs the events since the last one, not every event ever logged.
+The first report of a process (or ``catch_up`` at start) reads the log once, in pages, off the
+event loop; concurrent reports wait for one fold. Log entries that are not JSON events are skipped
+and counted (``skipped``), never fatal.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from typing import Any
 import pandas as pd
 
 from features.attribution import Tally
+from features.schema import LiveEventType
 from service.events import EventSink
 
 __all__ = ["ReportFeed"]
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ["event_id", "user_id", "item_id", "type", "timestamp", "order_id", "quantity", "price", "variant"]
+COLUMNS = ["event_id", "user_id", "item_id", "type", "timestamp", "order_id", "quantity", "price"]
+COLUMNS += ["variant", "reason"]
+REASONS_PER_ITEM = 20  # distinct reasons kept per item; more are counted as "other"
+NO_REASON = "unspecified"
 REPORT_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderlift-report")
 
 
@@ -33,6 +38,7 @@ class ReportFeed:
     def __init__(self, sink: EventSink) -> None:
         self.sink = sink
         self.tally = Tally()
+        self.dismissed: dict[str, dict[str, int]] = {}  # item: reason: dismissals
         self.cursor: str | None = None
         self.folded = 0
         self.skipped = 0
@@ -47,7 +53,7 @@ class ReportFeed:
                 page = await self.sink.read_since(self.cursor)
                 if page.events:
                     frame = pd.DataFrame.from_records(page.events, columns=COLUMNS)
-                    await loop.run_in_executor(REPORT_EXECUTOR, self.tally.add, frame)
+                    await loop.run_in_executor(REPORT_EXECUTOR, self._fold, frame)
                 self.cursor = page.cursor
                 folded += len(page.events)
                 self.skipped += page.bad
@@ -57,6 +63,24 @@ class ReportFeed:
         if folded:
             logger.debug("experiment report: folded %d events (%d in all)", folded, self.folded)
         return folded
+
+    def _fold(self, frame: pd.DataFrame) -> None:
+        """Fold a page of events into the experiment sums and the dismissal counts."""
+        self.tally.add(frame)
+        dismissals = frame[frame["type"] == LiveEventType.DISMISS.value]
+        if dismissals.empty:
+            return
+        reasons = dismissals["reason"].fillna(NO_REASON).astype(str)
+        counted = reasons.groupby([dismissals["item_id"].astype(str), reasons]).size().reset_index(name="n")
+        for item, said, count in counted.itertuples(index=False):  # one row per distinct item and reason
+            by_reason = self.dismissed.setdefault(str(item), {})
+            key = str(said) if str(said) in by_reason or len(by_reason) < REASONS_PER_ITEM else "other"
+            by_reason[key] = by_reason.get(key, 0) + int(count)
+
+    async def dismissals(self) -> dict[str, dict[str, int]]:
+        """Return item -> reason -> dismissals over every event logged so far."""
+        await self.catch_up()
+        return self.dismissed
 
     async def report(self, control: str | None, confidence: float) -> dict[str, Any]:
         """Return the report over every event logged so far; a control nobody was served falls back."""

@@ -54,6 +54,13 @@ PlacementQuery = Annotated[
         description="The page slot asking (home, product, cart...): rules may target it.",
     ),
 ]
+#: The shopper asking, on endpoints that answer everyone alike: what they dismissed is left out.
+ShopperQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1, max_length=ID_MAX, description="The shopper asking: items they dismissed are left out."
+    ),
+]
 #: At most this many items of one category in a list (the storefront's diversity).
 MaxPerCategory = Annotated[
     int | None, Query(ge=1, le=N_MAX, description="At most this many items of one category.")

@@ -7,6 +7,7 @@ index, the popularity order); requests then cost a few numpy operations over the
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -102,6 +103,15 @@ class Catalog:
             mask &= self.prices <= filters.max_price
         if filters.exclude:
             mask[self.index(list(filters.exclude))[0]] = False
+        return mask
+
+    def leaving_out(self, allowed: np.ndarray | None, item_ids: Iterable[str]) -> np.ndarray | None:
+        """Return ``allowed`` (None: every item) with ``item_ids`` left out."""
+        rows, _ = self.index(sorted(item_ids))
+        if not len(rows):
+            return allowed
+        mask = np.ones(len(self.ids), dtype=bool) if allowed is None else allowed.copy()
+        mask[rows] = False
         return mask
 
     def describe(self, row: int) -> dict[str, Any]:
@@ -219,14 +229,11 @@ class Scorer:
     ) -> dict[str, Any]:
         """Recommend for a known user, or from an unknown user's live history; else the popular list.
 
-        Items the user carted or bought since training (``live.owned``) are left out at once.
+        Items the user carted or bought since training (``live.owned``) are left out at once, and
+        items they dismissed (``live.dismissed``) are never shown to them again.
         """
-        allowed = self.catalog.allowed(filters)
         live = live or LiveHistory()
-        if live.owned:
-            owned, _ = self.catalog.index(sorted(live.owned))
-            allowed = np.ones(len(self.catalog), dtype=bool) if allowed is None else allowed.copy()
-            allowed[owned] = False
+        allowed = self.catalog.leaving_out(self.catalog.allowed(filters), live.owned | live.dismissed)
         row = self.users.get(user_id)
         if row is not None:
             history = self.history_row(row)
@@ -250,10 +257,18 @@ class Scorer:
         rows, values, applied = self._popular(n, allowed, shape)
         return self.envelope(self.ranked_items(rows, values, None, False), "popular", applied)
 
-    def trending(self, n: int, category: str | None, window: int, shape: ListRules = PLAIN) -> dict[str, Any]:
+    def trending(
+        self,
+        n: int,
+        category: str | None,
+        window: int,
+        shape: ListRules = PLAIN,
+        dismissed: Iterable[str] = (),
+    ) -> dict[str, Any]:
         """Return the items whose recent purchases and carts grow fastest against their own past."""
         score, recent, baseline = self.trend.scores(window)
         allowed = self.catalog.allowed(Filters(category=category, in_stock_only=True))
+        allowed = self.catalog.leaving_out(allowed, dismissed)
         masked = score.copy()
         if allowed is not None:
             masked[~allowed] = -np.inf
@@ -274,6 +289,7 @@ class Scorer:
         filters: Filters,
         explain: bool = False,
         shape: ListRules = PLAIN,
+        dismissed: Iterable[str] = (),
     ) -> dict[str, Any]:
         """Fold a session's recent items (and the user's history, if known) into recommendations."""
         recent, unknown = self.catalog.index(recent_items)
@@ -287,7 +303,7 @@ class Scorer:
                 shape=(1, len(self.catalog)),
             )
             history = sp.csr_matrix(history + session)
-        allowed = self.catalog.allowed(filters)
+        allowed = self.catalog.leaving_out(self.catalog.allowed(filters), dismissed)
         if not history.nnz:
             return {**self._cold(n, allowed, shape), "unknown_items": unknown}
         user_idx = np.array([row]) if row is not None and not len(recent) else None
@@ -296,15 +312,19 @@ class Scorer:
         items = self.ranked_items(rows, scores, history, explain)
         return self.envelope(items, source, applied, unknown_items=unknown)
 
-    def similar(self, item_id: str, n: int, kind: SimilarKind, shape: ListRules = PLAIN) -> dict[str, Any]:
+    def similar(
+        self, item_id: str, n: int, kind: SimilarKind, shape: ListRules = PLAIN, dismissed: Iterable[str] = ()
+    ) -> dict[str, Any]:
         """Return items bought with, viewed with, or similar to one item, with the statistics behind each."""
         row = self.catalog.lookup.get(item_id)
         if row is None:
             raise UnknownItem(f"item {item_id!r} is not in the model", field="item_id", value=item_id)
         applied: list[str] = []
+        left_out, _ = self.catalog.index(sorted(dismissed))
         if kind == "similar":
             sims = np.asarray(self.model.item_similarity(row), dtype=np.float64).copy()
             sims[row] = -np.inf
+            sims[left_out] = -np.inf
             idx, values, applied = shape.top(sims, n, self.catalog.cap_codes)
             items = [
                 {**self.catalog.describe(int(i)), "similarity": round(float(s), 6)}
@@ -318,7 +338,7 @@ class Scorer:
                     field="kind",
                     value=kind,
                 )
-            items, applied = _associated(assoc, row, n, self.catalog, shape)
+            items, applied = _associated(assoc, row, n, self.catalog, shape, left_out)
         return {
             "item": self.catalog.describe(row),
             "kind": kind,
@@ -334,14 +354,15 @@ def _day_text(day: int) -> str | None:
 
 
 def _associated(
-    assoc: Associations, row: int, n: int, catalog: Catalog, shape: ListRules
+    assoc: Associations, row: int, n: int, catalog: Catalog, shape: ListRules, left_out: np.ndarray
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Return the partners of ``row`` by co-count (ties by lift), with count, confidence and lift."""
     pairs = assoc.pair_counts[row]
-    if not pairs.nnz:
+    keep = ~np.isin(pairs.indices, left_out)
+    if not keep.any():
         return [], []
-    counts = pairs.data.astype(np.float64)
-    partners = pairs.indices
+    counts = pairs.data[keep].astype(np.float64)
+    partners = pairs.indices[keep]
     anchor = np.full(len(partners), assoc.item_counts[row])
     _, confidence, lift = pair_statistics(counts, anchor, assoc.item_counts[partners], assoc.n_baskets)
     ranked = np.lexsort((-lift, -counts))

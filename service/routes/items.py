@@ -10,7 +10,15 @@ from fastapi.responses import Response
 from service.answers import View, similar_to_item
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.schemas import N_DEFAULT, ItemId, MaxPerCategory, NQuery, PlacementQuery, SimilarResponse
+from service.schemas import (
+    N_DEFAULT,
+    ItemId,
+    MaxPerCategory,
+    NQuery,
+    PlacementQuery,
+    ShopperQuery,
+    SimilarResponse,
+)
 from service.scorer import SimilarKind
 
 router = APIRouter(
@@ -33,6 +41,7 @@ async def similar_items(
     ] = "also_bought",
     placement: PlacementQuery = None,
     max_per_category: MaxPerCategory = None,
+    user_id: ShopperQuery = None,
 ) -> Response:
-    """Return related items with the statistics behind each."""
-    return await similar_to_item(state, item_id, n, kind, View(placement, max_per_category))
+    """Return related items with the statistics behind each (never what ``user_id`` dismissed)."""
+    return await similar_to_item(state, item_id, n, kind, View(placement, max_per_category), user_id)

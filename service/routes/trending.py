@@ -10,7 +10,15 @@ from fastapi.responses import Response
 from service.answers import View, trending_items
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
-from service.schemas import ID_MAX, N_DEFAULT, MaxPerCategory, NQuery, PlacementQuery, TrendingResponse
+from service.schemas import (
+    ID_MAX,
+    N_DEFAULT,
+    MaxPerCategory,
+    NQuery,
+    PlacementQuery,
+    ShopperQuery,
+    TrendingResponse,
+)
 
 router = APIRouter(
     prefix="/v1", tags=["storefront"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -27,7 +35,8 @@ async def trending(
     ] = None,
     placement: PlacementQuery = None,
     max_per_category: MaxPerCategory = None,
+    user_id: ShopperQuery = None,
 ) -> Response:
     """Return the in-stock items whose recent purchases and carts grow fastest against their own past."""
     window = window_days or state.settings.trending_window_days
-    return await trending_items(state, n, category, window, View(placement, max_per_category))
+    return await trending_items(state, n, category, window, View(placement, max_per_category), user_id)

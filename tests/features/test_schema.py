@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from features.schema import LIVE_WEIGHTS, OWNING, REPORTED, TRAINS_AS, LiveEventType
+from features.schema import DISMISSING, LIVE_WEIGHTS, OWNING, REPORTED, TRAINS_AS, LiveEventType
 
 REPO = Path(__file__).resolve().parents[2]
-LIVE_ONLY = {LiveEventType.CLICK.value, LiveEventType.IMPRESSION.value}
+LIVE_ONLY = {LiveEventType.CLICK.value, LiveEventType.IMPRESSION.value, LiveEventType.DISMISS.value}
 
 
 def _string_constants(path: Path) -> set[str]:
@@ -38,8 +38,8 @@ def test_the_events_api_accepts_exactly_the_live_vocabulary() -> None:
     assert enum == [t.value for t in LiveEventType]
 
 
-def test_every_live_type_is_trained_on_owned_or_reported_and_weighted_when_trained() -> None:
-    used = set(TRAINS_AS) | set(OWNING) | set(REPORTED.values())
+def test_every_live_type_is_trained_on_owned_dismissing_or_reported_and_weighted_when_trained() -> None:
+    used = set(TRAINS_AS) | set(OWNING) | set(DISMISSING) | set(REPORTED.values())
     assert used == set(LiveEventType)
     assert set(LIVE_WEIGHTS) == {t.value for t in TRAINS_AS}
     assert LIVE_WEIGHTS["click"] == LIVE_WEIGHTS["view"]

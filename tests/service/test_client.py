@@ -48,7 +48,7 @@ def test_every_operation_has_a_readable_id(artifact_dir: Path) -> None:
     assert ids == sorted([
         "user_recommendations", "session_recommendations", "similar_items", "cross_sell", "bundles",
         "post_events", "experiment_report", "reload_model", "healthz", "readyz", "model_info",
-        "trending", "create_rule", "list_rules", "delete_rule",
+        "trending", "create_rule", "list_rules", "delete_rule", "dismissals",
     ])  # fmt: skip
 
 
@@ -104,6 +104,7 @@ def test_a_generated_client_calls_every_endpoint(
                     client=client, body=models.RuleIn(action=models.RuleInAction.HIDE, item_ids=[item])
                 ),
                 "list_rules": ops["list_rules"].asyncio_detailed(client=client),
+                "dismissals": ops["dismissals"].asyncio_detailed(client=client),
             }
             assert set(calls) | {"delete_rule"} == set(ops), "an operation has no call here"
             statuses = {}

@@ -177,14 +177,19 @@ class CartRanker:
         categories: np.ndarray | None = None,
         cap: int | None = None,
         by_margin: bool = False,
+        exclude: np.ndarray | None = None,
     ) -> Ranked:
-        """Return the best ``n`` complements of a cart; ``boost`` (a known customer's) ranks densely."""
+        """Return the best ``n`` complements of a cart; ``boost`` (a known customer's) ranks densely.
+
+        ``exclude`` rows never rank (the items a shopper dismissed), pinned or not.
+        """
+        exclude = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
         g = 1.0 if by_margin else self.price_exponent if exponent is None else float(exponent)
         cart_rows = np.asarray(cart_rows, dtype=np.int64)
         candidates, scores, which, cells = self.model.score_cart(cart_rows)
         if boost is None:
             sparse = _Sparse(
-                self, cart_rows, not include_substitutes and self.substitute_of.nnz > 0, g, by_margin
+                self, cart_rows, not include_substitutes and self.substitute_of.nnz > 0, g, by_margin, exclude
             )
             prob = self.model.probability(scores)
             rows, rank, chosen, left_out = sparse.top(candidates, prob, n, adjustment, categories, cap)
@@ -200,7 +205,7 @@ class CartRanker:
         every = sigmoid(logit if boost is None else logit + boost)
         rank = self.weigh(every, None, g, by_margin)
         rank[np.isnan(rank)] = -np.inf
-        rank[np.concatenate([cart_rows, left])] = -np.inf
+        rank[np.concatenate([cart_rows, left, exclude])] = -np.inf
         rank[~self.in_stock] = -np.inf
         rows, values, plain = ranked(rank, n, adjustment, categories, cap)
         return Ranked(
@@ -215,9 +220,17 @@ class _Sparse:
     factor) is sorted once per rule set and ranking, so no scaled item needs to be a candidate.
     """
 
-    def __init__(self, ranker: CartRanker, cart_rows: np.ndarray, leave_out: bool, g: float, by_margin: bool):
+    def __init__(
+        self,
+        ranker: CartRanker,
+        cart_rows: np.ndarray,
+        leave_out: bool,
+        g: float,
+        by_margin: bool,
+        exclude: np.ndarray,
+    ) -> None:
         self.ranker, self.cart_rows, self.leave_out = ranker, cart_rows, leave_out
-        self.g, self.by_margin = g, by_margin
+        self.g, self.by_margin, self.exclude = g, by_margin, exclude
 
     def _order(self, adjustment: Adjustment) -> tuple[np.ndarray, np.ndarray]:
         """Return every item's factor and the in-stock items by idle rank x factor, best first."""
@@ -256,9 +269,9 @@ class _Sparse:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Return the best ``n`` rows, their rank and P, and how many substitutes were left out."""
         if not adjustment.active and cap is None:
-            return self._select(candidates, prob, n, adjustment.hidden, adjustment)
+            return self._select(candidates, prob, n, self.exclude, adjustment)
         pins = applicable(adjustment, self._usable(adjustment.pinned))
-        hidden = np.concatenate([adjustment.hidden, adjustment.pinned])
+        hidden = np.concatenate([adjustment.hidden, adjustment.pinned, self.exclude])
         want = max(n - len(pins), 0)
         k = max(want, 1)  # the kernel needs room for one
         while True:
@@ -304,6 +317,7 @@ class _Sparse:
     def _usable(self, rows: np.ndarray) -> np.ndarray:
         """Return which (a few pinned) rows the cart allows: in stock, not in it, no substitute left out."""
         usable = self.ranker.in_stock[rows] & ~(rows[:, None] == self.cart_rows[None, :]).any(axis=1)
+        usable &= ~(rows[:, None] == self.exclude[None, :]).any(axis=1)
         if self.leave_out and len(rows):
             left = self.ranker.substitutes(self.cart_rows)
             usable &= ~(rows[:, None] == left[None, :]).any(axis=1)
