@@ -14,6 +14,7 @@ An artifact is a directory::
     coview.npz         the same over browse sessions (optional); coview_items.npy
     orders.npz         orders x items, binary (scipy CSR): the baskets behind marketers' bundles of 3+
     trend.npz          items x days purchase and cart counts of the last days (trending items)
+    dismissed.npz      users x items, True where the shopper dismissed the item (never shown to them)
     model/             the model's own arrays and model.json (written by training.models)
     cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
@@ -89,6 +90,7 @@ class ModelArtifact:
     coview: Associations | None
     orders: sp.csr_matrix
     trend: TrendCounts | None = None
+    dismissed: sp.csr_matrix | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -123,6 +125,7 @@ def save_artifact(
     coview: Associations | None,
     orders: sp.csr_matrix,
     trend: TrendCounts,
+    dismissed: sp.csr_matrix,
     write_model: Callable[[Path], None],
     write_cart: Callable[[Path], None],
 ) -> Manifest:
@@ -145,6 +148,7 @@ def save_artifact(
                 np.save(staging / f"{name}_items.npy", assoc.item_counts, allow_pickle=False)
         sp.save_npz(staging / "orders.npz", sp.csr_matrix(orders, dtype=np.float32), compressed=False)
         sp.save_npz(staging / "trend.npz", sp.csr_matrix(trend.counts, dtype=np.float32), compressed=False)
+        sp.save_npz(staging / "dismissed.npz", sp.csr_matrix(dismissed, dtype=np.float32), compressed=False)
         write_model(staging / MODEL_DIR)
         write_cart(staging / CART_DIR)
         files = {
@@ -306,6 +310,9 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
         if counts.shape[0] != n_items:
             raise ArtifactError(f"{directory / 'trend.npz'}: {counts.shape[0]} item rows, expected {n_items}")
         trend = TrendCounts(counts, manifest.trend_first_day)
+    dismissed = None
+    if "dismissed.npz" in manifest.files:  # absent in older artifacts
+        dismissed = _load(directory / "dismissed.npz", read_csr, (n_users, n_items))
     return ModelArtifact(
         directory,
         manifest,
@@ -318,6 +325,7 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
         stats["coview"],
         orders,
         trend,
+        dismissed,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from features.schema import TRAINS_AS
+from features.schema import PIPELINE_TYPES
 
 __all__ = [
     "STREAM_KEY",
@@ -30,7 +30,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STREAM_KEY = "orderlift:events"
-_PIPELINE_TYPE = {live.value: trained.value for live, trained in TRAINS_AS.items()}
+_PIPELINE_TYPE = {live.value: trained.value for live, trained in PIPELINE_TYPES.items()}
 
 
 def variant_of(recommendation_id: str | None) -> str | None:
@@ -105,7 +105,7 @@ def read_stream(redis_url: str, stream: str = STREAM_KEY) -> list[dict[str, Any]
 
 
 def to_pipeline_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
-    """Return views, carts and purchases in the pipeline's columns; clicks count as views."""
+    """Return views, carts, purchases and dismissals in the pipeline's columns; clicks count as views."""
     columns = ["user_id", "item_id", "event_type", "timestamp", "order_id", "quantity", "price"]
     frame = pd.DataFrame(events)
     if frame.empty or "type" not in frame.columns:

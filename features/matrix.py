@@ -16,15 +16,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from features.columns import timestamp_ns
 from features.errors import InvalidParameter
 from features.ids import IdIndex
-from features.schema import DEFAULT_WEIGHTS
+from features.schema import DEFAULT_WEIGHTS, EventType
 
 __all__ = [
     "Interactions",
     "Weighting",
     "build_interactions",
     "build_matrix",
+    "dismissed_pairs",
     "event_confidence",
     "item_metadata",
     "observed",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 QuantityScale = Literal["log", "linear", "none"]
+Dismissals = Literal["exclude", "keep"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Weighting:
     half_life_days: float | None = None
     quantity_scale: QuantityScale = "log"
     reference_time: pd.Timestamp | None = None
+    #: ``exclude``: a (user, item) pair whose last dismissal is newer than its last cart or
+    #: purchase adds nothing (the shopper said "not interested"); ``keep``: dismissals are ignored.
+    dismissals: Dismissals = "exclude"
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
@@ -53,6 +59,8 @@ class Weighting:
             raise InvalidParameter(f"half_life_days must be > 0, got {self.half_life_days}")
         if self.quantity_scale not in ("log", "linear", "none"):
             raise InvalidParameter(f"quantity_scale must be log, linear or none, got {self.quantity_scale!r}")
+        if self.dismissals not in ("exclude", "keep"):
+            raise InvalidParameter(f"dismissals must be exclude or keep, got {self.dismissals!r}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def event_confidence(events: pd.DataFrame, weighting: Weighting) -> np.ndarray:
     """Return each event's confidence contribution (float64)."""
     weights = {**{k: 0.0 for k in DEFAULT_WEIGHTS}, **weighting.weights}
     types = events["event_type"].cat
-    per_type = np.array([weights[str(c)] for c in types.categories] + [0.0])
+    per_type = np.array([weights.get(str(c), 0.0) for c in types.categories] + [0.0])  # dismiss: 0
     conf = per_type[types.codes.to_numpy()]
     if weighting.half_life_days is not None:
         ts = events["timestamp"]
@@ -107,13 +115,49 @@ def rows_of(column: pd.Series, index: IdIndex) -> np.ndarray:
     return lookup[cat.codes.to_numpy()]
 
 
+def dismissed_pairs(events: pd.DataFrame, users: IdIndex, items: IdIndex) -> sp.csr_matrix:
+    """Return users x items, True where the last dismissal is newer than the last cart or purchase."""
+    rows, cols = rows_of(events["user_id"], users), rows_of(events["item_id"], items)
+    mask = _dismissed(events, rows, cols, len(items))
+    hit = mask & (rows >= 0) & (cols >= 0)
+    matrix = sp.csr_matrix(
+        (np.ones(int(hit.sum()), dtype=bool), (rows[hit], cols[hit])), shape=(len(users), len(items))
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _dismissed(events: pd.DataFrame, rows: np.ndarray, cols: np.ndarray, n_items: int) -> np.ndarray:
+    """Return, per event, whether its (user, item) pair stands dismissed (after its last cart or purchase)."""
+    kind = events["event_type"]
+    if EventType.DISMISS.value not in set(kind.cat.categories):
+        return np.zeros(len(events), dtype=bool)
+    pair = rows.astype(np.int64) * n_items + cols
+    ts = timestamp_ns(events["timestamp"])
+    is_dismiss = (kind == EventType.DISMISS.value).to_numpy()
+    if not is_dismiss.any():
+        return np.zeros(len(events), dtype=bool)
+    said = pd.Series(ts[is_dismiss]).groupby(pair[is_dismiss]).max()
+    owning = [EventType.CART.value, EventType.PURCHASE.value]
+    wanted = kind.isin(owning).to_numpy() & np.isin(pair, said.index.to_numpy())
+    bought = pd.Series(ts[wanted]).groupby(pair[wanted]).max()
+    standing = said.index[(said > bought.reindex(said.index).fillna(np.iinfo(np.int64).min)).to_numpy()]
+    return np.isin(pair, standing.to_numpy())
+
+
 def build_matrix(
     events: pd.DataFrame, users: IdIndex, items: IdIndex, weighting: Weighting | None = None
 ) -> sp.csr_matrix:
-    """Sum event confidences into a users x items float32 CSR; events outside the indexes drop."""
-    conf = event_confidence(events, weighting or Weighting())
+    """Sum event confidences into a users x items float32 CSR; events outside the indexes drop.
+
+    Dismissed pairs add nothing (``Weighting.dismissals``).
+    """
+    weighting = weighting or Weighting()
+    conf = event_confidence(events, weighting)
     rows, cols = rows_of(events["user_id"], users), rows_of(events["item_id"], items)
     keep = (rows >= 0) & (cols >= 0) & (conf > 0)
+    if weighting.dismissals == "exclude":
+        keep &= ~_dismissed(events, rows, cols, len(items))
     matrix = sp.csr_matrix(
         (conf[keep], (rows[keep], cols[keep])), shape=(len(users), len(items)), dtype=np.float64
     )

@@ -51,7 +51,7 @@ def data_report(
         "orders_with_anonymous": len(baskets),
         "date_min": ts.min().isoformat() if len(ts) else None,
         "date_max": ts.max().isoformat() if len(ts) else None,
-        "event_types": {str(k): int(v) for k, v in events["event_type"].value_counts().items()},
+        "event_types": {str(k): int(v) for k, v in events["event_type"].value_counts().items() if v},
         "basket_sizes": {
             "mean": float(sizes.mean()) if len(sizes) else 0.0,
             "median": float(np.median(sizes)) if len(sizes) else 0.0,

@@ -20,6 +20,7 @@ __all__ = [
     "LIVE_WEIGHTS",
     "OPTIONAL_EVENT_COLUMNS",
     "OWNING",
+    "PIPELINE_TYPES",
     "REPORTED",
     "REQUIRED_EVENT_COLUMNS",
     "TRAINS_AS",
@@ -30,11 +31,12 @@ __all__ = [
 
 
 class EventType(StrEnum):
-    """What a user did with an item."""
+    """What a user did with an item (a dismissal: "not interested", which training leaves out)."""
 
     VIEW = "view"
     CART = "cart"
     PURCHASE = "purchase"
+    DISMISS = "dismiss"
 
 
 class LiveEventType(StrEnum):
@@ -53,6 +55,7 @@ EVENT_TYPE_CODES: Final[dict[EventType, int]] = {
     EventType.VIEW: 0,
     EventType.CART: 1,
     EventType.PURCHASE: 2,
+    EventType.DISMISS: 3,
 }
 
 #: Confidence added by one event of each type (before decay and quantity scaling).
@@ -64,6 +67,11 @@ TRAINS_AS: Final[dict[LiveEventType, EventType]] = {
     LiveEventType.CLICK: EventType.VIEW,
     LiveEventType.CART: EventType.CART,
     LiveEventType.PURCHASE: EventType.PURCHASE,
+}
+#: What each live event becomes in a training file: the weighted ones, and dismissals as they are.
+PIPELINE_TYPES: Final[dict[LiveEventType, EventType]] = {
+    **TRAINS_AS,
+    LiveEventType.DISMISS: EventType.DISMISS,
 }
 #: Live events after which the user has the item: it leaves their recommendations at once.
 OWNING: Final[frozenset[LiveEventType]] = frozenset({LiveEventType.CART, LiveEventType.PURCHASE})

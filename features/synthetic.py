@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from features.errors import InvalidParameter
+from features.schema import EventType
 
 __all__ = [
     "CATEGORIES",
@@ -106,6 +107,7 @@ class PlantedTruth:
     item_ids: np.ndarray
     item_rank: np.ndarray  # popularity rank within the item's category, 1 = most popular
     complement_prob: float = COMPLEMENT_PROB
+    dislikes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=str))  # (user, item)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,6 +190,7 @@ def generate_store(
     seed: int = 7,
     start: str = "2026-01-01",
     events_per_user: float | None = None,
+    dislike_share: float = 0.0,
 ) -> SyntheticStore:
     """Generate a deterministic synthetic shop with the structure described in the module doc."""
     if users < 1 or days < 1 or items < len(CATEGORIES):
@@ -296,6 +299,10 @@ def generate_store(
             "in_stock": cg.in_stock[by_id],
         }
     )
+    dislikes = _dislikes(users, fav1, cg, dislike_share, np.random.default_rng((seed, 2)))
+    if len(dislikes):
+        end = start_ts + pd.Timedelta(seconds=days * 86400 - 1)
+        events = _with_dislikes(events, dislikes, _ids("u", users), cg, end)
     anchors = np.flatnonzero(cg.complement_of >= 0)
     truth = PlantedTruth(
         complements=np.stack((cg.ids[anchors], cg.ids[cg.complement_of[anchors]]), axis=1),
@@ -304,10 +311,47 @@ def generate_store(
         user_category2=np.where(fav2 == fav1, "", names[fav2]),
         item_ids=cg.ids[by_id],
         item_rank=cg.rank[by_id].astype(np.int64),
+        dislikes=np.stack((_ids("u", users)[dislikes[:, 0]], cg.ids[dislikes[:, 1]]), axis=1)
+        if len(dislikes)
+        else np.zeros((0, 2), dtype=str),
     )
     took = time.perf_counter() - began
     logger.info("generated %d events, %d orders in %.2fs", len(events), n_orders, took)
     return SyntheticStore(events=events, items=catalog, truth=truth)
+
+
+def _dislikes(
+    users: int, fav: np.ndarray, cg: _Catalog, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Return (user row, item row) pairs: a ``share`` of users dismiss their favourite's two best sellers."""
+    if share <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    chosen = np.flatnonzero(rng.random(users) < share)
+    best = np.full((int(cg.cat.max()) + 1, 2), -1, dtype=np.int64)
+    for rank in (1, 2):  # one pass per rank over the catalog: the two best sellers of each category
+        top = np.flatnonzero(cg.rank == rank)
+        best[cg.cat[top], rank - 1] = top
+    pairs = np.stack((np.repeat(chosen, 2), best[fav[chosen]].ravel()), axis=1)
+    return pairs[pairs[:, 1] >= 0]
+
+
+def _with_dislikes(
+    events: pd.DataFrame, pairs: np.ndarray, user_ids: np.ndarray, cg: _Catalog, when: pd.Timestamp
+) -> pd.DataFrame:
+    """Return the events with one dismissal per planted pair, at the window's last second."""
+    n = len(pairs)
+    dismissals = pd.DataFrame(
+        {
+            "user_id": user_ids[pairs[:, 0]],
+            "item_id": cg.ids[pairs[:, 1]],
+            "event_type": np.full(n, EventType.DISMISS.value),
+            "timestamp": pd.DatetimeIndex([when] * n),
+            "order_id": pd.Series([None] * n, dtype=events["order_id"].dtype),
+            "quantity": np.ones(n, dtype=np.int64),
+            "price": cg.price[pairs[:, 1]],
+        }
+    )
+    return pd.concat([events, dismissals], ignore_index=True)
 
 
 def _truth_json(truth: PlantedTruth) -> str:
@@ -319,6 +363,7 @@ def _truth_json(truth: PlantedTruth) -> str:
         "user_category": dict(zip(users, truth.user_category.tolist(), strict=True)),
         "user_category2": dict(zip(users, truth.user_category2.tolist(), strict=True)),
         "item_rank": dict(zip(items, truth.item_rank.tolist(), strict=True)),
+        "dislikes": truth.dislikes.tolist(),
     }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 

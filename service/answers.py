@@ -109,7 +109,13 @@ async def recommend_for_session(state: ServiceState, body: SessionRequest, filte
     return await state.cached(
         key(engine.version),
         lambda live: scorer.for_session(
-            body.user_id, body.recent_items, body.n, filters, body.explain, rules, live.dismissed
+            body.user_id,
+            body.recent_items,
+            body.n,
+            filters,
+            body.explain,
+            rules,
+            scorer.dismissed_of(body.user_id, live),
         ),
         user_id=body.user_id,
         version=engine.version,
@@ -138,7 +144,9 @@ async def similar_to_item(
 
     return await state.cached(
         key(engine.version),
-        lambda live: engine.scorer.similar(item_id, n, kind, rules, live.dismissed),
+        lambda live: engine.scorer.similar(
+            item_id, n, kind, rules, engine.scorer.dismissed_of(user_id, live)
+        ),
         user_id=user_id,
         version=engine.version,
         previous=_previous(state, engine.scorer.variant, key),
@@ -168,7 +176,7 @@ async def trending_items(
 
     return await state.cached(
         key(engine.version),
-        lambda live: scorer.trending(n, category, window, rules, live.dismissed),
+        lambda live: scorer.trending(n, category, window, rules, scorer.dismissed_of(user_id, live)),
         user_id=user_id,
         version=engine.version,
     )
@@ -219,7 +227,13 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
     return await state.cached(
         key(engine.version),
         lambda live: seller.suggest(
-            prepared(), body.n, body.user_id, body.include_substitutes, body.rank_by, rules, live.dismissed
+            prepared(),
+            body.n,
+            body.user_id,
+            body.include_substitutes,
+            body.rank_by,
+            rules,
+            engine.scorer.dismissed_of(body.user_id, live),
         ),
         user_id=body.user_id,
         version=engine.version,

@@ -135,6 +135,16 @@ class Scorer:
         self.copurchase: Associations = artifact.copurchase
         self.coview: Associations | None = artifact.coview
         self.trend = TrendFeed(self.catalog.lookup, len(self.catalog), artifact.trend)
+        self.dismissed = artifact.dismissed  # users x items: what each known shopper dismissed
+
+    def dismissed_of(self, user_id: str | None, live: LiveHistory) -> set[str]:
+        """Return the items a shopper dismissed: in the training data (known users) and live."""
+        found = set(live.dismissed)
+        row = None if user_id is None else self.users.get(user_id)
+        if row is not None and self.dismissed is not None:
+            d = self.dismissed
+            found.update(self.catalog.ids[d.indices[d.indptr[row] : d.indptr[row + 1]]].tolist())
+        return found
 
     def new_recommendation_id(self) -> str:
         """Return a fresh id that carries the variant, so events can be attributed without a lookup."""
@@ -233,7 +243,8 @@ class Scorer:
         items they dismissed (``live.dismissed``) are never shown to them again.
         """
         live = live or LiveHistory()
-        allowed = self.catalog.leaving_out(self.catalog.allowed(filters), live.owned | live.dismissed)
+        left_out = live.owned | self.dismissed_of(user_id, live)
+        allowed = self.catalog.leaving_out(self.catalog.allowed(filters), left_out)
         row = self.users.get(user_id)
         if row is not None:
             history = self.history_row(row)

@@ -47,14 +47,21 @@ def generate(
     days: Annotated[int, typer.Option(min=1)] = 90,
     seed: int = 7,
     events_per_user: Annotated[float | None, typer.Option(help="Scale the volume.")] = None,
+    dislike_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of shoppers who dismiss their favourite's two best sellers."
+        ),
+    ] = 0.0,
 ) -> None:
     """Generate a synthetic store (events.csv, items.csv, truth.json)."""
     from features.synthetic import generate_store, write_store
 
     with console.status("generating the store"):
         store = generate_store(
-            users=users, items=items, days=days, seed=seed, events_per_user=events_per_user
-        )
+            users=users, items=items, days=days, seed=seed, events_per_user=events_per_user,
+            dislike_share=dislike_share,
+        )  # fmt: skip
         paths = write_store(store, out)
     console.print(
         f"wrote {len(store.events):,} events for {users:,} users and {items:,} items "

@@ -30,7 +30,7 @@ from features.baskets import Baskets, order_baskets, session_baskets
 from features.columns import timestamp_ns
 from features.dataset import Dataset
 from features.manifest import CartSpec, Manifest, ModelSpec
-from features.matrix import Weighting, build_matrix
+from features.matrix import Weighting, build_matrix, dismissed_pairs
 from features.split import Split, chronological_split
 from features.trending import daily_counts
 from training.crosssell import CART_CANDIDATES, CartData, CartEvaluation, choose_cart_model
@@ -92,6 +92,7 @@ class TrainConfig:
             "weights": dict(self.weighting.weights),
             "half_life_days": self.weighting.half_life_days,
             "quantity_scale": self.weighting.quantity_scale,
+            "dismissals": self.weighting.dismissals,
             "holdout": self.holdout if self.holdout_date is None else None,
             "holdout_date": self.holdout_date,
             "ks": list(self.ks),
@@ -368,6 +369,7 @@ def run_training(
         coview=coview,
         orders=orders.matrix,
         trend=daily_counts(dataset.events, inter.items),
+        dismissed=dismissed_pairs(dataset.events, inter.users, inter.items),
         write_model=lambda directory: save_model(model, directory),
         write_cart=lambda directory: save_cart_model(cart, directory),
     )

@@ -50,6 +50,17 @@ def _weights(values: list[str] | None) -> dict[str, float]:
     return weights
 
 
+def _weighting(weights: list[str] | None, half_life_days: float | None, dismissals: str) -> Any:
+    """Return the Weighting the options describe; a bad value is an OptionError naming the option."""
+    from features.errors import InvalidParameter
+    from features.matrix import Weighting
+
+    try:
+        return Weighting(weights=_weights(weights), half_life_days=half_life_days, dismissals=dismissals)  # type: ignore[arg-type]
+    except InvalidParameter as exc:
+        raise OptionError(f"--dismissals: {exc}" if "dismissals" in str(exc) else str(exc)) from None
+
+
 def _model_params(given: dict[str, Any], extra: list[str] | None) -> dict[str, Any]:
     from features.io import parse_mapping
 
@@ -81,13 +92,18 @@ def train(
         list[str] | None, typer.Option("--weights", help="Event weights, e.g. view=1,cart=4,purchase=10.")
     ] = None,
     half_life_days: Annotated[float | None, typer.Option(min=0.0, help="Time decay half-life.")] = None,
+    dismissals: Annotated[
+        str,
+        typer.Option(
+            help="exclude: a pair the shopper dismissed (after any cart or purchase) adds nothing; keep."
+        ),
+    ] = "exclude",
     min_user: Annotated[int, typer.Option(min=1, help="k-core: min distinct items per user.")] = 1,
     min_item: Annotated[int, typer.Option(min=1, help="k-core: min distinct users per item.")] = 1,
     holdout: HoldoutOpt = "0.2",
     holdout_date: HoldoutDate = None,
 ) -> None:
     """Train a model, evaluate it beside popularity, write the refit's artifact, log and register it."""
-    from features.matrix import Weighting
     from training.job import TrainConfig
     from training.models import create_model
     from training.run import train_and_log
@@ -107,7 +123,7 @@ def train(
     config = TrainConfig(
         model=model,
         params=params,
-        weighting=Weighting(weights=_weights(weights), half_life_days=half_life_days),
+        weighting=_weighting(weights, half_life_days, dismissals),
         holdout=_holdout(holdout),
         holdout_date=holdout_date,
     )

@@ -19,6 +19,7 @@ from features.matrix import (
     Weighting,
     build_interactions,
     build_matrix,
+    dismissed_pairs,
     event_confidence,
     item_metadata,
     rows_of,
@@ -324,3 +325,26 @@ def test_load_catalog_parses_price_and_in_stock_flags_and_keeps_the_last_duplica
     assert np.isnan(prices[0]) and np.isnan(prices[1])
     assert prices[2:] == [2.0, 3.0, 4.0, 5.0, 1.75]
     assert catalog["in_stock"].tolist() == [False, True, False, True, True, False, False]
+
+
+#: u1 views then dismisses a; u2 dismisses b, then buys it (a change of mind); u3 buys c, then dismisses it.
+DISMISSALS = [
+    ("u1", "a", "2024-01-01", "view", "1"),
+    ("u1", "a", "2024-01-02", "dismiss", "1"),
+    ("u2", "b", "2024-01-01", "dismiss", "1"),
+    ("u2", "b", "2024-01-03", "purchase", "1"),
+    ("u3", "c", "2024-01-01", "purchase", "1"),
+    ("u3", "c", "2024-01-05", "dismiss", "1"),
+    ("u3", "a", "2024-01-05", "view", "1"),
+]
+
+
+def test_a_dismissal_newer_than_the_last_cart_or_purchase_takes_the_pair_out_of_training() -> None:
+    events = events_of(DISMISSALS)
+    users, items = IdIndex(np.array(["u1", "u2", "u3"])), IdIndex(np.array(["a", "b", "c"]))
+    standing = dismissed_pairs(events, users, items).toarray()
+    assert standing.tolist() == [[True, False, False], [False, False, False], [False, False, True]]
+    excluded = build_matrix(events, users, items).toarray()
+    assert excluded[0, 0] == 0 and excluded[2, 2] == 0 and excluded[1, 1] == 10 and excluded[2, 0] == 1
+    kept = build_matrix(events, users, items, Weighting(dismissals="keep")).toarray()
+    assert kept[0, 0] == 1 and kept[2, 2] == 10

@@ -56,7 +56,9 @@ def test_events_follow_the_column_contract(store: SyntheticStore) -> None:
     assert str(events["timestamp"].dt.tz) == "UTC"
     assert pd.api.types.is_integer_dtype(events["quantity"])
     assert pd.api.types.is_float_dtype(events["price"])
-    assert set(events["event_type"]) == {e.value for e in EventType}
+    assert set(events["event_type"]) == {e.value for e in EventType} - {
+        EventType.DISMISS.value
+    }  # none planted
     assert events["user_id"].str.fullmatch(r"u\d{3}").all()
     assert events["item_id"].str.fullmatch(r"i\d{3}").all()
     assert events["timestamp"].is_monotonic_increasing
@@ -244,3 +246,17 @@ def test_write_store_writes_files_that_read_back(store: SyntheticStore, tmp_path
     truth = json.loads(paths["truth"].read_text())
     assert truth["complements"] == store.truth.complements.tolist()
     assert len(truth["user_category"]) == 300
+
+
+def test_planted_dislikes_are_dismissals_of_each_chosen_users_favourite_best_sellers() -> None:
+    plain = generate_store(users=400, items=120, days=30, seed=4)
+    store = generate_store(users=400, items=120, days=30, seed=4, dislike_share=0.25)
+    dismissals = store.events[store.events["event_type"] == EventType.DISMISS.value]
+    assert len(store.events) == len(plain.events) + len(dismissals)  # nothing else changes
+    pairs = set(zip(dismissals["user_id"], dismissals["item_id"], strict=True))
+    assert pairs == {tuple(p) for p in store.truth.dislikes.tolist()} and 150 <= len(pairs) <= 250
+    rank = dict(zip(store.truth.item_ids, store.truth.item_rank, strict=True))
+    favourite = dict(zip(store.truth.user_ids, store.truth.user_category, strict=True))
+    category = dict(zip(store.items["item_id"], store.items["category"], strict=True))
+    assert all(rank[i] <= 2 and category[i] == favourite[u] for u, i in pairs)
+    assert (dismissals["timestamp"] == store.events["timestamp"].max()).all()

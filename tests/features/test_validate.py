@@ -552,7 +552,7 @@ def test_constant_event_type_applies_to_every_row_when_the_file_has_no_event_col
     result = run(rows, SourceFormat(event_type="cart"), ("user_id", "item_id", "timestamp"))
 
     assert result.events["event_type"].tolist() == ["cart", "cart"]
-    assert list(result.events["event_type"].cat.categories) == ["view", "cart", "purchase"]
+    assert list(result.events["event_type"].cat.categories) == ["view", "cart", "purchase", "dismiss"]
 
 
 def test_constant_event_type_fills_only_rows_whose_event_type_is_blank():
