@@ -41,6 +41,11 @@ async def dismissals(
     n: NQuery = N_DEFAULT,
 ) -> dict[str, Any]:
     """Return the most dismissed items of each category ("not interested"), with counts per reason."""
+    return await most_dismissed(state, category, n)
+
+
+async def most_dismissed(state: State, category: str | None, n: int) -> dict[str, Any]:
+    """Return the most dismissed items of each category (or of one), with counts per reason."""
     engine = state.require()
     try:
         found = await state.report.dismissals()

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.deps import State
 from service.errors import InvalidRequest, RuleStoreDown
+from service.routes.experiments import most_dismissed
 from service.routes.ui import PAGES, SessionCookie, secured, signed_in
 from service.rules import checked_rule
 from service.schemas import ENDPOINTS, ID_MAX, RuleIn
@@ -134,6 +135,16 @@ async def delete_rule_page(
         return secured(RedirectResponse("/ui/login", status_code=303))
     await state.rules.delete(rule_id)
     return secured(RedirectResponse("/ui/rules", status_code=303))
+
+
+@router.get("/dismissed", response_class=HTMLResponse)
+async def dismissed_page(request: Request, state: State, orderlift_session: SessionCookie = None) -> Response:
+    """Show the most dismissed items of each category, with the shoppers' reasons."""
+    if not signed_in(state, orderlift_session):
+        return secured(RedirectResponse("/ui/login", status_code=303))
+    found = await most_dismissed(state, None, 20)
+    context = {"categories": found["categories"], "version": found["model_version"], "nav": True}
+    return secured(PAGES.TemplateResponse(request, "dismissed.html", context))
 
 
 @router.get("/trending", response_class=HTMLResponse)

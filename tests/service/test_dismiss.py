@@ -72,6 +72,8 @@ def test_marketers_see_the_most_dismissed_items_per_category_and_reason(
     assert body["categories"][0]["category"] == category and top["item_id"] == item
     assert top["dismissals"] == 4
     assert top["reasons"] == {"not my style": 1, "too expensive": 2, "unspecified": 1}
+    page = shop.get("/ui/dismissed").text
+    assert "too expensive: 2" in page and category in page
 
 
 @pytest.mark.redis
