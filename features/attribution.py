@@ -100,15 +100,21 @@ class Tally:
     """The report's running sums over every event folded so far; ``add`` folds more, in any batches.
 
     Folding a log in pieces gives the same report as folding it at once: an order whose lines
-    arrive in several batches is one order, its value their sum.
+    arrive in several batches is one order, its value their sum. ``by`` names the column the arms
+    are (``variant`` for the experiment; ``placement`` or ``channel`` for those breakdowns).
     """
 
     arms: dict[str, Arm] = field(default_factory=dict)
     attributed: int = 0
     ignored: int = 0
+    by: str = "variant"
 
     def add(self, events: pd.DataFrame) -> None:
         """Fold a frame of events (the report's input columns) into the sums."""
+        if self.by != "variant":
+            if self.by not in events.columns:
+                raise InvalidParameter(f"events lack the column {self.by!r}")
+            events = events.assign(variant=events[self.by])
         missing = [c for c in _COLUMNS if c not in events.columns]
         if missing:
             raise InvalidParameter(f"events lack columns {missing}")

@@ -23,6 +23,7 @@ __all__ = [
     "parse_entries",
     "read_jsonl",
     "read_stream",
+    "served_by",
     "to_pipeline_frame",
     "variant_of",
 ]
@@ -33,11 +34,28 @@ STREAM_KEY = "orderlift:events"
 _PIPELINE_TYPE = {live.value: trained.value for live, trained in PIPELINE_TYPES.items()}
 
 
-def variant_of(recommendation_id: str | None) -> str | None:
-    """Return the variant encoded in a recommendation id (``{variant}.{hex}``), if any."""
+def served_by(recommendation_id: str | None) -> tuple[str | None, str | None, str | None]:
+    """Return the variant, placement and channel a recommendation id carries (None where absent).
+
+    Ids are ``{variant}.{placement}.{channel}.{hex}`` (``-`` for no placement or channel); ids
+    minted before placements were ``{variant}.{hex}`` and carry the variant only.
+    """
     if not recommendation_id or "." not in recommendation_id:
-        return None
-    return recommendation_id.rsplit(".", 1)[0] or None
+        return None, None, None
+    parts = recommendation_id.rsplit(".", 3)
+    if len(parts) < 4:
+        return parts[0] or None, None, None
+    variant, placement, channel, _ = parts
+    return (
+        variant or None,
+        None if placement in ("", "-") else placement,
+        None if channel in ("", "-") else channel,
+    )
+
+
+def variant_of(recommendation_id: str | None) -> str | None:
+    """Return the variant encoded in a recommendation id, if any."""
+    return served_by(recommendation_id)[0]
 
 
 def parse_entries(raw: Iterable[bytes | str]) -> tuple[list[dict[str, Any]], int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.responses import Response
 
@@ -40,15 +41,21 @@ INLINE_CELLS = 20_000  # a cart reading more stored pairs than this is ranked in
 
 @dataclass(frozen=True)
 class View:
-    """Where an answer is shown: the page slot asking and its ``max_per_category``."""
+    """Where an answer is shown: the page slot asking, its ``max_per_category`` and the channel."""
 
     placement: str | None = None
     cap: int | None = None
+    channel: str | None = None
 
     def shape(self, book: RuleBook, scorer: Scorer, endpoint: str) -> tuple[ListRules, str]:
         """Return the rules that shape this answer and the cache-key part that pins them down."""
         rules = book.shape(scorer.catalog, scorer.version, endpoint, self.placement, self.cap)
-        return rules, f"{book.key()}|{self.placement or '-'}|{self.cap or '-'}"
+        return rules, f"{book.key()}|{self.placement or '-'}|{self.cap or '-'}|{self.channel or '-'}"
+
+    def tag(self, answer: dict[str, Any], scorer: Scorer) -> dict[str, Any]:
+        """Return an answer naming its placement and channel, in its body and its recommendation id."""
+        minted = scorer.new_recommendation_id(self.placement, self.channel)
+        return {**answer, "placement": self.placement, "channel": self.channel, "recommendation_id": minted}
 
 
 DEFAULT_VIEW = View()
@@ -78,7 +85,7 @@ async def recommend_for_user(
 
             return await state.cached(
                 popular_key(engine.version),
-                lambda _: scorer.for_user(user_id, n, filters, False, LiveHistory(), rules),
+                lambda _: view.tag(scorer.for_user(user_id, n, filters, False, LiveHistory(), rules), scorer),
                 version=engine.version,
                 previous=_previous(state, scorer.variant, popular_key),
             )
@@ -88,7 +95,7 @@ async def recommend_for_user(
 
     return await state.cached(
         key(engine.version),
-        lambda live: engine.scorer.for_user(user_id, n, filters, explain, live, rules),
+        lambda live: view.tag(scorer.for_user(user_id, n, filters, explain, live, rules), scorer),
         user_id=user_id,
         version=engine.version,
         previous=_previous(state, scorer.variant, key),
@@ -99,7 +106,8 @@ async def recommend_for_session(state: ServiceState, body: SessionRequest, filte
     """Answer a session's recommendations from the cache, or fold its items in and cache the bytes."""
     engine = state.require(body.user_id)
     scorer = engine.scorer
-    rules, shown = View(body.placement, body.max_per_category).shape(state.rules.book, scorer, "session")
+    view = View(body.placement, body.max_per_category, body.channel)
+    rules, shown = view.shape(state.rules.book, scorer, "session")
     items = digest([sorted(set(body.recent_items)), body.user_id])  # null: no user, unlike any id
     flags = (str(body.n), filters.key(), str(body.explain), shown, f"t{scorer.trend.stamp}")
 
@@ -108,14 +116,17 @@ async def recommend_for_session(state: ServiceState, body: SessionRequest, filte
 
     return await state.cached(
         key(engine.version),
-        lambda live: scorer.for_session(
-            body.user_id,
-            body.recent_items,
-            body.n,
-            filters,
-            body.explain,
-            rules,
-            scorer.dismissed_of(body.user_id, live),
+        lambda live: view.tag(
+            scorer.for_session(
+                body.user_id,
+                body.recent_items,
+                body.n,
+                filters,
+                body.explain,
+                rules,
+                scorer.dismissed_of(body.user_id, live),
+            ),
+            scorer,
         ),
         user_id=body.user_id,
         version=engine.version,
@@ -144,8 +155,9 @@ async def similar_to_item(
 
     return await state.cached(
         key(engine.version),
-        lambda live: engine.scorer.similar(
-            item_id, n, kind, rules, engine.scorer.dismissed_of(user_id, live)
+        lambda live: view.tag(
+            engine.scorer.similar(item_id, n, kind, rules, engine.scorer.dismissed_of(user_id, live)),
+            engine.scorer,
         ),
         user_id=user_id,
         version=engine.version,
@@ -176,7 +188,9 @@ async def trending_items(
 
     return await state.cached(
         key(engine.version),
-        lambda live: scorer.trending(n, category, window, rules, scorer.dismissed_of(user_id, live)),
+        lambda live: view.tag(
+            scorer.trending(n, category, window, rules, scorer.dismissed_of(user_id, live)), scorer
+        ),
         user_id=user_id,
         version=engine.version,
     )
@@ -209,7 +223,7 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
     for line in body.items:
         quantity[line.item_id] = quantity.get(line.item_id, 0) + line.quantity
     lines = [(item, quantity[item]) for item in cart]
-    view = View(body.placement, body.max_per_category)
+    view = View(body.placement, body.max_per_category, body.channel)
     rules, shown = view.shape(state.rules.book, engine.scorer, "cross_sell")
     flags = f"{body.n}:{body.include_substitutes}:{body.rank_by}:{shown}"
     cart_digest = digest([lines, body.user_id])
@@ -226,14 +240,17 @@ async def suggest_for_cart(state: ServiceState, body: CrossSellRequest) -> Respo
 
     return await state.cached(
         key(engine.version),
-        lambda live: seller.suggest(
-            prepared(),
-            body.n,
-            body.user_id,
-            body.include_substitutes,
-            body.rank_by,
-            rules,
-            engine.scorer.dismissed_of(body.user_id, live),
+        lambda live: view.tag(
+            seller.suggest(
+                prepared(),
+                body.n,
+                body.user_id,
+                body.include_substitutes,
+                body.rank_by,
+                rules,
+                engine.scorer.dismissed_of(body.user_id, live),
+            ),
+            engine.scorer,
         ),
         user_id=body.user_id,
         version=engine.version,

@@ -34,13 +34,13 @@ from features.eventlog import (
     STREAM_PAGE,
     parse_entries,
     read_jsonl,
+    served_by,
     stream_page,
     stream_start,
-    variant_of,
 )
 from features.schema import LiveEventType
 from service.breaker import Breaker
-from service.schemas import ID_MAX
+from service.schemas import ID_MAX, PLACEMENT_PATTERN
 
 __all__ = [
     "EventIn",
@@ -87,6 +87,14 @@ class EventIn(BaseModel):
     quantity: float | None = Field(None, gt=0, le=1_000_000, strict=True)
     price: float | None = Field(None, ge=0, le=1_000_000_000, strict=True)
     recommendation_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
+    placement: str | None = Field(
+        None,
+        pattern=PLACEMENT_PATTERN,
+        description="The page slot of the event (default: the id's).",
+    )
+    channel: str | None = Field(
+        None, pattern=PLACEMENT_PATTERN, description="The channel (web, app, email...; default: the id's)."
+    )
     reason: str | None = Field(
         None,
         min_length=1,
@@ -169,7 +177,10 @@ def validate_events(
         stamp = now if event.timestamp is None else clamp_timestamp(event.timestamp, now)
         clamped += event.timestamp is not None and stamp != event.timestamp
         record["timestamp"] = stamp.isoformat()
-        record["variant"] = variant_of(event.recommendation_id)
+        variant, placement, channel = served_by(event.recommendation_id)
+        record["variant"] = variant
+        record["placement"] = event.placement or placement
+        record["channel"] = event.channel or channel
         records.append(record)
     if clamped:
         logger.warning("%d event timestamps were outside the live window and were clamped", clamped)

@@ -26,7 +26,8 @@ __all__ = ["ReportFeed"]
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["event_id", "user_id", "item_id", "type", "timestamp", "order_id", "quantity", "price"]
-COLUMNS += ["variant", "reason"]
+COLUMNS += ["variant", "placement", "channel", "reason"]
+BREAKDOWNS = ("placement", "channel")  # the report is also broken down by these
 REASONS_PER_ITEM = 20  # distinct reasons kept per item; more are counted as "other"
 NO_REASON = "unspecified"
 REPORT_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderlift-report")
@@ -38,6 +39,7 @@ class ReportFeed:
     def __init__(self, sink: EventSink) -> None:
         self.sink = sink
         self.tally = Tally()
+        self.breakdowns = {by: Tally(by=by) for by in BREAKDOWNS}
         self.dismissed: dict[str, dict[str, int]] = {}  # item: reason: dismissals
         self.cursor: str | None = None
         self.folded = 0
@@ -67,6 +69,8 @@ class ReportFeed:
     def _fold(self, frame: pd.DataFrame) -> None:
         """Fold a page of events into the experiment sums and the dismissal counts."""
         self.tally.add(frame)
+        for tally in self.breakdowns.values():
+            tally.add(frame)
         dismissals = frame[frame["type"] == LiveEventType.DISMISS.value]
         if dismissals.empty:
             return
@@ -88,4 +92,11 @@ class ReportFeed:
         loop = asyncio.get_running_loop()
         if control is not None and control not in self.tally.arms:
             control = None
-        return await loop.run_in_executor(REPORT_EXECUTOR, self.tally.report, control, confidence)
+        return await loop.run_in_executor(REPORT_EXECUTOR, self._report, control, confidence)
+
+    def _report(self, control: str | None, confidence: float) -> dict[str, Any]:
+        """Return the experiment report with its breakdowns by placement and channel."""
+        found = self.tally.report(control, confidence)
+        for by, tally in self.breakdowns.items():
+            found[f"by_{by}"] = tally.report(None, confidence)["variants"] if tally.arms else {}
+        return found

@@ -65,6 +65,18 @@ ShopperQuery = Annotated[
 MaxPerCategory = Annotated[
     int | None, Query(ge=1, le=N_MAX, description="At most this many items of one category.")
 ]
+ChannelQuery = Annotated[
+    str | None,
+    Query(
+        pattern=PLACEMENT_PATTERN,
+        description="The channel asking (web, app, email...): echoed and attributed.",
+    ),
+]
+CHANNEL_FIELD: Any = Field(
+    None,
+    pattern=PLACEMENT_PATTERN,
+    description="The channel asking (web, app, email...): echoed and attributed.",
+)
 PLACEMENT_FIELD: Any = Field(
     None, description="The page slot asking (home, product, cart...): rules may target it."
 )
@@ -114,6 +126,8 @@ class RecommendationsResponse(BaseModel):
     variant: str = Field(description="The A/B variant (model alias) that answered.")
     recommendation_id: str = Field(description="Send it back with events to attribute them.")
     unknown_items: list[str] | None = None
+    placement: str | None = None
+    channel: str | None = None
 
 
 class RecommendationFilters(BaseModel):
@@ -142,6 +156,7 @@ class SessionRequest(BaseModel):
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
     explain: bool = Field(False, strict=True)
     placement: Placement | None = PLACEMENT_FIELD
+    channel: str | None = CHANNEL_FIELD
     max_per_category: int | None = MAX_PER_CATEGORY_FIELD
 
 
@@ -162,6 +177,9 @@ class SimilarResponse(BaseModel):
     items: list[SimilarItem]
     model_version: str
     rules_applied: list[str] = RULES_APPLIED
+    recommendation_id: str | None = None
+    placement: str | None = None
+    channel: str | None = None
 
 
 #: Hard ceiling of a cart's lines, before any setting: bodies are bounded before they are read.
@@ -199,6 +217,7 @@ class CrossSellRequest(BaseModel):
         "P x (price - cost), when the catalog has costs.",
     )
     placement: Placement | None = PLACEMENT_FIELD
+    channel: str | None = CHANNEL_FIELD
     max_per_category: int | None = MAX_PER_CATEGORY_FIELD
 
 
@@ -232,6 +251,8 @@ class CrossSellResponse(BaseModel):
     variant: str
     recommendation_id: str
     rules_applied: list[str] = RULES_APPLIED
+    placement: str | None = None
+    channel: str | None = None
 
 
 class BundleItem(Item):
@@ -340,6 +361,8 @@ class TrendingResponse(BaseModel):
     variant: str
     recommendation_id: str
     rules_applied: list[str] = RULES_APPLIED
+    placement: str | None = None
+    channel: str | None = None
 
 
 class RuleIn(BaseModel):

@@ -146,9 +146,12 @@ class Scorer:
             found.update(self.catalog.ids[d.indices[d.indptr[row] : d.indptr[row + 1]]].tolist())
         return found
 
-    def new_recommendation_id(self) -> str:
-        """Return a fresh id that carries the variant, so events can be attributed without a lookup."""
-        return f"{self.variant}.{secrets.token_hex(16)}"
+    def new_recommendation_id(self, placement: str | None = None, channel: str | None = None) -> str:
+        """Return a fresh id carrying the variant, placement and channel: events are attributed by it.
+
+        ``{variant}.{placement}.{channel}.{32 hex}``, ``-`` for a placement or channel not given.
+        """
+        return f"{self.variant}.{placement or '-'}.{channel or '-'}.{secrets.token_hex(16)}"
 
     def _live_row(self, live: LiveHistory) -> sp.csr_matrix:
         """Return the live weights as a one-row history over the model's items."""

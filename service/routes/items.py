@@ -12,6 +12,7 @@ from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.schemas import (
     N_DEFAULT,
+    ChannelQuery,
     ItemId,
     MaxPerCategory,
     NQuery,
@@ -42,6 +43,7 @@ async def similar_items(
     placement: PlacementQuery = None,
     max_per_category: MaxPerCategory = None,
     user_id: ShopperQuery = None,
+    channel: ChannelQuery = None,
 ) -> Response:
     """Return related items with the statistics behind each (never what ``user_id`` dismissed)."""
-    return await similar_to_item(state, item_id, n, kind, View(placement, max_per_category), user_id)
+    return await similar_to_item(state, item_id, n, kind, View(placement, max_per_category, channel), user_id)

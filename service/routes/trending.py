@@ -13,6 +13,7 @@ from service.errors import ERROR_RESPONSES
 from service.schemas import (
     ID_MAX,
     N_DEFAULT,
+    ChannelQuery,
     MaxPerCategory,
     NQuery,
     PlacementQuery,
@@ -36,7 +37,10 @@ async def trending(
     placement: PlacementQuery = None,
     max_per_category: MaxPerCategory = None,
     user_id: ShopperQuery = None,
+    channel: ChannelQuery = None,
 ) -> Response:
     """Return the in-stock items whose recent purchases and carts grow fastest against their own past."""
     window = window_days or state.settings.trending_window_days
-    return await trending_items(state, n, category, window, View(placement, max_per_category), user_id)
+    return await trending_items(
+        state, n, category, window, View(placement, max_per_category, channel), user_id
+    )

@@ -13,6 +13,7 @@ from service.errors import ERROR_RESPONSES
 from service.schemas import (
     ID_MAX,
     N_DEFAULT,
+    ChannelQuery,
     MaxPerCategory,
     NQuery,
     PlacementQuery,
@@ -46,10 +47,13 @@ async def user_recommendations(
     explain: Annotated[bool, Query(description="Add the history items behind each recommendation.")] = False,
     placement: PlacementQuery = None,
     max_per_category: MaxPerCategory = None,
+    channel: ChannelQuery = None,
 ) -> Response:
     """Recommend items the user has not bought; trending or popular items for users nothing is known about."""
     filters = Filters(category, _ids(exclude), in_stock_only, min_price, max_price)
-    return await recommend_for_user(state, user_id, n, filters, explain, View(placement, max_per_category))
+    return await recommend_for_user(
+        state, user_id, n, filters, explain, View(placement, max_per_category, channel)
+    )
 
 
 @router.post("/recommendations", response_model=RecommendationsResponse)

@@ -75,5 +75,7 @@ def test_l9_every_response_gets_its_own_recommendation_id(
     assert [a.headers["x-cache"] for a in answers] == ["miss", "hit", "hit"]
     ids = [a.json()["recommendation_id"] for a in answers]
     assert len(set(ids)) == 3
-    assert {i.rsplit(".", 1)[0] for i in ids} == {answers[0].json()["variant"]}
+    assert {i.rsplit(".", 1)[0] for i in ids} == {
+        f"{answers[0].json()['variant']}.-.-"
+    }  # variant.placement.channel
     assert answers[1].json()["items"] == answers[0].json()["items"]

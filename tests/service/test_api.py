@@ -32,7 +32,7 @@ def test_user_recommendations_leave_out_what_the_user_already_has(
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
     assert body["model_version"].startswith("artifact-") and body["variant"] == "default"
-    assert body["recommendation_id"].startswith("default.") and len(body["recommendation_id"]) == 40
+    assert body["recommendation_id"].startswith("default.-.-.") and len(body["recommendation_id"]) == 44
     assert {"item_id", "name", "category", "price", "score"} <= set(body["items"][0])
 
 
