@@ -1,13 +1,24 @@
-"""The service's commands, added to ``orderlift`` through an entry point: serve and precompute."""
+"""The service's commands, added to ``orderlift`` through an entry point: serve, precompute, export."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 __all__ = ["register"]
+
+
+class Format(StrEnum):
+    """A campaign file's format."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
 
 
 def serve(
@@ -96,11 +107,12 @@ def precompute(
         str | None, typer.Option(help="Redis to fill (default $ORDERLIFT_REDIS_URL).")
     ] = None,
     n: Annotated[int, typer.Option(min=1, max=100, help="Items per user, as the storefront asks.")] = 10,
-    batch: Annotated[int, typer.Option(min=1, help="Users scored per batch.")] = 2048,
+    batch: Annotated[
+        int | None, typer.Option(min=1, max=100_000, help="Users scored per batch (default: ~4M scores).")
+    ] = None,
 ) -> None:
     """Write every known user's recommendations into the cache, so the first request is a hit."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from service.config import Settings
     from service.loading import LoadError
@@ -114,14 +126,8 @@ def precompute(
     if not settings.redis_url:
         console.print("[red]error:[/red] precompute fills Redis: give --redis-url or set ORDERLIFT_REDIS_URL")
         raise typer.Exit(2)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("precomputing", total=None)
-
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
+        with _progress(console, "precomputing") as advance:
             found = precompute_users(settings, n=n, batch=batch, on_batch=advance)
     except LoadError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -137,7 +143,99 @@ def precompute(
     )
 
 
+@contextmanager
+def _progress(console: Any, label: str) -> Iterator[Callable[[int, int], None]]:
+    """Show a progress bar; yield the callback that advances it to (done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _checked_name(value: str | None, option: str) -> str | None:
+    """Return a placement or channel name, or exit 2 naming the option and the value."""
+    import re
+
+    from service.schemas import PLACEMENT_PATTERN
+
+    if value is not None and not re.fullmatch(PLACEMENT_PATTERN, value):
+        typer.echo(f"error: {option} {value!r}: use 1-40 of a-z, 0-9, _ and -", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+def export_recommendations(
+    out: Annotated[Path, typer.Option(help="File to write (.csv or .parquet, by --format).")],
+    model_uri: Annotated[
+        str | None,
+        typer.Option(help="Model artifact directory or models:/NAME@ALIAS (default $ORDERLIFT_MODEL_URI)."),
+    ] = None,
+    placement: Annotated[
+        str, typer.Option(help="Placement the list is for: rules aimed at it apply, ids carry it.")
+    ] = "email",
+    channel: Annotated[str | None, typer.Option(help="Channel (email, push...), carried in the ids.")] = None,
+    n: Annotated[int, typer.Option(min=1, max=100, help="Items per user.")] = 6,
+    fmt: Annotated[Format, typer.Option("--format", help="csv or parquet.")] = Format.CSV,
+    max_per_category: Annotated[
+        int | None, typer.Option(min=1, max=100, help="At most this many items of one category per list.")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, max=100_000, help="Users scored per batch (default: ~4M scores).")
+    ] = None,
+) -> None:
+    """Write every known user's recommendations to a file for an e-mail or push campaign.
+
+    Each user's list leaves out what they bought and dismissed, follows the rules in force for
+    the placement (from Redis when ORDERLIFT_REDIS_URL is set, else the rules file) and has one
+    recommendation_id; send clicks and orders back as events with it to attribute them.
+    """
+    from redis.exceptions import RedisError
+    from rich.console import Console
+
+    from service.answers import View
+    from service.export import export_recommendations as export
+    from service.loading import LoadError, load
+    from service.rule_store import read_rules
+    from service.scorer import Scorer
+
+    console = Console()
+    settings = _settings()
+    settings = settings.model_copy(update={"model_uri": model_uri or settings.model_uri})
+    if not settings.model_uri:
+        raise typer.BadParameter("give --model-uri or set ORDERLIFT_MODEL_URI", param_hint="--model-uri")
+    view = View(
+        _checked_name(placement, "--placement"), max_per_category, _checked_name(channel, "--channel")
+    )
+    try:
+        scorer = Scorer(
+            load(settings.model_uri, settings.mlflow_tracking_uri, settings.verify_artifact), settings
+        )
+        rules, _ = view.shape(read_rules(settings), scorer, "user")
+        with _progress(console, "exporting") as advance:
+            found = export(scorer, out, n, rules, view.placement, view.channel, fmt.value, advance, batch)
+    except LoadError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except RedisError as exc:
+        console.print(f"[red]error:[/red] cannot read the rules from Redis: {exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        console.print(f"[red]error:[/red] cannot write {out}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"wrote {found.rows:,} rows for {found.users:,} users to {out} "
+        f"(model {found.version}, placement {view.placement}, channel {view.channel or '-'})"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the service's commands to the ``orderlift`` app."""
     app.command()(serve)
     app.command()(precompute)
+    app.command("export-recommendations")(export_recommendations)

@@ -1,9 +1,10 @@
 """Fill the cache with every known user's recommendations under the current model version's keys.
 
-Users are scored in batches (one matrix product per batch), answers are built exactly as the
-service builds them, and each batch is written with one pipelined round trip to Redis. Users
-with live history (or a generation, so events within the cache TTL) are skipped: their answer
-must fold those events in, which only the service does, and a precomputed one would hide them.
+Users are scored in batches (``service.export.ranked_users``: one matrix product per batch,
+leaving out what each has and dismissed), answers are built exactly as the service builds them,
+and each batch is written with one pipelined round trip to Redis. Users with live history (or a
+generation, so events within the cache TTL) are skipped: their answer must fold those events in,
+which only the service does, and a precomputed one would hide them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import orjson
 import redis
 
@@ -20,12 +20,12 @@ from service.answers import View, user_key
 from service.cache_keys import generation_key, stamped, user_scope
 from service.config import Settings
 from service.engine import Engine
+from service.export import ranked_users
 from service.live import live_keys
 from service.loading import load
-from service.rule_store import DOC, parse_rules
+from service.rule_store import read_rules
 from service.scorer import Filters
 from service.variants import parse_variants
-from training.models import top_n
 
 __all__ = ["Precomputed", "precompute_users"]
 
@@ -42,7 +42,10 @@ class Precomputed:
 
 
 def precompute_users(
-    settings: Settings, n: int = 10, batch: int = 2048, on_batch: Callable[[int, int], None] | None = None
+    settings: Settings,
+    n: int = 10,
+    batch: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> Precomputed:
     """Score every known user of the control variant and write their answers into Redis."""
     variant = parse_variants(settings)[0]
@@ -55,36 +58,26 @@ def precompute_users(
     if settings.events_redis_url:
         events = redis.Redis.from_url(settings.events_redis_url, socket_timeout=10)
     skipped = 0
-    rules, shown = View().shape(parse_rules(events.get(DOC)), scorer, "user")  # as the service reads them
+    rules, shown = View().shape(read_rules(settings), scorer, "user")  # as the service reads them
     ttl_ms = int(settings.cache_ttl_s * 1000)
     total, began = len(scorer.users), time.perf_counter()
     filters = Filters()
     try:
-        for start in range(0, total, batch):
-            rows = np.arange(start, min(start + batch, total))
-            history = scorer.history[rows]
-            idx, scores = top_n(scorer.model.score(history, rows), n, history)
-            users = [str(scorer.users.ids[row]) for row in rows.tolist()]
+        for lists in ranked_users(scorer, n, rules, batch):
+            users = [str(scorer.users.ids[ranked.row]) for ranked in lists]
             recent = _recently_active(client, events, users)
             pipe = client.pipeline(transaction=False)
-            for k, user in enumerate(users):
-                if recent[k]:  # their answer must include live history: the service computes it
+            for ranked, user, active in zip(lists, users, recent, strict=True):
+                if active:  # their answer must include live history: the service computes it
                     skipped += 1
                     continue
-                if rules.active:
-                    dense = np.asarray(scorer.model.score(history[k], rows[k : k + 1])[0], dtype=np.float32)
-                    dense[history[k].indices] = -np.inf
-                    found, values, applied = rules.top(dense, n, scorer.catalog.cap_codes)
-                else:
-                    keep = np.isfinite(scores[k])
-                    found, values, applied = idx[k][keep], scores[k][keep], []
-                items = scorer.ranked_items(found, values, None, False)
-                payload = scorer.envelope(items, "personalized", applied)
+                items = scorer.ranked_items(ranked.items, ranked.scores, None, False)
+                payload = scorer.envelope(items, "personalized", ranked.applied)
                 key = user_key(scorer.version, scorer.variant, user, n, filters, False, shown)
                 pipe.set(stamped(key, "0"), orjson.dumps(payload), px=ttl_ms)
             pipe.execute()
             if on_batch is not None:
-                on_batch(int(rows[-1]) + 1, total)
+                on_batch(lists[-1].row + 1, total)
     finally:
         client.close()
         events.close()

@@ -22,15 +22,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 from starlette.concurrency import run_in_threadpool
 
+from service.config import Settings
 from service.errors import InvalidRequest, RuleStoreDown
 from service.rules import RuleBook
 from service.schemas import Rule
 
-__all__ = ["DOC", "MAX_RULES", "REFRESH_S", "FileRules", "RedisRules", "RuleStore", "parse_rules"]
+__all__ = [
+    "DOC",
+    "MAX_RULES",
+    "REFRESH_S",
+    "FileRules",
+    "RedisRules",
+    "RuleStore",
+    "parse_rules",
+    "read_rules",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +58,24 @@ def parse_rules(raw: str | bytes | None) -> RuleBook:
         return RuleBook()
     doc = json.loads(raw)
     return RuleBook(tuple(Rule.model_validate(r) for r in doc["rules"]), int(doc["version"]))
+
+
+def read_rules(settings: Settings) -> RuleBook:
+    """Return the rules in force where the service keeps them (its events Redis, else the file).
+
+    For commands outside the service (precompute, exports); a Redis that cannot be read raises.
+    """
+    url = settings.events_redis_url or settings.redis_url
+    if not url:
+        try:
+            return parse_rules(settings.rules_path.read_text())
+        except FileNotFoundError:
+            return RuleBook()
+    client = redis.Redis.from_url(str(url), socket_timeout=10)
+    try:
+        return parse_rules(client.get(DOC))
+    finally:
+        client.close()
 
 
 def _dump(rules: list[Rule], version: int) -> str:
