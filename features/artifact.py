@@ -15,6 +15,7 @@ An artifact is a directory::
     orders.npz         orders x items, binary (scipy CSR): the baskets behind marketers' bundles of 3+
     trend.npz          items x days purchase and cart counts of the last days (trending items)
     dismissed.npz      users x items, True where the shopper dismissed the item (never shown to them)
+    kpis.json          the training data's KPIs per week and per month (``features.kpis``)
     model/             the model's own arrays and model.json (written by training.models)
     cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
@@ -91,6 +92,8 @@ class ModelArtifact:
     orders: sp.csr_matrix
     trend: TrendCounts | None = None
     dismissed: sp.csr_matrix | None = None
+    #: The training data's KPI series: {"week": ..., "month": ...} (``features.kpis``); None if older.
+    kpis: dict[str, Any] | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -126,6 +129,7 @@ def save_artifact(
     orders: sp.csr_matrix,
     trend: TrendCounts,
     dismissed: sp.csr_matrix,
+    kpis: Mapping[str, Any],
     write_model: Callable[[Path], None],
     write_cart: Callable[[Path], None],
 ) -> Manifest:
@@ -149,6 +153,7 @@ def save_artifact(
         sp.save_npz(staging / "orders.npz", sp.csr_matrix(orders, dtype=np.float32), compressed=False)
         sp.save_npz(staging / "trend.npz", sp.csr_matrix(trend.counts, dtype=np.float32), compressed=False)
         sp.save_npz(staging / "dismissed.npz", sp.csr_matrix(dismissed, dtype=np.float32), compressed=False)
+        (staging / "kpis.json").write_text(json.dumps(kpis, allow_nan=False))
         write_model(staging / MODEL_DIR)
         write_cart(staging / CART_DIR)
         files = {
@@ -313,6 +318,9 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
     dismissed = None
     if "dismissed.npz" in manifest.files:  # absent in older artifacts
         dismissed = _load(directory / "dismissed.npz", read_csr, (n_users, n_items))
+    kpis = None
+    if "kpis.json" in manifest.files:  # absent in older artifacts
+        kpis = _load(directory / "kpis.json", lambda p: json.loads(p.read_text()), None)
     return ModelArtifact(
         directory,
         manifest,
@@ -326,6 +334,7 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
         orders,
         trend,
         dismissed,
+        kpis,
     )
 
 

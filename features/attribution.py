@@ -11,6 +11,7 @@ Only events with a non-null ``variant`` count (``events_attributed``); the rest 
   ``orders`` = distinct order keys; order value = sum of its attributed line values;
 - ``revenue`` = sum of line values; ``ctr`` = clicks / impressions;
   ``conversion_rate`` = purchasers / users; ``aov`` = revenue / orders (the mean order value);
+  ``purchase_frequency`` = orders with a user / purchasers;
   ``revenue_per_1000_impressions`` = 1000 * revenue / impressions;
   ``revenue_per_user`` = revenue / users (the mean of per-user revenue, 0 for users who did not buy).
 
@@ -73,6 +74,11 @@ class Arm:
     order_sumsq: float = 0.0  # sum of squared order values, for Welch's variance
     user_sumsq: float = 0.0  # sum of squared per-user spend (users without a purchase add 0)
     user_total: float = 0.0  # spend of purchases with a user
+    customer_orders: set[str] = field(default_factory=set)  # order keys of purchases with a user
+    costed_revenue: float = 0.0  # line values of items with a known cost (a ``cost`` column)
+    margin: float = 0.0  # sum of (price - cost) * quantity over those lines
+    listed_revenue: float = 0.0  # line values of items with a known list price (a ``list_price`` column)
+    below_list: float = 0.0  # line values sold below the list price
 
     def totals(self) -> dict[str, Any]:
         """Return the counts the metrics are ratios of."""
@@ -80,6 +86,7 @@ class Arm:
             "impressions": self.impressions, "clicks": self.clicks, "add_to_carts": self.add_to_carts,
             "users": len(self.users), "orders": len(self.order_values),
             "purchasers": len(self.user_spend), "revenue": self.revenue,
+            "customer_orders": len(self.customer_orders),
         }  # fmt: skip
 
     def moments(self, metric: str) -> tuple[int, float, float]:
@@ -136,7 +143,15 @@ class Tally:
         by_user = value.groupby(
             [buys["variant"], buys["user_id"].astype(str).where(buys["user_id"].notna())]
         ).sum()
-        users = df.loc[df["user_id"].notna()].groupby("variant")["user_id"]
+        self._add_prices(events.loc[buys.index], buys, value)
+        customer = buys["user_id"].notna()
+        for variant, keys in key[customer].groupby(buys.loc[customer, "variant"]):
+            self.arms.setdefault(str(variant), Arm()).customer_orders.update(keys.tolist())
+        users = (
+            df.loc[df["user_id"].notna(), ["variant", "user_id"]]
+            .drop_duplicates()
+            .groupby("variant")["user_id"]
+        )
         for variant, row in counts.iterrows():
             arm = self.arms.setdefault(str(variant), Arm())
             arm.impressions += int(row["impressions"])
@@ -154,6 +169,29 @@ class Tally:
             spenders = [str(k) for k in part.index.get_level_values(1)]
             arm.user_sumsq += _accumulate(arm.user_spend, spenders, part.tolist())
             arm.user_total += float(part.sum())
+
+    def _add_prices(self, lines: pd.DataFrame, buys: pd.DataFrame, value: pd.Series) -> None:
+        """Add the margin and below-list sums of purchase lines that carry ``cost`` or ``list_price``."""
+        price = pd.to_numeric(buys["price"]).astype(np.float64)
+        quantity = pd.to_numeric(buys["quantity"]).astype(np.float64).fillna(1.0)
+        parts: dict[str, pd.Series] = {}
+        if "cost" in lines.columns:
+            cost = pd.to_numeric(lines["cost"]).astype(np.float64)
+            costed = cost.notna() & price.notna()
+            parts["costed_revenue"] = value.where(costed, 0.0)
+            parts["margin"] = ((price - cost) * quantity).where(costed, 0.0)
+        if "list_price" in lines.columns:
+            listed_price = pd.to_numeric(lines["list_price"]).astype(np.float64)
+            listed = listed_price.notna() & price.notna()
+            parts["listed_revenue"] = value.where(listed, 0.0)
+            parts["below_list"] = value.where(listed & (price < listed_price - 1e-9), 0.0)
+        if not parts:
+            return
+        sums = pd.DataFrame(parts).groupby(buys["variant"]).sum()
+        for variant, row in sums.iterrows():
+            arm = self.arms.setdefault(str(variant), Arm())
+            for name, total in row.items():
+                setattr(arm, str(name), getattr(arm, str(name)) + float(total))
 
     def report(
         self, control: str | None = None, confidence: float = 0.95, n_bootstrap: int = 0, seed: int = 0
@@ -214,6 +252,7 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "users": users,
         "purchasers": purchasers,
+        "purchase_frequency": _ratio(int(row["customer_orders"]), purchasers),
         "impressions": impressions,
         "clicks": clicks,
         "ctr": _ratio(clicks, impressions),

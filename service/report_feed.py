@@ -1,8 +1,9 @@
 """The experiment report and the dismissal counts, kept up to date by following the event log.
 
 A ``ReportFeed`` folds the events logged after its cursor into a ``Tally`` (running per-variant
-sums) and into ``dismissed`` (per item, per reason: what shoppers said "not interested" to), and
-answers from them, so a report costs the events since the last one, not every event ever logged.
+sums), into ``shop`` (the shop's KPIs per week and month, ``features.kpis``) and into
+``dismissed`` (per item, per reason: what shoppers said "not interested" to), and answers from
+them, so a report costs the events since the last one, not every event ever logged.
 The first report of a process (or ``catch_up`` at start) reads the log once, in pages, off the
 event loop; concurrent reports wait for one fold. Log entries that are not JSON events are skipped
 and counted (``skipped``), never fatal.
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
 
 from features.attribution import Tally
+from features.kpis import ItemPrices, KpiTally, Period
 from features.schema import LiveEventType
 from service.events import EventSink
 
@@ -36,8 +39,10 @@ REPORT_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderlif
 class ReportFeed:
     """Running experiment sums over one event log, folded forward on demand."""
 
-    def __init__(self, sink: EventSink) -> None:
+    def __init__(self, sink: EventSink, prices: Callable[[], ItemPrices | None] = lambda: None) -> None:
         self.sink = sink
+        self.prices = prices  # list prices and costs of the served catalog, for the discount rate
+        self.shop = KpiTally()  # the shop's KPIs per week and month over live events
         self.tally = Tally()
         self.breakdowns = {by: Tally(by=by) for by in BREAKDOWNS}
         self.dismissed: dict[str, dict[str, int]] = {}  # item: reason: dismissals
@@ -71,6 +76,8 @@ class ReportFeed:
         self.tally.add(frame)
         for tally in self.breakdowns.values():
             tally.add(frame)
+        self.shop.prices = self.prices()
+        self.shop.add(frame)
         dismissals = frame[frame["type"] == LiveEventType.DISMISS.value]
         if dismissals.empty:
             return
@@ -93,6 +100,24 @@ class ReportFeed:
         if control is not None and control not in self.tally.arms:
             control = None
         return await loop.run_in_executor(REPORT_EXECUTOR, self._report, control, confidence)
+
+    async def kpis(self, by: Period, control: str | None, confidence: float) -> dict[str, Any]:
+        """Return the live KPI series and, per variant, placement and channel, the report's figures."""
+        await self.catch_up()
+        loop = asyncio.get_running_loop()
+        if control is not None and control not in self.tally.arms:
+            control = None
+        return await loop.run_in_executor(REPORT_EXECUTOR, self._kpis, by, control, confidence)
+
+    def _kpis(self, by: Period, control: str | None, confidence: float) -> dict[str, Any]:
+        report = self._report(control, confidence)
+        return {
+            "series": self.shop.series(by),
+            "control": report["control"],
+            "by_variant": report["variants"],
+            "by_placement": report["by_placement"],
+            "by_channel": report["by_channel"],
+        }
 
     def _report(self, control: str | None, confidence: float) -> dict[str, Any]:
         """Return the experiment report with its breakdowns by placement and channel."""

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.association import Associations, pair_statistics
+from features.kpis import ItemPrices
 from service.cache_keys import digest
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownItem
@@ -61,6 +62,8 @@ class Catalog:
         #: What each item costs the shop (NaN where unknown); ``has_costs`` when any is known.
         self.costs = meta["cost"].to_numpy(dtype=np.float64) if "cost" in meta else np.full(len(ids), np.nan)
         self.has_costs = bool(np.isfinite(self.costs).any())
+        #: List prices and costs by item id, for the shop's discount rate (``features.kpis``).
+        self.item_prices = ItemPrices(pd.Index(self.ids.astype(str)), self.prices, self.costs)
         self.in_stock = meta["in_stock"].fillna(True).to_numpy(dtype=bool)
         self.lookup = {str(item): i for i, item in enumerate(ids)}
         codes, self.category_names = pd.factorize(pd.Series(self.categories))

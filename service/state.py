@@ -22,6 +22,7 @@ import orjson
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from features.kpis import ItemPrices
 from features.trending import DAYS
 from service.cache import Cache
 from service.cache_keys import user_scope
@@ -102,7 +103,12 @@ class ServiceState:
     _trends_at: float = -1e18  # when trending items were last rebuilt (monotonic)
 
     def __post_init__(self) -> None:
-        self.report = ReportFeed(self.sink)
+        self.report = ReportFeed(self.sink, self._prices)
+
+    def _prices(self) -> ItemPrices | None:
+        """Return the served catalog's list prices and costs (the control's), if a model is loaded."""
+        engine = self.engine
+        return engine.scorer.catalog.item_prices if engine is not None else None
 
     @property
     def engine(self) -> Engine | None:

@@ -1,10 +1,12 @@
-"""The ``orderlift`` command line: generate, inspect, train, compare, promote, sweep, serve."""
+"""The ``orderlift`` command line: generate, inspect, kpis, train, compare, promote, sweep, serve."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from contextlib import nullcontext
+from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
@@ -108,6 +110,45 @@ def inspect(
     )
     if quarantine is not None:
         console.print(f"rejected rows written to {quarantine}")
+
+
+class KpiPeriod(StrEnum):
+    """The period of a KPI series."""
+
+    WEEK = "week"
+    MONTH = "month"
+
+
+@app.command()
+@one_line_errors
+@with_source
+def kpis(
+    source: SourceOptions,
+    by: Annotated[KpiPeriod, typer.Option(help="Period of the series: week or month.")] = KpiPeriod.MONTH,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the series here as CSV.")] = None,
+) -> None:
+    """Print the shop's KPIs per week or month: conversion, order value, discount rate, frequency."""
+    from features.dataset import load_catalog
+    from features.kpis import history_kpis, series_csv
+    from features.validate import load_events
+
+    fmt = source.format()
+    with nullcontext() if as_json else console.status(f"reading {source.events}"):
+        result = load_events(source.events, fmt)
+        catalog = load_catalog(source.items, fmt.item_columns) if source.items is not None else None
+        series = history_kpis(result.events, result.anonymous, catalog).series(by.value)
+    if csv_out is not None:
+        csv_out.parent.mkdir(parents=True, exist_ok=True)
+        csv_out.write_text(series_csv({"history": series}))
+    if as_json:
+        typer.echo(json.dumps(series, indent=2))
+        return
+    from training.display import render_kpis
+
+    render_kpis(series, console)
+    if csv_out is not None:
+        console.print(f"wrote the series to {csv_out}")
 
 
 events_app = typer.Typer(help="The service's live events.", no_args_is_help=True)

@@ -7,7 +7,14 @@ from typing import Any
 from rich.console import Console, Group
 from rich.table import Table
 
-__all__ = ["render_carts", "render_data_report", "render_experiment", "render_metrics", "render_runs"]
+__all__ = [
+    "render_carts",
+    "render_data_report",
+    "render_experiment",
+    "render_kpis",
+    "render_metrics",
+    "render_runs",
+]
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -120,6 +127,31 @@ def render_runs(runs: Any, metric: str, console: Console) -> None:
             "" if base is None or base != base else f"{base:.4f}",
             " ".join(settings),
         )
+    console.print(table)
+
+
+def render_kpis(series: dict[str, Any], console: Console) -> None:
+    """Print the KPI series: one row per period, ``all`` last."""
+    basis = "margin on cost" if series["discount_basis"] == "cost" else "revenue share below list price"
+    table = _table(
+        f"KPIs per {series['by']} (discount rate: {basis})",
+        "period", "users", "buyers", "orders", "revenue", "conv.", "AOV", "freq.", "disc.",
+    )  # fmt: skip
+    table.columns[0].min_width = 10  # a week's Monday, never cut
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def money(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.2f}"
+
+    for row in series["rows"]:
+        frequency = "-" if row["purchase_frequency"] is None else f"{row['purchase_frequency']:.2f}"
+        table.add_row(
+            row["period"], f"{row['users']:,}", f"{row['customers']:,}", f"{row['orders']:,}",
+            f"{row['revenue']:,.0f}", share(row["conversion_rate"]), money(row["aov"]), frequency,
+            share(row["discount_rate"]),
+        )  # fmt: skip
     console.print(table)
 
 

@@ -29,6 +29,7 @@ from features.association import association_stats
 from features.baskets import Baskets, order_baskets, session_baskets
 from features.columns import timestamp_ns
 from features.dataset import Dataset
+from features.kpis import PERIODS, history_kpis
 from features.manifest import CartSpec, Manifest, ModelSpec
 from features.matrix import Weighting, build_matrix, dismissed_pairs
 from features.split import Split, chronological_split
@@ -356,6 +357,8 @@ def run_training(
     on_stage(f"fitting the {spec.kind} cart model on all {len(orders):,} orders")
     cart = fit_cart(orders, spec)
     manifest = _manifest(model, config, data, evaluation, spec, fit_seconds, extra)
+    on_stage("counting the shop's KPIs per week and month")
+    shop = history_kpis(dataset.events, dataset.anonymous, dataset.catalog)
     on_stage(f"writing the model artifact to {out}")
     written = save_artifact(
         out,
@@ -370,6 +373,7 @@ def run_training(
         orders=orders.matrix,
         trend=daily_counts(dataset.events, inter.items),
         dismissed=dismissed_pairs(dataset.events, inter.users, inter.items),
+        kpis={by: shop.series(by) for by in PERIODS},
         write_model=lambda directory: save_model(model, directory),
         write_cart=lambda directory: save_cart_model(cart, directory),
     )

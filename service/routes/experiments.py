@@ -1,16 +1,22 @@
 """The A/B report (conversion, order value and revenue per variant, with differences to the control),
-and what shoppers dismissed: the most dismissed items per category, with their reasons."""
+the shop's KPIs per week or month (from the training data and from live events), and what shoppers
+dismissed: the most dismissed items per category, with their reasons."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
+from features.kpis import FORMULAS, Period, series_csv
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES, EventLogDown
 from service.events import EventLogUnavailable
 from service.schemas import ID_MAX, N_DEFAULT, NQuery
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/v1", tags=["experiments"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -32,6 +38,55 @@ async def experiment_report(
         return await state.report.report(chosen, confidence)
     except EventLogUnavailable as exc:
         raise EventLogDown(f"the event log cannot be read for the report: {exc}") from exc
+
+
+@router.get(
+    "/kpis",
+    response_model=dict[str, Any],
+    responses={200: {"content": {"text/csv": {}}, "description": "KPIs as JSON, or CSV with format=csv."}},
+)
+async def kpis(
+    state: State,
+    by: Annotated[Literal["week", "month"], Query(description="Period of the series.")] = "month",
+    format: Annotated[Literal["json", "csv"], Query(description="csv: a file download.")] = "json",
+    confidence: Annotated[float, Query(gt=0.5, lt=1.0)] = 0.95,
+) -> Any:
+    """Return conversion, AOV, purchase frequency and discount rate per period: training data and live."""
+    found = await shop_kpis(state, by, confidence)
+    if format == "csv":
+        headers = {"Content-Disposition": f'attachment; filename="kpis-{by}.csv"'}
+        return Response(kpis_csv(found), media_type="text/csv", headers=headers)
+    return found
+
+
+async def shop_kpis(state: State, by: Period, confidence: float = 0.95) -> dict[str, Any]:
+    """Return the KPI series of the served model's training data and of live events.
+
+    A live event log that cannot be read leaves ``live`` None and says why in ``live_error``: the
+    training data's figures are still answered.
+    """
+    engine = state.require()
+    training = (engine.scorer.loaded.artifact.kpis or {}).get(by)
+    live, error = None, None
+    control = state.variants[0].name if state.variants else None
+    try:
+        live = await state.report.kpis(by, control, confidence)
+    except EventLogUnavailable as exc:
+        logger.warning("KPIs without live events: the event log cannot be read: %s", exc)
+        error = f"the event log cannot be read: {exc}"
+    return {
+        "by": by,
+        "training": training,
+        "live": live,
+        "live_error": error,
+        "formulas": FORMULAS,
+        "model_version": engine.version,
+    }
+
+
+def kpis_csv(found: dict[str, Any]) -> str:
+    """Return both series as one CSV: a ``source`` column (training or live), then the KPI columns."""
+    return series_csv({"training": found["training"], "live": (found["live"] or {}).get("series")})
 
 
 @router.get("/experiments/dismissals")

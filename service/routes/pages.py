@@ -1,4 +1,5 @@
-"""The marketers' pages beside the bundles: merchandising rules (list, add, delete) and trending items.
+"""The marketers' pages beside the bundles: merchandising rules (list, add, delete), trending items,
+dismissed items and the shop's KPIs over time.
 
 Same session and headers as the bundles page (``service.routes.ui``). The rule form posts what the
 API's ``RuleIn`` takes (lists comma-separated, times UTC), is checked by the same rules
@@ -8,7 +9,7 @@ API's ``RuleIn`` takes (lists comma-separated, times UTC), is checked by the sam
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,8 +18,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service.deps import State
-from service.errors import InvalidRequest, RuleStoreDown
-from service.routes.experiments import most_dismissed
+from service.errors import InvalidRequest, RuleStoreDown, Unauthorized
+from service.routes.experiments import kpis_csv, most_dismissed, shop_kpis
 from service.routes.ui import PAGES, SessionCookie, secured, signed_in
 from service.rules import checked_rule
 from service.schemas import ENDPOINTS, ID_MAX, RuleIn
@@ -145,6 +146,85 @@ async def dismissed_page(request: Request, state: State, orderlift_session: Sess
     found = await most_dismissed(state, None, 20)
     context = {"categories": found["categories"], "version": found["model_version"], "nav": True}
     return secured(PAGES.TemplateResponse(request, "dismissed.html", context))
+
+
+#: The KPIs the page charts: key, title, and how a value is shown.
+CHARTED = (
+    ("conversion_rate", "Conversion rate", "{:.1%}"),
+    ("aov", "Average order value", "{:,.2f}"),
+    ("purchase_frequency", "Purchase frequency (orders per customer)", "{:.2f}"),
+    ("discount_rate", "Discount rate", "{:.1%}"),
+)
+KPI_CHART = {"width": 560, "height": 160, "left": 8, "top": 12}  # px
+ByQuery = Annotated[Literal["week", "month"], Query()]
+
+
+def kpi_charts(training: dict[str, Any] | None, live: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Return one line chart per KPI: the training data's line and the live one over shared periods."""
+    sources = {"training": training, "live": live}
+    rows = {
+        name: [r for r in (s or {}).get("rows", []) if r["period"] != "all"] for name, s in sources.items()
+    }
+    periods = sorted({r["period"] for part in rows.values() for r in part})
+    at = {p: i for i, p in enumerate(periods)}
+    width, height = KPI_CHART["width"] - 2 * KPI_CHART["left"], KPI_CHART["height"] - 2 * KPI_CHART["top"]
+    step = width / max(len(periods) - 1, 1)
+    charts = []
+    for key, title, shown in CHARTED:
+        values = [r[key] for part in rows.values() for r in part if r[key] is not None]
+        top, bottom = max(values, default=0.0), min(0.0, *values)  # a negative margin goes below 0
+        span = (top - bottom) or 1.0
+        lines = {}
+        for name, part in rows.items():
+            points = [
+                (
+                    KPI_CHART["left"] + at[r["period"]] * step,
+                    KPI_CHART["top"] + height * (top - r[key]) / span,
+                )
+                for r in part
+                if r[key] is not None
+            ]
+            lines[name] = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        ends = {"first": periods[0], "last": periods[-1]} if periods else {"first": "", "last": ""}
+        charts.append({"key": key, "title": title, "lines": lines, "top": shown.format(top), **ends})
+    return charts
+
+
+@router.get("/kpis", response_class=HTMLResponse)
+async def kpis_page(
+    request: Request, state: State, by: ByQuery = "month", orderlift_session: SessionCookie = None
+) -> Response:
+    """Show the shop's four KPIs over time, from the training data and from live events."""
+    if not signed_in(state, orderlift_session):
+        return secured(RedirectResponse("/ui/login", status_code=303))
+    found = await shop_kpis(state, by)
+    live = found["live"] or {}
+    context = {
+        "by": by,
+        "training": found["training"],
+        "live": live.get("series"),
+        "live_error": found["live_error"],
+        "variants": live.get("by_variant", {}),
+        "control": live.get("control"),
+        "charts": kpi_charts(found["training"], live.get("series")),
+        "chart": KPI_CHART,
+        "formulas": found["formulas"],
+        "version": found["model_version"],
+        "nav": True,
+    }
+    return secured(PAGES.TemplateResponse(request, "kpis.html", context))
+
+
+@router.get("/kpis.csv")
+async def kpis_page_csv(
+    state: State, by: ByQuery = "month", orderlift_session: SessionCookie = None
+) -> Response:
+    """Download the series the KPI page shows."""
+    if not signed_in(state, orderlift_session):
+        raise Unauthorized("this download needs a page session: sign in at /ui/login", field="cookie")
+    found = await shop_kpis(state, by)
+    headers = {"Content-Disposition": f'attachment; filename="kpis-{by}.csv"'}
+    return secured(Response(kpis_csv(found), media_type="text/csv", headers=headers))
 
 
 @router.get("/trending", response_class=HTMLResponse)

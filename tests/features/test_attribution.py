@@ -98,6 +98,7 @@ def test_every_metric_of_both_variants_matches_the_hand_computed_values():
     assert {k: v for k, v in a.items() if k != "vs_control"} == {
         "users": 4,
         "purchasers": 1,
+        "purchase_frequency": 1 / 1,
         "impressions": 10,
         "clicks": 3,
         "ctr": 3 / 10,
@@ -112,6 +113,7 @@ def test_every_metric_of_both_variants_matches_the_hand_computed_values():
     assert {k: v for k, v in b.items() if k != "vs_control"} == {
         "users": 5,
         "purchasers": 2,
+        "purchase_frequency": 2 / 2,
         "impressions": 8,
         "clicks": 4,
         "ctr": 4 / 8,
