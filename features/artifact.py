@@ -16,6 +16,7 @@ An artifact is a directory::
     trend.npz          items x days purchase and cart counts of the last days (trending items)
     dismissed.npz      users x items, True where the shopper dismissed the item (never shown to them)
     kpis.json          the training data's KPIs per week and per month (``features.kpis``)
+    reorder.npz        per customer and item: orders, first and last day (``features.reorder``)
     model/             the model's own arrays and model.json (written by training.models)
     cart/              the cart model's arrays and cart.json (written by training.models.cart)
 
@@ -49,6 +50,7 @@ from features.association import Associations
 from features.errors import ArtifactError
 from features.ids import IdIndex
 from features.manifest import SCHEMA_VERSION, Manifest
+from features.reorder import ReorderHistory
 from features.trending import TrendCounts
 
 __all__ = [
@@ -94,6 +96,8 @@ class ModelArtifact:
     dismissed: sp.csr_matrix | None = None
     #: The training data's KPI series: {"week": ..., "month": ...} (``features.kpis``); None if older.
     kpis: dict[str, Any] | None = None
+    #: What each customer bought and when, for buy-again lists; None in older artifacts.
+    reorder: ReorderHistory | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -130,6 +134,7 @@ def save_artifact(
     trend: TrendCounts,
     dismissed: sp.csr_matrix,
     kpis: Mapping[str, Any],
+    reorder: ReorderHistory,
     write_model: Callable[[Path], None],
     write_cart: Callable[[Path], None],
 ) -> Manifest:
@@ -154,6 +159,7 @@ def save_artifact(
         sp.save_npz(staging / "trend.npz", sp.csr_matrix(trend.counts, dtype=np.float32), compressed=False)
         sp.save_npz(staging / "dismissed.npz", sp.csr_matrix(dismissed, dtype=np.float32), compressed=False)
         (staging / "kpis.json").write_text(json.dumps(kpis, allow_nan=False))
+        reorder.save(staging / "reorder.npz")
         write_model(staging / MODEL_DIR)
         write_cart(staging / CART_DIR)
         files = {
@@ -321,6 +327,9 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
     kpis = None
     if "kpis.json" in manifest.files:  # absent in older artifacts
         kpis = _load(directory / "kpis.json", lambda p: json.loads(p.read_text()), None)
+    reorder = None
+    if "reorder.npz" in manifest.files:  # absent in older artifacts
+        reorder = _load(directory / "reorder.npz", lambda p: ReorderHistory.load(p, (n_users, n_items)), None)
     return ModelArtifact(
         directory,
         manifest,
@@ -335,6 +344,7 @@ def load_artifact(directory: Path, verify: bool = True, signing_key: str | None 
         trend,
         dismissed,
         kpis,
+        reorder,
     )
 
 

@@ -21,6 +21,7 @@ from service.cache_keys import cache_key, digest
 from service.crosssell import CartLines
 from service.errors import InvalidRequest
 from service.live import LiveHistory
+from service.reorder import buy_again
 from service.rules import ListRules, RuleBook
 from service.schemas import CrossSellRequest, SessionRequest
 from service.scorer import Filters, Scorer, SimilarKind
@@ -193,6 +194,28 @@ async def trending_items(
         ),
         user_id=user_id,
         version=engine.version,
+    )
+
+
+async def reorder_for_user(
+    state: ServiceState, user_id: str, n: int, horizon: int, view: View = DEFAULT_VIEW
+) -> Response:
+    """Answer a customer's buy-again list from the cache, or rank their past items and cache the bytes."""
+    engine = state.require(user_id)
+    await state.refresh_trends()  # "today" is the newest day known, live events included
+    scorer = engine.scorer
+    rules, shown = view.shape(state.rules.book, scorer, "reorder")
+    parts = (user_id, str(n), str(horizon), shown, f"t{scorer.trend.stamp}")
+
+    def key(version: str) -> str:
+        return cache_key("reorder", version, scorer.variant, *parts)
+
+    return await state.cached(
+        key(engine.version),
+        lambda live: view.tag(buy_again(scorer, user_id, n, live, rules, horizon), scorer),
+        user_id=user_id,
+        version=engine.version,
+        previous=_previous(state, scorer.variant, key),
     )
 
 

@@ -188,12 +188,17 @@ def export_recommendations(
     batch: Annotated[
         int | None, typer.Option(min=1, max=100_000, help="Users scored per batch (default: ~4M scores).")
     ] = None,
+    horizon_days: Annotated[
+        int, typer.Option(min=1, max=365, help="--placement reorder: what falls due within this many days.")
+    ] = 30,
 ) -> None:
     """Write every known user's recommendations to a file for an e-mail or push campaign.
 
     Each user's list leaves out what they bought and dismissed, follows the rules in force for
     the placement (from Redis when ORDERLIFT_REDIS_URL is set, else the rules file) and has one
-    recommendation_id; send clicks and orders back as events with it to attribute them.
+    recommendation_id; send clicks and orders back as events with it to attribute them. With
+    ``--placement reorder`` the lists are buy-again lists instead: each customer's own past items,
+    the most due first (as ``GET /v1/users/{id}/reorder`` answers).
     """
     from redis.exceptions import RedisError
     from rich.console import Console
@@ -201,6 +206,7 @@ def export_recommendations(
     from service.answers import View
     from service.export import export_recommendations as export
     from service.loading import LoadError, load
+    from service.reorder import REORDER
     from service.rule_store import read_rules
     from service.scorer import Scorer
 
@@ -216,9 +222,16 @@ def export_recommendations(
         scorer = Scorer(
             load(settings.model_uri, settings.mlflow_tracking_uri, settings.verify_artifact), settings
         )
-        rules, _ = view.shape(read_rules(settings), scorer, "user")
+        reorder = view.placement == REORDER
+        if reorder and scorer.loaded.artifact.reorder is None:
+            console.print(f"[red]error:[/red] {settings.model_uri} has no purchase history: retrain it")
+            raise typer.Exit(2)
+        rules, _ = view.shape(read_rules(settings), scorer, REORDER if reorder else "user")
         with _progress(console, "exporting") as advance:
-            found = export(scorer, out, n, rules, view.placement, view.channel, fmt.value, advance, batch)
+            found = export(
+                scorer, out, n, rules, view.placement, view.channel, fmt.value, advance, batch,
+                horizon_days if reorder else None,
+            )  # fmt: skip
     except LoadError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

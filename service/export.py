@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from service.reorder import due_matrix, today_of
 from service.rules import ListRules
 from service.scorer import Scorer
 from training.models import top_n
@@ -60,17 +61,25 @@ def batch_size(scorer: Scorer, batch: int | None = None) -> int:
 
 
 def ranked_users(
-    scorer: Scorer, n: int, rules: ListRules, batch: int | None = None
+    scorer: Scorer, n: int, rules: ListRules, batch: int | None = None, reorder_horizon: int | None = None
 ) -> Iterator[list[Ranked]]:
-    """Yield every known user's best ``n`` items, a batch of users at a time."""
+    """Yield every known user's best ``n`` items, a batch of users at a time.
+
+    With ``reorder_horizon`` (days), the lists are buy-again lists (``service.reorder``): each
+    customer's own past items, the most due first; else the model's recommendations of new items.
+    """
     total, batch = len(scorer.users), batch_size(scorer, batch)
+    found = scorer.loaded.artifact.reorder
     for start in range(0, total, batch):
         rows = np.arange(start, min(start + batch, total))
         history = scorer.history[rows]
-        excluded = history
+        if reorder_horizon is not None and found is not None:
+            scores, _ = due_matrix(found, rows, today_of(scorer), reorder_horizon, len(scorer.catalog))
+            excluded = sp.csr_matrix(history.shape, dtype=np.float32)
+        else:
+            scores, excluded = scorer.model.score(history, rows), history
         if scorer.dismissed is not None:
-            excluded = sp.csr_matrix(history + scorer.dismissed[rows])
-        scores = scorer.model.score(history, rows)
+            excluded = sp.csr_matrix(excluded + scorer.dismissed[rows])
         if rules.active or rules.cap is not None:  # shaped one user at a time, as the service does
             dense = np.asarray(scores, dtype=np.float32)
             r, c = excluded.nonzero()
@@ -93,6 +102,7 @@ def export_recommendations(
     fmt: Literal["csv", "parquet"] = "csv",
     on_batch: Progress | None = None,
     batch: int | None = None,
+    reorder_horizon: int | None = None,
 ) -> Exported:
     """Write one row per recommended item of every known user (``COLUMNS``), batch by batch.
 
@@ -104,7 +114,7 @@ def export_recommendations(
     users = written = 0
     sink = _CsvSink(staging) if fmt == "csv" else _ParquetSink(staging)
     try:
-        for lists in ranked_users(scorer, n, rules, batch):
+        for lists in ranked_users(scorer, n, rules, batch, reorder_horizon):
             columns = _columns(scorer, lists, placement, channel)
             sink.write(columns)
             users += len(lists)

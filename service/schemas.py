@@ -44,7 +44,7 @@ ID_MAX = 200  # characters in any user or item id
 UserId = Annotated[str, Path(min_length=1, max_length=ID_MAX, examples=["u0042"])]
 ItemId = Annotated[str, Path(min_length=1, max_length=ID_MAX, examples=["i0042"])]
 #: The endpoints a rule may name as placements; a storefront may also name its own page slots.
-ENDPOINTS = ("user", "session", "similar", "cross_sell", "trending", "bundles")
+ENDPOINTS = ("user", "session", "similar", "cross_sell", "trending", "bundles", "reorder")
 PLACEMENT_PATTERN = r"^[a-z0-9_-]{1,40}$"
 Placement = Annotated[str, StringConstraints(pattern=PLACEMENT_PATTERN)]
 PlacementQuery = Annotated[
@@ -126,6 +126,33 @@ class RecommendationsResponse(BaseModel):
     variant: str = Field(description="The A/B variant (model alias) that answered.")
     recommendation_id: str = Field(description="Send it back with events to attribute them.")
     unknown_items: list[str] | None = None
+    placement: str | None = None
+    channel: str | None = None
+
+
+class ReorderItem(Item):
+    """One of the customer's own past items, with when it falls due."""
+
+    score: float = Field(description="orders^a x due-ness (features.reorder).")
+    times_bought: int = Field(description="Distinct orders with the item.")
+    last_bought: str = Field(description="ISO date of the last purchase.")
+    every_days: float = Field(description="The customer's days between two orders of it (else typical).")
+    due_on: str = Field(description="ISO date: the last purchase plus that interval.")
+
+
+class ReorderResponse(BaseModel):
+    """A customer's buy-again list: their own past items, the most due first."""
+
+    items: list[ReorderItem]
+    source: Literal["reorder", "no_history"] = Field(
+        description="reorder: from the customer's purchases; no_history: nothing bought yet, so empty."
+    )
+    as_of: str | None = Field(description="The day due dates count from: the newest day known.")
+    horizon_days: int
+    rules_applied: list[str] = RULES_APPLIED
+    model_version: str
+    variant: str
+    recommendation_id: str = Field(description="Send it back with events to attribute them.")
     placement: str | None = None
     channel: str | None = None
 

@@ -25,7 +25,7 @@ from service.loading import LoadedModel
 from service.rules import PLAIN, ListRules
 from service.trending import TrendFeed
 
-__all__ = ["Catalog", "Filters", "Ranking", "Scorer"]
+__all__ = ["Catalog", "Filters", "Ranking", "Scorer", "day_text"]
 
 
 SimilarKind = Literal["also_bought", "also_viewed", "similar"]
@@ -295,7 +295,7 @@ class Scorer:
              "recent": round(float(recent[row]), 2), "baseline": round(float(baseline[row]), 2)}
             for row, value in zip(rows.tolist(), values.tolist(), strict=True)
         ]  # fmt: skip
-        extra = {"category": category, "window_days": window, "ends_on": _day_text(self.trend.end_day)}
+        extra = {"category": category, "window_days": window, "ends_on": day_text(self.trend.end_day)}
         return self.envelope(items, "trending", applied, **extra)
 
     def for_session(
@@ -365,7 +365,7 @@ class Scorer:
         }
 
 
-def _day_text(day: int) -> str | None:
+def day_text(day: int) -> str | None:
     """Return a day (since 1970-01-01) as an ISO date, or None before any count."""
     return None if day < 0 else (np.datetime64(0, "D") + day).astype(str)
 

@@ -32,6 +32,7 @@ from features.dataset import Dataset
 from features.kpis import PERIODS, history_kpis
 from features.manifest import CartSpec, Manifest, ModelSpec
 from features.matrix import Weighting, build_matrix, dismissed_pairs
+from features.reorder import reorder_history
 from features.split import Split, chronological_split
 from features.trending import daily_counts
 from training.crosssell import CART_CANDIDATES, CartData, CartEvaluation, choose_cart_model
@@ -374,6 +375,7 @@ def run_training(
         trend=daily_counts(dataset.events, inter.items),
         dismissed=dismissed_pairs(dataset.events, inter.users, inter.items),
         kpis={by: shop.series(by) for by in PERIODS},
+        reorder=reorder_history(dataset.events, inter.users, inter.items),
         write_model=lambda directory: save_model(model, directory),
         write_cart=lambda directory: save_cart_model(cart, directory),
     )

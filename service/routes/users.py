@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from service.answers import View, recommend_for_session, recommend_for_user
+from service.answers import View, recommend_for_session, recommend_for_user, reorder_for_user
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.schemas import (
@@ -18,6 +18,7 @@ from service.schemas import (
     NQuery,
     PlacementQuery,
     RecommendationsResponse,
+    ReorderResponse,
     SessionRequest,
     UserId,
 )
@@ -54,6 +55,22 @@ async def user_recommendations(
     return await recommend_for_user(
         state, user_id, n, filters, explain, View(placement, max_per_category, channel)
     )
+
+
+@router.get("/users/{user_id}/reorder", response_model=ReorderResponse)
+async def reorder(
+    state: State,
+    user_id: UserId,
+    n: NQuery = N_DEFAULT,
+    horizon_days: Annotated[
+        int, Query(ge=1, le=365, description="Rank by what falls due within this many days.")
+    ] = 30,
+    placement: PlacementQuery = None,
+    max_per_category: MaxPerCategory = None,
+    channel: ChannelQuery = None,
+) -> Response:
+    """Rank the customer's own past items by when each falls due: buy again (empty without purchases)."""
+    return await reorder_for_user(state, user_id, n, horizon_days, View(placement, max_per_category, channel))
 
 
 @router.post("/recommendations", response_model=RecommendationsResponse)

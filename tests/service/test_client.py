@@ -48,7 +48,7 @@ def test_every_operation_has_a_readable_id(artifact_dir: Path) -> None:
     assert ids == sorted([
         "user_recommendations", "session_recommendations", "similar_items", "cross_sell", "bundles",
         "post_events", "experiment_report", "reload_model", "healthz", "readyz", "model_info",
-        "trending", "create_rule", "list_rules", "delete_rule", "dismissals", "kpis",
+        "trending", "create_rule", "list_rules", "delete_rule", "dismissals", "kpis", "reorder",
     ])  # fmt: skip
 
 
@@ -106,6 +106,7 @@ def test_a_generated_client_calls_every_endpoint(
                 "list_rules": ops["list_rules"].asyncio_detailed(client=client),
                 "dismissals": ops["dismissals"].asyncio_detailed(client=client),
                 "kpis": ops["kpis"].asyncio_detailed(client=client),
+                "reorder": ops["reorder"].asyncio_detailed(user, client=client),
             }
             assert set(calls) | {"delete_rule"} == set(ops), "an operation has no call here"
             statuses = {}
