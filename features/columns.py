@@ -10,13 +10,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["EncodedColumn", "encode", "parse_float", "parse_timestamp", "timestamp_ns"]
+__all__ = ["EPOCH_FORMATS", "EncodedColumn", "encode", "parse_float", "parse_timestamp", "timestamp_ns"]
 
 _FLOAT_ID = r"^-?\d+\.0+$"
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)\s*$"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 #: Naive layouts parsed in Arrow before the slower pandas fallback.
 _FAST_LAYOUTS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+#: Timestamp formats that are integers since the epoch, and nanoseconds per unit.
+EPOCH_FORMATS: dict[str, int] = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_us": 10**3, "epoch_ns": 1}
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,11 @@ def parse_timestamp(
     """Return UTC epoch nanoseconds per row (int64); INT64 min where missing or unparseable.
 
     Common layouts parse in Arrow; anything else falls back to pandas (ISO 8601, then guessed).
+    ``fmt`` may also be one of ``EPOCH_FORMATS``: whole seconds, ms, us or ns since the epoch, UTC.
     """
     nat = np.iinfo(np.int64).min
+    if fmt in EPOCH_FORMATS:
+        return _per_chunk(column, n_rows, lambda words: _parse_epoch(words, EPOCH_FORMATS[fmt]))[0]
 
     def parse(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         ns = np.full(len(text), nat, dtype=np.int64)
@@ -127,6 +132,16 @@ def parse_timestamp(
 
     values, _ = _per_chunk(column, n_rows, parse)
     return values
+
+
+def _parse_epoch(words: pa.Array, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Parse whole numbers since the epoch into nanoseconds; anything else is bad."""
+    nat = np.iinfo(np.int64).min
+    ok = pc.match_substring_regex(words, r"^\d{1,18}$")
+    parsed = pc.cast(pc.if_else(ok, words, pa.scalar(None, pa.string())), pa.int64())
+    values = parsed.fill_null(nat).to_numpy(zero_copy_only=False)
+    bad = (values == nat) | (values > np.iinfo(np.int64).max // scale)
+    return np.where(bad, nat, values * scale), bad
 
 
 def _localize(ns: np.ndarray, timezone: str) -> np.ndarray:

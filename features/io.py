@@ -7,18 +7,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from features.columns import encode
 from features.errors import MappingError, MissingColumnError, UnreadableFileError
+from features.ga4 import GA4_EVENT_TYPES
 from features.schema import EVENT_COLUMNS, ITEM_COLUMNS, REQUIRED_EVENT_COLUMNS, EventType
 
 __all__ = [
     "ONLINE_RETAIL_NON_PRODUCTS",
     "PRESETS",
     "SourceFormat",
+    "fill_order_fields",
     "parse_mapping",
     "read_items",
     "read_table",
@@ -64,6 +68,18 @@ class SourceFormat:
     mapped: tuple[str, ...] = ()
     #: The items catalog's columns: canonical name -> the file's (``cost=UnitCost``).
     item_columns: Mapping[str, str] = field(default_factory=dict)
+    #: ``rows`` (one row per event or line) or ``ga4`` (events with ``items`` arrays; see features.ga4).
+    layout: str = "rows"
+    #: Canonical columns whose values are hashed on the way in (an e-mail as ``user_id``).
+    hashed_columns: tuple[str, ...] = ()
+    #: Canonical columns given only on an order's first line, carried to its other lines.
+    order_fields: tuple[str, ...] = ()
+    #: ``order_status`` values (case-insensitive) of orders cancelled or refunded in full.
+    cancelled_statuses: tuple[str, ...] = ()
+    #: The ``price`` column holds the line's total; the unit price is it over the quantity.
+    price_per_line: bool = False
+    #: The hashing salt (``ORDERLIFT_ID_SALT``); never printed.
+    id_salt: str = field(default="", repr=False)
 
     def source_column(self, name: str) -> str:
         """Return the file's column for canonical column ``name``."""
@@ -85,6 +101,49 @@ PRESETS: dict[str, SourceFormat] = {
         cancel_prefix="C",
         non_product_patterns=ONLINE_RETAIL_NON_PRODUCTS,
         float_id_columns=("user_id",),
+    ),
+    # Shopify admin > Orders > Export: one row per line item; order fields on the first line only.
+    "shopify": SourceFormat(
+        columns={
+            "user_id": "Email",
+            "item_id": "Lineitem sku",
+            "timestamp": "Created at",
+            "order_id": "Name",
+            "quantity": "Lineitem quantity",
+            "price": "Lineitem price",
+            "item_name": "Lineitem name",
+            "order_status": "Financial Status",
+            "cancelled_at": "Cancelled at",
+        },
+        event_type=EventType.PURCHASE.value,
+        timestamp_format="%Y-%m-%d %H:%M:%S %z",
+        hashed_columns=("user_id",),
+        order_fields=("user_id", "timestamp", "order_status", "cancelled_at"),
+        cancelled_statuses=("refunded", "voided"),
+    ),
+    # WooCommerce Customer/Order/Coupon Export, "Default - One Row per Item" (naive local times).
+    "woocommerce": SourceFormat(
+        columns={
+            "user_id": "billing_email",
+            "item_id": "item_sku",
+            "timestamp": "order_date",
+            "order_id": "order_number",
+            "quantity": "item_quantity",
+            "price": "item_total",
+            "item_name": "item_name",
+            "order_status": "status",
+        },
+        event_type=EventType.PURCHASE.value,
+        hashed_columns=("user_id",),
+        order_fields=("user_id", "timestamp", "order_status"),
+        cancelled_statuses=("cancelled", "refunded", "failed", "pending", "checkout-draft", "trash"),
+        price_per_line=True,
+    ),
+    # GA4's BigQuery export (events_*), as NDJSON or Parquet: one row per event, items nested.
+    "ga4": SourceFormat(
+        event_type_values=GA4_EVENT_TYPES,
+        timestamp_format="epoch_us",
+        layout="ga4",
     ),
 }
 
@@ -143,6 +202,28 @@ def resolve_format(
         item_columns={**base.item_columns, **(item_mapping or {})},
         **given,  # type: ignore[arg-type]
     )
+
+
+def fill_order_fields(table: pa.Table, names: Sequence[str]) -> pa.Table:
+    """Fill each blank in ``names`` with the value on the first line of the same order that has one."""
+    if "order_id" not in table.column_names or not table.num_rows:
+        return table
+    n = table.num_rows
+    order = encode(table.column("order_id"), n)
+    for name in (c for c in names if c in table.column_names):
+        column = encode(table.column(name), n)
+        rows = np.flatnonzero(column.present & order.present)
+        orders, first = np.unique(order.codes[rows], return_index=True)
+        by_order = np.full(len(order.values), -1, dtype=np.int32)
+        by_order[orders] = column.codes[rows[first]]
+        codes = column.codes.copy()
+        blank = ~column.present & order.present
+        codes[blank] = by_order[order.codes[blank]]
+        filled = pa.DictionaryArray.from_arrays(
+            pa.array(codes, mask=codes < 0), pa.array(column.values, pa.string())
+        )
+        table = table.set_column(table.column_names.index(name), name, filled)
+    return table
 
 
 def _header(path: Path) -> list[str]:

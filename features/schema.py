@@ -87,7 +87,8 @@ REPORTED: Final[dict[str, LiveEventType]] = {
 LIVE_WEIGHTS: Final[dict[str, float]] = {k.value: DEFAULT_WEIGHTS[v.value] for k, v in TRAINS_AS.items()}
 
 REQUIRED_EVENT_COLUMNS: Final[tuple[str, ...]] = ("user_id", "item_id", "timestamp")
-#: Optional event columns; ``item_name`` and ``category`` describe items when there is no catalog.
+#: Optional event columns; ``item_name`` and ``category`` describe items when there is no catalog;
+#: ``order_status`` and ``cancelled_at`` mark an order the shop cancelled or refunded in full.
 OPTIONAL_EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "event_type",
     "order_id",
@@ -95,6 +96,8 @@ OPTIONAL_EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "price",
     "item_name",
     "category",
+    "order_status",
+    "cancelled_at",
 )
 EVENT_COLUMNS: Final[tuple[str, ...]] = REQUIRED_EVENT_COLUMNS + OPTIONAL_EVENT_COLUMNS
 
@@ -107,11 +110,12 @@ class Reason(StrEnum):
     """Why a row was rejected; every rejected row carries exactly one, checked in this order."""
 
     MISSING_USER = "missing_user"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
     MISSING_ITEM = "missing_item"
     BAD_TIMESTAMP = "bad_timestamp"
-    UNKNOWN_EVENT_TYPE = "unknown_event_type"
     NON_PRODUCT_ITEM = "non_product_item"
     RETURN = "return"
+    CANCELLED = "cancelled"
     BAD_QUANTITY = "bad_quantity"
     BAD_PRICE = "bad_price"
     DUPLICATE = "duplicate"

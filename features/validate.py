@@ -9,14 +9,17 @@ Rejected rows keep their raw values, their 1-based row number and their reason, 
 quarantine file. Returns (cancellation orders, negative purchase quantities) are rejected as
 ``return`` and their quantity is netted against the same user's purchases of the same item,
 latest purchase first; what cannot be matched is counted, never silently lost. Anonymous lines
-are never netted.
+are never netted. Lines of an order the shop cancelled or refunded in full (its ``order_status``
+is one of the format's ``cancelled_statuses``, or it has a ``cancelled_at``) are rejected as
+``cancelled``. Before any check, order fields given only on an order's first line are carried to
+its other lines, and hashed columns (an e-mail as user id) are hashed (``features.identity``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,9 @@ import pyarrow.csv as pa_csv
 
 from features.columns import EncodedColumn, encode, parse_float, parse_timestamp
 from features.errors import MissingColumnError
-from features.io import SourceFormat, read_table
+from features.ga4 import GA4_FILE_ROWS, read_ga4
+from features.identity import hash_column
+from features.io import SourceFormat, fill_order_fields, read_table
 from features.schema import EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, EventType, Reason
 
 __all__ = ["ReturnsReport", "ValidationReport", "ValidationResult", "load_events", "validate"]
@@ -60,6 +65,8 @@ class ValidationReport:
     rejected: dict[str, int]
     returns: ReturnsReport = field(default_factory=ReturnsReport)
     rows_anonymous: int = 0
+    #: Records in the file when they differ from rows (a GA4 event becomes one row per item).
+    file_rows: int | None = None
 
     @property
     def reconciled(self) -> bool:
@@ -92,13 +99,24 @@ class ValidationResult:
 def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -> ValidationResult:
     """Read, validate and net an events file; optionally write its quarantine."""
     wanted = {name: fmt.source_column(name) for name in EVENT_COLUMNS}
-    table = read_table(Path(path), wanted, required=(*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
+    if fmt.layout == "ga4":
+        table = read_ga4(Path(path))
+    else:
+        table = read_table(Path(path), wanted, required=(*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
     if "event_type" not in table.column_names and fmt.event_type is None:
         raise MissingColumnError(
             f"{path}: no event type column {wanted['event_type']!r}; map one with "
             "--map event_type=COLUMN or give every row one type with --event-type purchase"
         )
+    table = fill_order_fields(table, fmt.order_fields)
+    for name in (c for c in fmt.hashed_columns if c in table.column_names):
+        table = table.set_column(
+            table.column_names.index(name), name, hash_column(table.column(name), fmt.id_salt)
+        )
     result = validate(table, fmt)
+    file_rows = (table.schema.metadata or {}).get(GA4_FILE_ROWS)
+    if file_rows is not None:
+        result = replace(result, report=replace(result.report, file_rows=int(file_rows)))
     if quarantine is not None:
         result.write_quarantine(quarantine)
     return result
@@ -119,18 +137,25 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     event = _event_codes(col("event_type"), fmt, n)
     qty, qty_unparsed = parse_float(raw("quantity"), n)
     price, price_unparsed = parse_float(raw("price"), n)
+    if fmt.price_per_line:
+        price = np.divide(price, qty, out=np.full(n, np.nan), where=qty > 0)
 
     is_return = _matches(order, f"{re.escape(fmt.cancel_prefix)}.*" if fmt.cancel_prefix else None)
     is_return |= (event == _PURCHASE) & (qty < 0)
+    cancelled = col("cancelled_at").present
+    if fmt.cancelled_statuses:
+        statuses = "|".join(re.escape(s.lower()) for s in fmt.cancelled_statuses)
+        cancelled |= _matches(col("order_status"), f"(?i:{statuses})")
     checks: list[tuple[Reason, np.ndarray]] = [
+        (Reason.UNKNOWN_EVENT_TYPE, event < 0),
         (Reason.MISSING_ITEM, ~item.present),
         (Reason.BAD_TIMESTAMP, ts == np.iinfo(np.int64).min),
-        (Reason.UNKNOWN_EVENT_TYPE, event < 0),
         (
             Reason.NON_PRODUCT_ITEM,
             _matches(item, "|".join(f"(?:{p})" for p in fmt.non_product_patterns) or None),
         ),
         (Reason.RETURN, is_return),
+        (Reason.CANCELLED, cancelled),
         (Reason.BAD_QUANTITY, qty_unparsed | (qty <= 0)),
         (Reason.BAD_PRICE, price_unparsed | (price <= 0)),
     ]

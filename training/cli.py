@@ -1,4 +1,4 @@
-"""The ``orderlift`` command line: generate, inspect, kpis, train, compare, promote, sweep, serve."""
+"""The ``orderlift`` command line: generate, inspect, kpis, hash-id, train, compare, promote, sweep, serve."""
 
 from __future__ import annotations
 
@@ -149,6 +149,22 @@ def kpis(
     render_kpis(series, console)
     if csv_out is not None:
         console.print(f"wrote the series to {csv_out}")
+
+
+@app.command("hash-id")
+@one_line_errors
+def hash_id_command(
+    values: Annotated[
+        list[str] | None, typer.Argument(help="E-mail addresses (or other ids); none: one per stdin line.")
+    ] = None,
+) -> None:
+    """Print the pseudonymous id of each value, as presets that hash e-mails store it."""
+    from features.identity import hash_id, id_salt
+
+    salt = id_salt()
+    for value in values if values else (line.rstrip("\n") for line in sys.stdin):
+        if value.strip():
+            typer.echo(hash_id(value, salt))
 
 
 events_app = typer.Typer(help="The service's live events.", no_args_is_help=True)

@@ -27,6 +27,8 @@ def _table(title: str, *columns: str) -> Table:
 def render_data_report(report: dict[str, Any], console: Console) -> None:
     """Print the data report as tables."""
     overview = _table("Data", "", "value")
+    if report.get("file_rows") is not None:
+        overview.add_row("records in the file", f"{report['file_rows']:,}")
     for key in ("rows_read", "rows_accepted", "users", "items", "interactions", "orders"):
         overview.add_row(key.replace("_", " "), f"{report[key]:,}")
     overview.add_row("density", f"{report['density']:.4%}")

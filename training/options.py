@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from features.identity import id_salt
 from features.io import SourceFormat, parse_mapping, resolve_format
 
 __all__ = ["SourceOptions", "TargetOptions", "option_group", "parse_value", "with_source", "with_target"]
@@ -36,7 +37,9 @@ class SourceOptions:
         list[str] | None,
         typer.Option(help="Catalog column mapping, e.g. cost=UnitCost,price=ListPrice (repeatable)."),
     ] = None
-    preset: Annotated[str | None, typer.Option(help="Named column layout, e.g. online-retail.")] = None
+    preset: Annotated[
+        str | None, typer.Option(help="Named export layout: online-retail, shopify, woocommerce or ga4.")
+    ] = None
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Column mapping, e.g. user_id=CustomerID,item_id=StockCode (repeatable)."),
@@ -73,6 +76,7 @@ class SourceOptions:
             non_product_patterns=tuple(self.non_product) if self.non_product else None,
             timestamp_format=self.timestamp_format,
             timezone=self.timezone,
+            id_salt=id_salt() or None,
         )
 
 

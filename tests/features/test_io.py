@@ -210,9 +210,9 @@ def test_mapping_an_unknown_canonical_column_raises():
 
 def test_unknown_preset_raises_naming_the_known_presets():
     with pytest.raises(MappingError) as info:
-        resolve_format("shopify")
-    assert "'shopify'" in str(info.value)
-    assert "online-retail" in str(info.value)
+        resolve_format("magento")
+    assert "'magento'" in str(info.value)
+    assert "online-retail" in str(info.value) and "shopify" in str(info.value)
 
 
 def test_constant_event_type_must_be_view_cart_or_purchase():

@@ -156,7 +156,12 @@ PRIORITY: list[tuple[str, Row, Reason]] = [
     ("user_and_item_missing", (None, None, "2024-01-02", "purchase", "O2", "1", "1.0"), Reason.MISSING_USER),
     ("user_missing_bad_everything", (None, "POST", "junk", "gift", "C1", "x", "y"), Reason.MISSING_USER),
     ("item_missing_bad_timestamp", ("u1", None, "junk", "purchase", "O2", "1", "1.0"), Reason.MISSING_ITEM),
-    ("bad_timestamp_unknown_event", ("u1", "a", "junk", "gift", "O2", "1", "1.0"), Reason.BAD_TIMESTAMP),
+    ("unknown_event_bad_timestamp", ("u1", "a", "junk", "gift", "O2", "1", "1.0"), Reason.UNKNOWN_EVENT_TYPE),
+    (
+        "unknown_event_missing_item",
+        ("u1", None, "2024-01-02", "page_view", "", "", ""),
+        Reason.UNKNOWN_EVENT_TYPE,
+    ),
     (
         "unknown_event_non_product",
         ("u1", "POST", "2024-01-02", "gift", "O2", "1", "1.0"),
@@ -487,7 +492,7 @@ def test_quarantine_csv_holds_every_rejected_row_with_its_row_number_and_reason(
         ("2", "missing_user"),
         ("4", "bad_price"),
         ("5", "duplicate"),
-        ("6", "bad_timestamp"),
+        ("6", "unknown_event_type"),
     ]
     assert list(rows[0]) == ["row", "user_id", "item_id", "timestamp", "event_type", "price", "reason"]
     assert rows[1] == {

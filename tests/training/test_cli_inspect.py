@@ -120,3 +120,41 @@ def test_inspect_unreadable_files_end_with_a_one_line_error(tmp_path: Path) -> N
         assert result.exit_code == 2, path
         assert message in result.stderr
         assert "Traceback" not in result.output + result.stderr
+
+
+def test_inspect_shopify_preset_reconciles_every_row_and_shows_no_email(tmp_path: Path) -> None:
+    from tests.features.test_presets import SHOPIFY_HEADER, SHOPIFY_ROWS
+
+    path = tmp_path / "orders_export.csv"
+    path.write_text("\n".join([SHOPIFY_HEADER, *SHOPIFY_ROWS]) + "\n")
+    quarantine = tmp_path / "quarantine.csv"
+    result = runner.invoke(
+        app,
+        ["inspect", "--events", str(path), "--preset", "shopify", "--json", "--quarantine", str(quarantine)],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["reconciled"] and report["rows_read"] == 6 and report["rows_accepted"] == 3
+    assert report["rejected"]["cancelled"] == 2
+    assert "@" not in result.output and "@" not in quarantine.read_text()
+
+
+def test_inspect_ga4_preset_counts_the_events_in_the_file(tmp_path: Path) -> None:
+    from tests.features.test_presets import GA4_EVENTS
+
+    path = tmp_path / "events.json"
+    path.write_text("\n".join(json.dumps(e) for e in GA4_EVENTS) + "\n")
+    result = runner.invoke(app, ["inspect", "--events", str(path), "--preset", "ga4"])
+    assert result.exit_code == 0, result.output
+    assert "records in the file" in result.output and "reconciled" in result.output
+    assert "NO" not in result.output
+
+
+def test_hash_id_prints_the_id_presets_store_for_an_email() -> None:
+    from features.identity import hash_id
+
+    result = runner.invoke(app, ["hash-id", " Alice@Example.com", "bob@example.com"])
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [hash_id("alice@example.com"), hash_id("bob@example.com")]
+    piped = runner.invoke(app, ["hash-id"], input="alice@example.com\n\n")
+    assert piped.output.split() == [hash_id("alice@example.com")]
