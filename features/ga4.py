@@ -35,16 +35,19 @@ GA4_EVENT_TYPES: dict[str, str] = {
 GA4_FILE_ROWS = b"orderlift.file_rows"
 
 
-def _schema(number: pa.DataType) -> pa.Schema:
-    """Return the fields read from an export, with its integers as ``number``."""
+_INT = pa.int64()
+
+
+def _schema(stamp: pa.DataType = _INT, quantity: pa.DataType = _INT) -> pa.Schema:
+    """Return the fields read from an export, its integers typed as given."""
     item = pa.struct(
         [pa.field(name, pa.string()) for name in ("item_id", "item_name", "item_category")]
-        + [pa.field("quantity", number), pa.field("price", pa.float64())]
+        + [pa.field("quantity", quantity), pa.field("price", pa.float64())]
     )
     return pa.schema(
         [
             ("event_name", pa.string()),
-            ("event_timestamp", number),
+            ("event_timestamp", stamp),
             ("user_id", pa.string()),
             ("user_pseudo_id", pa.string()),
             ("ecommerce", pa.struct([("transaction_id", pa.string())])),
@@ -56,8 +59,10 @@ def _schema(number: pa.DataType) -> pa.Schema:
 def _read_ndjson(path: Path) -> pa.Table:
     """Read NDJSON whose integers are JSON numbers or, as BigQuery may write them, strings."""
     errors = []
-    for number in (pa.int64(), pa.string()):
-        options = pa_json.ParseOptions(explicit_schema=_schema(number), unexpected_field_behavior="ignore")
+    kinds = (pa.int64(), pa.string())
+    for stamp, quantity in ((s, q) for s in kinds for q in kinds):
+        schema = _schema(stamp, quantity)
+        options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         try:
             return pa_json.read_json(path, parse_options=options)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -69,7 +74,7 @@ def _read(path: Path) -> pa.Table:
     """Read the export's columns from Parquet or NDJSON."""
     if path.suffix.lower() in {".parquet", ".pq"}:
         names = pq.read_schema(path).names
-        return pq.read_table(path, columns=[c for c in _schema(pa.int64()).names if c in names])
+        return pq.read_table(path, columns=[c for c in _schema().names if c in names])
     return _read_ndjson(path)
 
 

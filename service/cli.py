@@ -194,21 +194,28 @@ def export_recommendations(
 ) -> None:
     """Write every known user's recommendations to a file for an e-mail or push campaign.
 
-    Each user's list leaves out what they bought and dismissed, follows the rules in force for
-    the placement (from Redis when ORDERLIFT_REDIS_URL is set, else the rules file) and has one
-    recommendation_id; send clicks and orders back as events with it to attribute them. With
+    Each user's list leaves out what they bought and dismissed (in training and in the live
+    events since, read from the service's event log or Redis stream), follows the rules in force
+    for the placement (from Redis when ORDERLIFT_REDIS_URL is set, else the rules file) and has one
+    recommendation_id naming the variant the service serves this model as; send clicks and orders
+    back as events with it to attribute them. With
     ``--placement reorder`` the lists are buy-again lists instead: each customer's own past items,
     the most due first (as ``GET /v1/users/{id}/reorder`` answers).
     """
+    from datetime import UTC, datetime
+
     from redis.exceptions import RedisError
     from rich.console import Console
 
+    from features.eventlog import read_jsonl, read_stream
     from service.answers import View
     from service.export import export_recommendations as export
+    from service.export import live_left_out
     from service.loading import LoadError, load
     from service.reorder import REORDER
     from service.rule_store import read_rules
     from service.scorer import Scorer
+    from service.variants import parse_variants
 
     console = Console()
     settings = _settings()
@@ -219,9 +226,18 @@ def export_recommendations(
         _checked_name(placement, "--placement"), max_per_category, _checked_name(channel, "--channel")
     )
     try:
+        try:
+            named = [v.name for v in parse_variants(settings) if v.uri == settings.model_uri]
+        except LoadError:  # a split over aliases while exporting a directory: not one of them
+            named = []
         scorer = Scorer(
-            load(settings.model_uri, settings.mlflow_tracking_uri, settings.verify_artifact), settings
+            load(settings.model_uri, settings.mlflow_tracking_uri, settings.verify_artifact),
+            settings,
+            named[0] if named else "default",
         )
+        url = settings.events_redis_url or settings.redis_url
+        logged = read_stream(url) if url else read_jsonl(settings.event_log)[0]
+        live = live_left_out(scorer, logged, datetime.now(UTC))
         reorder = view.placement == REORDER
         if reorder and scorer.loaded.artifact.reorder is None:
             console.print(f"[red]error:[/red] {settings.model_uri} has no purchase history: retrain it")
@@ -230,7 +246,7 @@ def export_recommendations(
         with _progress(console, "exporting") as advance:
             found = export(
                 scorer, out, n, rules, view.placement, view.channel, fmt.value, advance, batch,
-                horizon_days if reorder else None,
+                horizon_days if reorder else None, live,
             )  # fmt: skip
     except LoadError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -243,7 +259,8 @@ def export_recommendations(
         raise typer.Exit(2) from None
     console.print(
         f"wrote {found.rows:,} rows for {found.users:,} users to {out} "
-        f"(model {found.version}, placement {view.placement}, channel {view.channel or '-'})"
+        f"(model {found.version}, variant {found.variant}, placement {view.placement}, "
+        f"channel {view.channel or '-'}; {len(logged):,} live events read)"
     )
 
 

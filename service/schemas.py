@@ -311,6 +311,9 @@ class BundlesResponse(BaseModel):
     size: int
     model_version: str
     rules_applied: list[str] = RULES_APPLIED
+    recommendation_id: str = Field(description="Send it back with events to attribute them.")
+    placement: str | None = None
+    channel: str | None = None
 
 
 class ModelInfo(BaseModel):

@@ -31,6 +31,8 @@ def render_data_report(report: dict[str, Any], console: Console) -> None:
         overview.add_row("records in the file", f"{report['file_rows']:,}")
     for key in ("rows_read", "rows_accepted", "users", "items", "interactions", "orders"):
         overview.add_row(key.replace("_", " "), f"{report[key]:,}")
+    overview.add_row("rows anonymous", f"{report['rows_anonymous']:,}")
+    overview.add_row("rows rejected", f"{sum(report['rejected'].values()):,}")
     overview.add_row("density", f"{report['density']:.4%}")
     overview.add_row("date range", f"{report['date_min']} .. {report['date_max']}")
     overview.add_row("reconciled", "yes" if report["reconciled"] else "[red]NO[/red]")

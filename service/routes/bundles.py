@@ -14,7 +14,7 @@ from service.bundling import BundleQuery
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
 from service.responses import json_response
-from service.schemas import ID_MAX, BundlesResponse, MaxPerCategory, NQuery, PlacementQuery
+from service.schemas import ID_MAX, BundlesResponse, ChannelQuery, MaxPerCategory, NQuery, PlacementQuery
 
 router = APIRouter(
     prefix="/v1", tags=["marketing"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -81,6 +81,7 @@ async def bundles(
     format: Annotated[Literal["json", "csv"], Query(description="csv: a file download.")] = "json",
     placement: PlacementQuery = None,
     max_per_category: MaxPerCategory = None,
+    channel: ChannelQuery = None,
 ) -> Response:
     """Return bundles bought together, sorted by expected revenue, with the numbers behind each."""
     engine = state.require()
@@ -90,5 +91,13 @@ async def bundles(
     if format == "csv":
         headers = {"Content-Disposition": f'attachment; filename="bundles-size{size}.csv"'}
         return Response(to_csv(found), media_type="text/csv", headers=headers)
-    body = {"bundles": found, "size": size, "model_version": engine.version, "rules_applied": applied}
+    body = {
+        "bundles": found,
+        "size": size,
+        "model_version": engine.version,
+        "rules_applied": applied,
+        "recommendation_id": engine.scorer.new_recommendation_id(placement, channel),
+        "placement": placement,
+        "channel": channel,
+    }
     return json_response(body, version=engine.version)

@@ -175,6 +175,15 @@ def test_ga4_ndjson_with_integers_as_strings_reads_the_same(tmp_path: Path) -> N
     _check_ga4(path)
 
 
+def test_ga4_ndjson_with_timestamps_as_strings_and_quantities_as_numbers_reads_the_same(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events_20240501.json"
+    mixed = [{**e, "event_timestamp": str(e["event_timestamp"])} for e in copy.deepcopy(GA4_EVENTS)]
+    path.write_text("\n".join(json.dumps(e) for e in mixed) + "\n")
+    _check_ga4(path)
+
+
 def test_ga4_parquet_export_reads_the_same(tmp_path: Path) -> None:
     item = pa.struct(
         [

@@ -108,3 +108,58 @@ def test_a_bad_export_option_exits_2_naming_it(
     cmd = ["export-recommendations", "--model-uri", str(artifact_dir), "--out", str(out), *args]
     result = CliRunner().invoke(cli, cmd, env=env)
     assert result.exit_code == 2 and named in result.output and not out.exists()
+
+
+def test_the_export_leaves_out_what_live_events_dismissed_or_bought_since_training(
+    artifact_dir: Path, artifact: ModelArtifact, env: dict[str, str], tmp_path: Path
+) -> None:
+    before = tmp_path / "before.csv"
+    _export(artifact_dir, before, env, "--n", "6")
+    with before.open() as handle:
+        first = _lists(list(csv.DictReader(handle)))
+    user = str(artifact.users.ids[0])
+    dismissed, bought = first[user][0], first[user][1]
+    settings = Settings(model_uri=str(artifact_dir), event_log=Path(env["ORDERLIFT_EVENT_LOG"]))
+    with TestClient(create_app(settings)) as client:
+        events = [
+            {"user_id": user, "item_id": dismissed, "type": "dismiss"},
+            {"user_id": user, "item_id": bought, "type": "purchase", "price": 3.0, "order_id": "o9"},
+        ]
+        assert client.post("/v1/events", json={"events": events}).status_code == 202
+        served = client.get(f"/v1/users/{user}/recommendations", params={"n": 6, "placement": "email"})
+        again = client.get(f"/v1/users/{user}/reorder", params={"n": 6})
+    after, reorder = tmp_path / "after.csv", tmp_path / "reorder.csv"
+    output = _export(artifact_dir, after, env, "--n", "6")
+    _export(artifact_dir, reorder, env, "--n", "6", "--placement", "reorder")
+    assert "2 live events read" in " ".join(output.split())
+    with after.open() as handle:
+        lists = _lists(list(csv.DictReader(handle)))
+    assert dismissed not in lists[user] and bought not in lists[user]
+    assert lists[user] == [i["item_id"] for i in served.json()["items"]]
+    assert lists[str(artifact.users.ids[1])] == first[str(artifact.users.ids[1])]  # no one else's list moved
+    with reorder.open() as handle:
+        due = _lists(list(csv.DictReader(handle)))
+    assert due[user] == [i["item_id"] for i in again.json()["items"]]
+
+
+def test_an_export_from_the_registry_names_the_variant_the_service_serves_it_as(
+    artifact_dir: Path, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from training import tracking
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.configure(uri)
+    client = MlflowClient()
+    client.create_registered_model("shop")
+    version = client.create_model_version("shop", source=str(artifact_dir))
+    client.set_registered_model_alias("shop", "production", version.version)
+    out = tmp_path / "email.csv"
+    args = ["export-recommendations", "--model-uri", "models:/shop@production", "--out", str(out)]
+    result = CliRunner().invoke(cli, args, env={**env, "ORDERLIFT_MLFLOW_TRACKING_URI": uri})
+    assert result.exit_code == 0, result.output
+    with out.open() as handle:
+        ids = {row["recommendation_id"] for row in csv.DictReader(handle)}
+    assert ids and all(i.startswith("production.email.-.") for i in ids)

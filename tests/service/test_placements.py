@@ -26,6 +26,9 @@ def test_answers_name_their_placement_and_channel_and_the_report_breaks_down_by_
             "/v1/cart/cross-sell", json={"items": [{"item_id": item}], "placement": "cart"}
         ).json()
         email = shop.get("/v1/trending", params={"channel": "email"}).json()
+        bundles = shop.get("/v1/bundles", params={"placement": "product", "channel": "web"}).json()
+        assert (bundles["placement"], bundles["channel"]) == ("product", "web")
+        assert served_by(bundles["recommendation_id"]) == ("default", "product", "web")
         assert (home["placement"], home["channel"]) == ("home", "app")
         assert served_by(home["recommendation_id"]) == ("default", "home", "app")
         assert served_by(cart["recommendation_id"]) == ("default", "cart", None) and cart["channel"] is None
