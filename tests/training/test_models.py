@@ -122,10 +122,39 @@ def test_top_n_orders_best_first_and_puts_excluded_items_last() -> None:
     assert idx[0, :2].tolist() == [3, 2] and np.isneginf(vals[0, 2:]).all()
 
 
-def test_ease_refuses_a_catalog_above_its_item_limit() -> None:
-    model = create_model("ease", max_items=10)
-    with pytest.raises(ModelError, match="ease is cubic in items: 20 items exceed max_items=10"):
+def test_dense_ease_refuses_a_catalog_above_its_item_limit() -> None:
+    model = create_model("ease", max_items=10, variant="dense")
+    with pytest.raises(ModelError, match="dense ease is cubic in items: 20 items exceed max_items=10"):
         model.fit(sp.random(30, 20, density=0.3, format="csr", random_state=0))
+    with pytest.raises(ModelError, match="parameter variant must be one of auto, dense, sparse, got 'fast'"):
+        create_model("ease", variant="fast")
+
+
+def test_sparse_ease_equals_the_closed_form_when_every_item_is_a_neighbour() -> None:
+    x = sp.random(200, 40, density=0.5, format="csr", random_state=1)  # every pair bought together
+    dense, sparse = (
+        create_model("ease", regularization=5.0),
+        create_model("ease", regularization=5.0, max_items=10),
+    )
+    dense.fit(x)
+    sparse.fit(x)
+    assert (dense.params.variant, sparse.params.variant) == ("dense", "sparse")  # auto: by catalog size
+    assert sp.issparse(sparse.weights) and sparse.weights.nnz == 40 * 39
+    np.testing.assert_allclose(sparse.weights.toarray(), dense.weights, atol=1e-5)
+
+
+def test_sparse_ease_keeps_each_items_neighbours_and_saves_and_loads_without_pickle(tmp_path: Path) -> None:
+    x = sp.random(300, 60, density=0.05, format="csr", random_state=2)
+    model = create_model("ease", max_items=20, neighbours=5)
+    model.fit(x)
+    assert np.diff(sp.csc_matrix(model.weights).indptr).max() <= 5  # at most 5 predictors per item
+    save_model(model, tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.params.variant == "sparse" and sp.issparse(again.weights)  # type: ignore[attr-defined]
+    history = x[:7]
+    np.testing.assert_allclose(again.score(history), model.score(history))
+    np.testing.assert_allclose(again.item_similarity(3), model.item_similarity(3))
+    np.testing.assert_allclose(again.influence(3), np.asarray(model.weights[:, 3].toarray()).ravel())  # type: ignore[attr-defined]
 
 
 def test_unknown_model_or_parameter_is_refused_naming_what_is_known() -> None:

@@ -40,6 +40,7 @@ from training.models.cart_base import (
     stored_cells,
     strongest,
 )
+from training.models.ease import dense_ease
 from training.models.registry import Registry
 
 __all__ = [
@@ -177,13 +178,7 @@ class EaseCart(CartModel):
         if len(chosen) < n_items:
             logger.info("ease on baskets: fitting the %d items in most orders of %d", len(chosen), n_items)
         xs = x[:, chosen]
-        gram = np.asarray((xs.T @ sp.diags(w) @ xs).toarray())
-        gram[np.diag_indices(len(chosen))] += self.params.regularization
-        p = np.linalg.inv(gram)
-        del gram
-        b = p / (-np.diag(p))
-        del p
-        b[np.diag_indices(len(chosen))] = 0.0
+        b = dense_ease(np.asarray((xs.T @ sp.diags(w) @ xs).toarray()), self.params.regularization)
         k = min(self.params.neighbours, max(len(chosen) - 1, 1))
         top = (
             np.argpartition(-b, k - 1, axis=1)[:, :k]

@@ -6,7 +6,7 @@ at use. ``build`` takes
 loose values (from the CLI, a sweep grid or a saved ``model.json``), refuses an unknown name,
 and checks each value against its field's type, naming the parameter and the value on failure:
 an int field takes an integral float (JSON and grids may write ``64.0``), a float field any
-number, a bool field only a bool, and ``X | None`` also ``None``.
+number, a bool field only a bool, a ``Literal`` field one of its values, and ``X | None`` also ``None``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Self, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Self, Union, get_args, get_origin, get_type_hints
 
 from training.errors import ModelError
 
@@ -49,6 +49,12 @@ class NoParams(Hyperparameters):
 
 def _checked(owner: str, name: str, hint: Any, value: Any) -> Any:
     """Return ``value`` as the type ``hint`` says, or raise ModelError naming the parameter."""
+    if get_origin(hint) is Literal:
+        if value in get_args(hint):
+            return value
+        raise ModelError(
+            f"{owner}: parameter {name} must be one of {', '.join(map(str, get_args(hint)))}, got {value!r}"
+        )
     options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
     if value is None and type(None) in options:
         return None

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from training.models.base import ModelError, OnEpoch, Recommender
+from training.models.ease import dense_ease, sparse_ease
 from training.models.params import Hyperparameters
 
 __all__ = ["EaseModel", "EaseParams", "PopularModel"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class EaseParams(Hyperparameters):
-    """EASE's L2 penalty, whether it sees interactions as 0/1, and the most items it inverts."""
+    """EASE's L2 penalty, 0/1 inputs, and how it scales: exact up to ``max_items``, sparse above.
+
+    ``variant`` ``auto`` solves exactly (dense, cubic in items) up to ``max_items`` items and
+    sparsely above (each item's ``neighbours`` strongest co-occurring items; see ``models.ease``);
+    the fitted model records the variant it used.
+    """
 
     regularization: float = 250.0
     binary: bool = True
     max_items: int = 30_000
+    variant: Literal["auto", "dense", "sparse"] = "auto"
+    neighbours: int = 200
 
 
 class PopularModel(Recommender):
@@ -52,30 +64,44 @@ class PopularModel(Recommender):
 
 
 class EaseModel(Recommender):
-    """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, diag(B) = 0; cubic in items."""
+    """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, diag(B) = 0; sparse past max_items."""
 
     kind = "ease"
     Params = EaseParams
     params: EaseParams
+    weights: np.ndarray | sp.csr_matrix
 
     def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:
-        """Solve for the item-item weight matrix in closed form."""
+        """Solve for the item-item weights, exactly or sparsely by catalog size (``variant``)."""
         n_items = user_items.shape[1]
-        if n_items > self.params.max_items:
+        variant = self.params.variant
+        if variant == "auto":
+            variant = "dense" if n_items <= self.params.max_items else "sparse"
+        if variant == "dense" and n_items > self.params.max_items:
             raise ModelError(
-                f"ease is cubic in items: {n_items:,} items exceed max_items="
-                f"{self.params.max_items:,}; use als or an item-kNN model, or raise max_items"
+                f"dense ease is cubic in items: {n_items:,} items exceed max_items="
+                f"{self.params.max_items:,}; use variant=auto or sparse, or raise max_items"
             )
         x = user_items.astype(np.float64)
         if self.params.binary:
             x.data[:] = 1.0
-        gram = (x.T @ x).toarray()
-        gram[np.diag_indices(n_items)] += self.params.regularization
-        p = np.linalg.inv(gram)
-        weights = p / (-np.diag(p))
-        weights[np.diag_indices(n_items)] = 0.0
-        self.weights = weights.astype(np.float32)
+        if variant == "dense":
+            self.weights = dense_ease((x.T @ x).toarray(), self.params.regularization).astype(np.float32)
+        else:
+            logger.warning(
+                "ease: %s items > max_items=%s: sparse EASE on each item's %d strongest co-occurring items",
+                f"{n_items:,}",
+                f"{self.params.max_items:,}",
+                self.params.neighbours,
+            )
+            self.weights = sparse_ease(sp.csr_matrix(x), self.params.regularization, self.params.neighbours)
+        self.params = replace(self.params, variant=variant)
+        self._set_columns()
         self.n_items = n_items
+
+    def _set_columns(self) -> None:
+        """Keep a column-major copy of sparse weights, for ``influence``."""
+        self._columns = sp.csc_matrix(self.weights) if sp.issparse(self.weights) else None
 
     def _inputs(self, history: sp.csr_matrix) -> sp.csr_matrix:
         """Return the history, binarised when the model was fitted on binary data."""
@@ -86,14 +112,19 @@ class EaseModel(Recommender):
 
     def score(self, history: sp.csr_matrix, user_idx: np.ndarray | None = None) -> np.ndarray:
         """Return history @ B."""
-        return np.asarray(self._inputs(history) @ self.weights)
+        scores = self._inputs(history) @ self.weights
+        return scores.toarray() if sp.issparse(scores) else np.asarray(scores)
 
     def item_similarity(self, item_idx: int) -> np.ndarray:
         """Return the item's row of B (what it adds to every other item)."""
+        if sp.issparse(self.weights):
+            return np.asarray(self.weights[item_idx].toarray()).ravel()
         return self.weights[item_idx].copy()
 
     def influence(self, item_idx: int) -> np.ndarray:
         """Return the item's column of B (what every item adds to it)."""
+        if self._columns is not None:
+            return np.asarray(self._columns[:, item_idx].toarray()).ravel()
         return self.weights[:, item_idx].copy()
 
     def arrays(self) -> dict[str, np.ndarray | sp.csr_matrix]:
@@ -101,6 +132,11 @@ class EaseModel(Recommender):
         return {"weights": self.weights}
 
     def restore(self, arrays: Mapping[str, np.ndarray | sp.csr_matrix]) -> None:
-        """Set B."""
-        self.weights = np.asarray(arrays["weights"], dtype=np.float32)
+        """Set B (dense, or sparse when the sparse variant fitted it)."""
+        weights = arrays["weights"]
+        if sp.issparse(weights):
+            self.weights = sp.csr_matrix(weights, dtype=np.float32)
+        else:
+            self.weights = np.asarray(weights, dtype=np.float32)
+        self._set_columns()
         self.n_items = self.weights.shape[0]
