@@ -55,6 +55,7 @@ from features.trending import TrendCounts
 
 __all__ = [
     "CART_DIR",
+    "MLFLOW_ARTIFACT_KEY",
     "SCHEMA_VERSION",
     "SIGNING_KEY_VARIABLES",
     "ModelArtifact",
@@ -75,6 +76,8 @@ logger = logging.getLogger(__name__)
 SIGNING_KEY_VARIABLES = ("ORDERLIFT_ARTIFACT_SIGNING_KEY", "ORDERLIFT_BUNDLE_SIGNING_KEY")
 MODEL_DIR = "model"
 CART_DIR = "cart"
+#: A registered version is an MLflow Model holding the artifact at ``artifacts/<this>`` (training.pyfunc).
+MLFLOW_ARTIFACT_KEY = "orderlift"
 SIGNATURE = "signature"
 
 

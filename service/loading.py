@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from features.artifact import ModelArtifact, load_artifact
+from features.artifact import MLFLOW_ARTIFACT_KEY, ModelArtifact, load_artifact
 from features.errors import ArtifactError
 from features.manifest import Manifest
 from training.models import ModelError, Recommender, load_model
@@ -103,7 +103,13 @@ def resolve(uri: str, tracking_uri: str, into: Path | None = None) -> tuple[Path
         raise registry_error(uri, tracking_uri, f"cannot resolve it ({exc.message})") from exc
     except OSError as exc:
         raise registry_error(uri, tracking_uri, f"is unreachable ({exc})") from exc
-    return Path(local), f"{name}/{version}"
+    return inner_artifact(Path(local)), f"{name}/{version}"
+
+
+def inner_artifact(directory: Path) -> Path:
+    """Return the orderlift artifact of a registered version: inside its MLflow Model, or itself."""
+    inside = directory / "artifacts" / MLFLOW_ARTIFACT_KEY
+    return inside if (directory / "MLmodel").is_file() and inside.is_dir() else directory
 
 
 def current_version(uri: str, tracking_uri: str) -> str:

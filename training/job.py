@@ -80,6 +80,11 @@ class TrainConfig:
     validation_fraction: float = 0.2
     max_eval_carts: int = 3000
     seed: int = 42
+    device: str = "cpu"
+
+    def new_model(self) -> Recommender:
+        """Return the configured model, unfitted, set to fit on ``device``."""
+        return create_model(self.model, **self.params).on_device(self.device)
 
     @property
     def evaluates(self) -> bool:
@@ -104,6 +109,7 @@ class TrainConfig:
             "validation_fraction": self.validation_fraction,
             "max_eval_carts": self.max_eval_carts,
             "seed": self.seed,
+            "device": self.device,
         }
 
 
@@ -208,7 +214,7 @@ def cart_data(dataset: Dataset, config: TrainConfig, before: pd.Timestamp | None
         return build_matrix(events[ts < cut], inter.users, inter.items, config.weighting)
 
     def user_model(matrix: sp.csr_matrix) -> Recommender:
-        model = create_model(config.model, **config.params)
+        model = config.new_model()
         model.fit(matrix)
         return model
 
@@ -237,7 +243,7 @@ def evaluate_split(
     """
     holdout = build_holdout(split, config.weighting)
     on_stage(f"fitting {config.model} on the train split")
-    model = create_model(config.model, **config.params)
+    model = config.new_model()
     model.fit(holdout.train, on_epoch)
     baseline = create_model("popular")
     baseline.fit(holdout.train)
@@ -287,7 +293,7 @@ def _versions() -> dict[str, str]:
 
 def _fit(config: TrainConfig, matrix: Any, on_epoch: OnEpoch) -> tuple[Recommender, float]:
     """Fit the configured model on ``matrix``; return it and the seconds it took."""
-    model: Recommender = create_model(config.model, **config.params)
+    model = config.new_model()
     began = time.perf_counter()
     model.fit(matrix, on_epoch)
     return model, time.perf_counter() - began

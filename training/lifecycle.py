@@ -102,10 +102,12 @@ def train(
     min_item: Annotated[int, typer.Option(min=1, help="k-core: min distinct users per item.")] = 1,
     holdout: HoldoutOpt = "0.2",
     holdout_date: HoldoutDate = None,
+    device: Annotated[
+        str, typer.Option(help="cpu, or gpu: implicit's CUDA models (als, bpr); the artifact is the same.")
+    ] = "cpu",
 ) -> None:
     """Train a model, evaluate it beside popularity, write the refit's artifact, log and register it."""
     from training.job import TrainConfig
-    from training.models import create_model
     from training.run import train_and_log
 
     hyper = dict(
@@ -119,14 +121,15 @@ def train(
     params = _model_params(hyper, param)
     if model == "als" and "report_loss" not in params:
         params["report_loss"] = target.track  # the per-epoch loss costs ~15% of the fit; it is for MLflow
-    create_model(model, **params)  # fail fast on an unknown model or parameter
     config = TrainConfig(
         model=model,
         params=params,
         weighting=_weighting(weights, half_life_days, dismissals),
         holdout=_holdout(holdout),
         holdout_date=holdout_date,
+        device=device,
     )
+    config.new_model()  # fail fast on an unknown model, parameter or device
     inputs = _inputs(source)
     where = _target(target, model)
     train_and_log(console, replace(inputs, min_user=min_user, min_item=min_item), config, where)

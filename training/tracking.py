@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -102,7 +103,7 @@ def log_run(
                 mlflow.log_metric("train_loss", value, step=epoch)
         finite = {k: float(v) for k, v in metrics.items() if v == v}  # NaN cannot be compared
         mlflow.log_metrics(finite)
-        mlflow.log_artifacts(str(artifact), artifact_path=ARTIFACT_PATH)
+        _log_model(artifact)
         for folder, path in artifacts.items():
             mlflow.log_artifact(str(path), artifact_path=folder)
         for name, child_params, child_metrics in children:
@@ -117,11 +118,65 @@ def log_run(
     return LoggedRun(run_id, experiment_id, register, version, alias if register else None)
 
 
+def _requirements() -> list[str]:
+    """Return the pinned packages the MLflow Model needs to load and score."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("mlflow", "numpy", "scipy", "pandas", "pyarrow", "implicit", "numba", "threadpoolctl"):
+        try:
+            found.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:  # pragma: no cover - all are dependencies
+            found.append(package)
+    return found
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a file where the filesystem allows it, else copy it."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _log_model(artifact: Path) -> None:
+    """Log the artifact as an MLflow Model (pyfunc from code, ``training/pyfunc.py``) under ``model/``.
+
+    The artifact sits unchanged inside it (``artifacts/orderlift``), beside ``MLmodel``, the
+    signature, an input example and the ``features`` and ``training`` code the model runs.
+    """
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    from features.artifact import MLFLOW_ARTIFACT_KEY
+
+    code = Path(__file__).resolve().parent
+    users = np.load(artifact / "users.npy", allow_pickle=False)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "user_id"), ColSpec("long", "n", required=False)]),
+        outputs=Schema([ColSpec(Array("string"), "item_ids"), ColSpec(Array("double"), "scores")]),
+    )
+    with tempfile.TemporaryDirectory(prefix="orderlift-mlflow-model-") as scratch:
+        named = Path(scratch) / MLFLOW_ARTIFACT_KEY  # MLflow keeps an artifact under its own name
+        shutil.copytree(artifact, named, copy_function=_link_or_copy)
+        mlflow.pyfunc.save_model(
+            path=str(Path(scratch) / ARTIFACT_PATH),
+            python_model=str(code / "pyfunc.py"),
+            artifacts={MLFLOW_ARTIFACT_KEY: str(named)},
+            code_paths=[str(code.parent / "features"), str(code)],
+            signature=signature,
+            input_example=pd.DataFrame({"user_id": [str(u) for u in users[:2]]}),
+            pip_requirements=_requirements(),
+        )
+        mlflow.log_artifacts(str(Path(scratch) / ARTIFACT_PATH), artifact_path=ARTIFACT_PATH)
+
+
 def register_artifact(run_id: str, name: str, alias: str | None) -> str:
     """Register the run's artifact directory as a new version of ``name`` and point ``alias`` at it.
 
-    The artifact is not an MLflow-flavoured model (it loads without MLflow), so the version is
-    created from the run's artifact location directly rather than through ``register_model``.
+    The run's ``model/`` is an MLflow Model holding the artifact (``_log_model``); the version is
+    created from that location directly, so registering needs no model loading.
     """
     client = MlflowClient()
     try:

@@ -241,3 +241,51 @@ def test_als_without_a_training_loss_reports_epochs_with_no_metric() -> None:
         matrix, lambda e, v: seen.append((e, v))
     )
     assert [v for _, v in seen] == [None, None]
+
+
+def test_a_gpu_fit_is_refused_naming_why_when_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.models.base as base
+
+    monkeypatch.setattr(base, "gpu_available", lambda: False)
+    with pytest.raises(
+        ModelError, match=r"--device gpu: no CUDA GPU here \(implicit.gpu.HAS_CUDA is false\)"
+    ):
+        create_model("als").on_device("gpu")
+    with pytest.raises(ModelError, match="--device gpu: ease trains on the CPU only; als, bpr run on a GPU"):
+        create_model("ease").on_device("gpu")
+    with pytest.raises(ModelError, match="--device 'tpu': choose cpu or gpu"):
+        create_model("als").on_device("tpu")
+
+
+def test_a_gpu_fit_writes_the_cpu_arrays_a_cpu_fit_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.models.base as base
+    from training.models.factors import ALSModel
+
+    class CudaStandIn:
+        """Implicit's CUDA model as far as fit sees it: fits, then hands back a CPU model."""
+
+        def __init__(self, cpu: object) -> None:
+            self.cpu, self.moved = cpu, False
+
+        def fit(self, *args: object, **kwargs: object) -> None:
+            self.cpu.fit(*args, **kwargs)  # type: ignore[attr-defined]
+
+        def to_cpu(self) -> object:
+            self.moved = True
+            return self.cpu
+
+    made: list[CudaStandIn] = []
+
+    def cuda(model: ALSModel) -> CudaStandIn:
+        made.append(CudaStandIn(model._implicit()))
+        return made[-1]
+
+    monkeypatch.setattr(base, "gpu_available", lambda: True)
+    monkeypatch.setattr(ALSModel, "_implicit_gpu", cuda)
+    x = sp.random(40, 30, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    on_cpu, on_gpu = create_model("als", factors=8), create_model("als", factors=8).on_device("gpu")
+    on_cpu.fit(x)
+    on_gpu.fit(x)
+    assert made and made[0].moved
+    np.testing.assert_allclose(on_gpu.arrays()["item_factors"], on_cpu.arrays()["item_factors"])
+    assert isinstance(on_gpu.arrays()["item_factors"], np.ndarray)

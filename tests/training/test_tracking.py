@@ -60,11 +60,37 @@ def test_a_training_run_is_logged_with_params_metrics_artifacts_and_registered(
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
     assert {"model", "reports", "plots"} <= artifacts
     artifact_files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "model")}
-    assert "model/manifest.json" in artifact_files
+    assert {"model/MLmodel", "model/artifacts", "model/input_example.json"} <= artifact_files
     version = MlflowClient().get_model_version_by_alias("orderlift", "candidate")
     assert version.run_id == run.info.run_id
     local = mlflow.artifacts.download_artifacts("models:/orderlift@candidate")
-    assert (Path(local) / "manifest.json").is_file()
+    assert (Path(local) / "artifacts" / "orderlift" / "manifest.json").is_file()
+
+
+def test_a_registered_version_is_an_mlflow_model_that_recommends_without_pickle(
+    store_dir: Path, store_uri: str
+) -> None:
+    import pandas as pd
+
+    from features.artifact import load_artifact
+    from service.loading import load
+
+    _train(store_dir)
+    tracking.configure(store_uri)
+    local = Path(mlflow.artifacts.download_artifacts("models:/orderlift@candidate"))
+    assert not list(local.rglob("*.pkl")) and "python_function" in (local / "MLmodel").read_text()
+    model = mlflow.pyfunc.load_model("models:/orderlift@candidate")
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == ["user_id", "n"]
+    artifact = load_artifact(local / "artifacts" / "orderlift")
+    user = str(artifact.users.ids[0])
+    found = model.predict(pd.DataFrame({"user_id": [user, "nobody"], "n": [5, 3]}))
+    assert [len(items) for items in found["item_ids"]] == [5, 3]
+    bought = set(artifact.items.ids[artifact.history[0].indices].astype(str))
+    assert not bought & set(found["item_ids"][0])  # what the user has is left out
+    top = artifact.items.ids[int(artifact.popularity.argmax())]
+    assert found["item_ids"][1][0] == top  # an unknown user gets the most popular items
+    served = load("models:/orderlift@candidate", store_uri)  # the service reads the artifact inside
+    assert served.version == "orderlift/1" and len(served.artifact.users) == len(artifact.users)
 
 
 def test_promote_moves_an_alias_by_version_or_by_run(store_dir: Path, store_uri: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from features.artifact import read_arrays, write_arrays
 from features.errors import ArtifactError
-from training.models.base import ModelError, OnEpoch, Recommender, best_of, top_n
+from training.models.base import ModelError, OnEpoch, Recommender, best_of, gpu_available, top_n
 from training.models.factors import ALSModel, BPRModel, LMFModel
 from training.models.neighbours import BM25Model, ItemKNNModel, TFIDFModel
 from training.models.registry import Registry
@@ -28,6 +28,7 @@ __all__ = [
     "Recommender",
     "best_of",
     "create_model",
+    "gpu_available",
     "load_model",
     "save_model",
     "top_n",

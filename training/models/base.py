@@ -12,7 +12,21 @@ import scipy.sparse as sp
 from training.errors import ModelError
 from training.models.params import Hyperparameters, NoParams
 
-__all__ = ["ModelError", "OnEpoch", "Recommender", "best_of", "top_n"]
+__all__ = ["ModelError", "OnEpoch", "Recommender", "best_of", "gpu_available", "top_n"]
+
+
+def gpu_available() -> bool:
+    """Return whether implicit was built with CUDA and sees a GPU."""
+    import implicit.gpu
+
+    return bool(implicit.gpu.HAS_CUDA)
+
+
+def _device_kinds() -> dict[str, frozenset[str]]:
+    """Return each registered model kind's devices."""
+    from training.models import MODEL_KINDS
+
+    return {kind: cls.devices for kind, cls in MODEL_KINDS.items()}
 
 
 #: Called after each training epoch with (epoch, metric or None).
@@ -72,10 +86,32 @@ class Recommender(ABC):
     kind: ClassVar[str]
     Params: ClassVar[type[Hyperparameters]] = NoParams  # the kind's hyperparameters, typed
     fold_in: ClassVar[str] = "native"
+    devices: ClassVar[frozenset[str]] = frozenset({"cpu"})  # where ``fit`` can run
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params.build(self.kind, params)
         self.n_items = 0
+        self.device = "cpu"
+
+    def on_device(self, device: str) -> Recommender:
+        """Fit on ``device`` (cpu or gpu) from now on; raise ModelError naming why it cannot.
+
+        A GPU fit writes the same CPU arrays as a CPU fit: the artifact and the service do not change.
+        """
+        if device not in {"cpu", "gpu"}:
+            raise ModelError(f"--device {device!r}: choose cpu or gpu")
+        if device not in self.devices:
+            gpu = sorted(k for k, c in _device_kinds().items() if device in c)
+            raise ModelError(
+                f"--device {device}: {self.kind} trains on the CPU only; {', '.join(gpu)} run on a GPU"
+            )
+        if device == "gpu" and not gpu_available():
+            raise ModelError(
+                "--device gpu: no CUDA GPU here (implicit.gpu.HAS_CUDA is false); "
+                "train on the CPU, the default"
+            )
+        self.device = device
+        return self
 
     @abstractmethod
     def fit(self, user_items: sp.csr_matrix, on_epoch: OnEpoch | None = None) -> None:

@@ -92,10 +92,16 @@ class FactorModel(Recommender):
                 on_epoch(epoch, self._epoch_metric(metric))
 
         with threadpool_limits(1, "blas"):
-            model = self._implicit()
+            model = self._implicit_gpu() if self.device == "gpu" else self._implicit()
             model.fit(user_items.astype(np.float32), show_progress=False, callback=callback)
+            if self.device == "gpu":
+                model = model.to_cpu()  # the artifact holds CPU arrays whatever trained it
         self._model = model
         self.restore({"user_factors": model.user_factors, "item_factors": model.item_factors})
+
+    def _implicit_gpu(self) -> Any:
+        """Return implicit's CUDA model built from ``self.params`` (kinds in ``devices`` with gpu)."""
+        raise NotImplementedError(f"{self.kind} has no GPU model")
 
     def _user_vectors(self, history: sp.csr_matrix, user_idx: np.ndarray | None) -> np.ndarray:
         """Return fitted factors for known users and folded-in factors for the others."""
@@ -144,19 +150,28 @@ class ALSModel(FactorModel):
 
     kind = "als"
     fold_in = "native"
+    devices = frozenset({"cpu", "gpu"})
     Params = ALSParams
     params: ALSParams
 
     def _implicit(self) -> Any:
+        return AlternatingLeastSquares(**self._keywords())
+
+    def _implicit_gpu(self) -> Any:
+        from implicit.gpu.als import AlternatingLeastSquares as CudaALS
+
+        return CudaALS(**self._keywords())
+
+    def _keywords(self) -> dict[str, Any]:
         p = self.params
-        return AlternatingLeastSquares(
-            factors=p.factors,
-            regularization=p.regularization,
-            alpha=p.alpha,
-            iterations=p.iterations,
-            calculate_training_loss=p.report_loss,
-            random_state=p.random_state,
-        )
+        return {
+            "factors": p.factors,
+            "regularization": p.regularization,
+            "alpha": p.alpha,
+            "iterations": p.iterations,
+            "calculate_training_loss": p.report_loss,
+            "random_state": p.random_state,
+        }
 
     def _epoch_metric(self, metric: tuple[Any, ...]) -> float | None:
         """Report the training loss, when implicit computes it."""
@@ -192,10 +207,16 @@ class BPRModel(FactorModel):
 
     kind = "bpr"
     fold_in = "approximate"
+    devices = frozenset({"cpu", "gpu"})
     Params = BPRParams
 
     def _implicit(self) -> Any:
         return BayesianPersonalizedRanking(**self.params.as_dict())
+
+    def _implicit_gpu(self) -> Any:
+        from implicit.gpu.bpr import BayesianPersonalizedRanking as CudaBPR
+
+        return CudaBPR(**self.params.as_dict())
 
     def _epoch_metric(self, metric: tuple[Any, ...]) -> float | None:
         """Report the share of correctly ranked pairs (implicit passes correct, skipped)."""
