@@ -12,6 +12,7 @@ __all__ = [
     "render_data_report",
     "render_experiment",
     "render_kpis",
+    "render_leaderboard",
     "render_metrics",
     "render_runs",
 ]
@@ -22,6 +23,21 @@ def _table(title: str, *columns: str) -> Table:
     for i, name in enumerate(columns):
         table.add_column(name, justify="left" if i == 0 else "right")
     return table
+
+
+def render_leaderboard(found: Any, console: Console, top: int = 15) -> None:
+    """Print a sweep's trials best first by its metric (validation figures)."""
+    metric = found.metric
+    board = _table(
+        f"Leaderboard (validation {metric}, best first)", "model", "params", metric, "hit_rate_at_10"
+    )
+    for trial in found.leaderboard()[:top]:
+        params = ", ".join(f"{k}={v}" for k, v in sorted(trial.params.items())) or "defaults"
+        hit = trial.metrics.get("hit_rate_at_10", float("nan"))
+        board.add_row(trial.model, params, f"{trial.metrics[metric]:.4f}", f"{hit:.4f}")
+    console.print(board)
+    if found.skipped:
+        console.print(f"{found.skipped} candidates not tried: the time budget was spent")
 
 
 def render_data_report(report: dict[str, Any], console: Console) -> None:

@@ -159,28 +159,41 @@ def sweep(
     source: SourceOptions,
     target: TargetOptions,
     grid: Annotated[
-        list[str], typer.Option("--grid", help="Candidates, e.g. factors=32,64,128 (repeatable).")
-    ],
-    model: Annotated[str, typer.Option("--model", help="Model kind to tune.")] = "als",
+        list[str] | None, typer.Option("--grid", help="Candidates, e.g. factors=32,64,128 (repeatable).")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="Model kind to tune, or auto: every family and its key parameters.")
+    ] = "als",
     trials: Annotated[int | None, typer.Option(min=1, help="Random search: this many grid points.")] = None,
     metric: Annotated[str, typer.Option(help="Validation metric to maximise.")] = "ndcg_at_10",
     holdout: HoldoutOpt = "0.2",
     holdout_date: HoldoutDate = None,
     seed: Annotated[int, typer.Option(help="Seed of the random search.")] = 42,
+    budget: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Minutes: start no trial after this (each family still gets one)."),
+    ] = None,
 ) -> None:
-    """Tune a model on a validation split of the train period, test the winner once, register it."""
+    """Tune a model (or, with --model auto, choose one) on a validation split; test the winner once."""
     from training.job import TrainConfig
     from training.models import create_model
     from training.run import sweep_and_log
-    from training.sweep import parse_grid
+    from training.sweep import AUTO, parse_grid
 
-    space = parse_grid(grid)
-    for name, values in space.items():
-        create_model(model, **{name: values[0]})  # fail fast on an unknown parameter
+    if model == AUTO:
+        if grid:
+            raise OptionError("--model auto searches its own grid (training/sweep.py AUTO_GRID); drop --grid")
+        space: dict[str, list[Any]] = {}
+    else:
+        if not grid:
+            raise OptionError("give --grid name=v1,v2,... (or --model auto)")
+        space = parse_grid(grid)
+        for name, values in space.items():
+            create_model(model, **{name: values[0]})  # fail fast on an unknown parameter
     config = TrainConfig(model=model, holdout=_holdout(holdout), holdout_date=holdout_date, seed=seed)
     inputs = _inputs(source)
     where = _target(target, model)
-    sweep_and_log(console, inputs, config, where, space, metric, trials)
+    sweep_and_log(console, inputs, config, where, space, metric, trials, budget)
 
 
 @one_line_errors

@@ -15,9 +15,9 @@ from features.dataset import Dataset, load_dataset
 from features.errors import DataError
 from features.io import SourceFormat
 from features.report import data_report
-from training.display import render_carts, render_metrics
+from training.display import render_carts, render_leaderboard, render_metrics
 from training.job import TrainConfig, TrainResult, fingerprint, run_training
-from training.sweep import SweepResult, Trial, sweep
+from training.sweep import AUTO, AUTO_GRID, SweepResult, Trial, sweep
 
 __all__ = ["Inputs", "Target", "sweep_and_log", "train_and_log"]
 
@@ -141,24 +141,33 @@ def sweep_and_log(
     grid: dict[str, list[Any]],
     metric: str,
     trials: int | None,
+    budget_minutes: float | None = None,
 ) -> tuple[SweepResult, TrainResult]:
     """Search on a validation split of the train period, test the winner once, refit it, write it."""
 
     def on_trial(number: int, total: int, trial: Trial) -> None:
         console.print(
-            f"trial {number}/{total} {trial.params}: validation {metric} = {trial.metrics[metric]:.4f}"
+            f"trial {number}/{total} {trial.model} {trial.params}: "
+            f"validation {metric} = {trial.metrics[metric]:.4f}"
         )
 
+    auto = config.model == AUTO
     with _display(console, None) as show:
         dataset, report, data = _load(inputs, config, show)
-        found = sweep(dataset, config, grid, metric, trials, on_trial, show.on_stage)
-        best = replace(config, params={**config.params, **found.best.params})
+        found = sweep(dataset, config, grid, metric, trials, on_trial, show.on_stage, budget_minutes)
+        params = found.best.params if auto else {**config.params, **found.best.params}
+        best = replace(config, model=found.best.model, params=params)
         extra = {
             "sweep": {
                 "metric": metric,
-                "grid": grid,
+                "grid": AUTO_GRID if auto else grid,
+                "best_model": found.best.model,
                 "best_params": found.best.params,
-                "trials": [{"params": t.params, "validation": t.metrics} for t in found.trials],
+                "trials": [
+                    {"model": t.model, "params": t.params, "validation": t.metrics}
+                    for t in found.leaderboard()
+                ],
+                "skipped_by_budget": found.skipped,
                 "test_cutoff": None if found.test_cutoff is None else found.test_cutoff.isoformat(),
             }
         }
@@ -166,13 +175,14 @@ def sweep_and_log(
             dataset, best, target.out, data, show.on_stage, show.on_epoch, evaluation=found.test, extra=extra
         )
     _sign(console, result, target)
-    console.print(f"winner on validation {metric}: {found.best.params}")
+    render_leaderboard(found, console)
+    console.print(f"winner on validation {metric}: {found.best.model} {found.best.params}")
     _summary(console, best, result, report)
     if target.track:
         children = [
             (
-                f"trial-{i}",
-                {"model": best.model, "params": t.params},
+                f"trial-{i}-{t.model}",
+                {"model": t.model, "params": t.params},
                 {f"val_{k}": v for k, v in t.metrics.items()},
             )
             for i, t in enumerate(found.trials, start=1)

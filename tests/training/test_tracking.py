@@ -158,3 +158,42 @@ def test_random_search_picks_distinct_grid_points_reproducibly() -> None:
     assert len(candidates(grid, trials=None, seed=1)) == 6
     with pytest.raises(ValueError, match="is not of the form name=v1,v2"):
         parse_grid(["factors"])
+
+
+def test_an_auto_sweep_tries_every_family_and_stops_at_its_budget(dataset: Dataset) -> None:
+    from training.sweep import AUTO_GRID, auto_candidates
+
+    config = TrainConfig(model="auto", holdout=0.2)
+    result = sweep(dataset, config, {}, budget_minutes=0.0)
+    assert sorted(t.model for t in result.trials) == sorted(AUTO_GRID)  # each family's defaults, then stop
+    assert result.skipped == len(auto_candidates(42)) - len(AUTO_GRID) > 0
+    board = result.leaderboard()
+    assert board[0] is result.best and result.best.metrics["ndcg_at_10"] == max(
+        t.metrics["ndcg_at_10"] for t in result.trials
+    )
+    assert all(t.latest_event_seen < result.test_cutoff for t in result.trials)  # type: ignore[operator]
+    assert result.test.model["ndcg_at_10"] >= 0.0
+    assert len({(m, tuple(sorted(p.items()))) for m, p in auto_candidates(42)}) == len(auto_candidates(42))
+
+
+def test_sweep_auto_from_the_command_line_registers_the_winner_with_its_leaderboard(
+    store_dir: Path, store_uri: str
+) -> None:
+    result = runner.invoke(
+        app,
+        ["sweep", "--events", str(store_dir / "events.csv"), "--items", str(store_dir / "items.csv"),
+         "--model", "auto", "--budget", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output + str(result.exception)
+    assert "Leaderboard" in result.output and "winner on validation ndcg_at_10:" in result.output
+    tracking.configure(store_uri)
+    parent = [r for r in mlflow.search_runs(experiment_names=["orderlift"], output_format="list")
+              if "mlflow.parentRunId" not in r.data.tags]  # fmt: skip
+    children = [r for r in mlflow.search_runs(experiment_names=["orderlift"], output_format="list")
+                if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]  # fmt: skip
+    assert len(children) == 8 and {c.data.params["model"] for c in children} >= {"als", "ease", "bpr"}
+    winner = max(children, key=lambda c: c.data.metrics["val_ndcg_at_10"]).data.params["model"]
+    assert parent[0].data.params["model"] == winner
+    bad = runner.invoke(app, ["sweep", "--events", str(store_dir / "events.csv"), "--model", "auto",
+                              "--grid", "factors=8"])  # fmt: skip
+    assert bad.exit_code == 2 and "drop --grid" in bad.stderr
