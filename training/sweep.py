@@ -108,10 +108,15 @@ def candidates(grid: dict[str, list[Any]], trials: int | None, seed: int) -> lis
 def auto_candidates(seed: int) -> list[tuple[str, dict[str, Any]]]:
     """Return (model, params): every family's defaults, then the rest of the grids interleaved."""
     firsts: list[tuple[str, dict[str, Any]]] = [(kind, {}) for kind in AUTO_GRID]
+    from training.models import create_model
+
     rng = np.random.default_rng(seed)
     rests = []
     for kind, grid in AUTO_GRID.items():
-        points = candidates(grid, None, seed) if grid else []
+        defaults = create_model(kind).params.as_dict()
+        points = [
+            p for p in (candidates(grid, None, seed) if grid else []) if p != {k: defaults[k] for k in p}
+        ]
         rests.append([(kind, points[i]) for i in rng.permutation(len(points))])
     interleaved = [c for layer in itertools.zip_longest(*rests) for c in layer if c is not None]
     return firsts + interleaved
