@@ -54,7 +54,7 @@ class CrossSeller:
         substitutes = substitute_matrix(
             None if scorer.coview is None else scorer.coview.pair_counts,
             self.assoc.pair_counts,
-            catalog.category_codes,
+            catalog.categories,
         )
         self.blend = Blend(**spec.blend)
         self.ranker = CartRanker(

@@ -205,9 +205,10 @@ def cart_data(dataset: Dataset, config: TrainConfig, before: pd.Timestamp | None
     sessions = session_baskets(known, inter.users, inter.items, config.session_gap_minutes)
     copurchase = association_stats(order_baskets(known, inter.users, inter.items), config.min_pair_count)
     coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
-    codes = np.asarray(pd.factorize(meta["category"].fillna("").astype(str))[0], dtype=np.int64)
     substitutes = substitute_matrix(
-        None if coview is None else coview.pair_counts, copurchase.pair_counts, codes
+        None if coview is None else coview.pair_counts,
+        copurchase.pair_counts,
+        meta["category"].fillna("").astype(str).to_numpy(),
     )
 
     def history(cut: int) -> sp.csr_matrix:

@@ -62,7 +62,7 @@ def test_the_answer_is_what_offline_evaluation_scores(
     catalog = seller.catalog
     coview = seller.scorer.coview
     substitutes = substitute_matrix(
-        None if coview is None else coview.pair_counts, seller.assoc.pair_counts, catalog.category_codes
+        None if coview is None else coview.pair_counts, seller.assoc.pair_counts, catalog.categories
     )
     offline = CartRanker(
         model, catalog.prices, catalog.in_stock, substitutes, artifact.manifest.crosssell.price_exponent
@@ -132,3 +132,12 @@ def test_the_explanations_report_the_one_definition_of_support_confidence_and_li
         assert suggestion["support"] == pytest.approx(round(float(support[0]), 6))
         assert suggestion["confidence"] == pytest.approx(round(float(confidence[0]), 6))
         assert suggestion["lift"] == pytest.approx(round(float(lift[0]), 4))
+
+
+def test_items_without_a_category_are_never_each_others_substitutes() -> None:
+    viewed = sp.csr_matrix(np.array([[0, 5, 5], [5, 0, 5], [5, 5, 0]], dtype=np.float32))
+    bought = sp.csr_matrix((3, 3), dtype=np.float32)  # viewed together often, never bought together
+    unknown = substitute_matrix(viewed, bought, np.array(["", "", ""], dtype=object))
+    assert unknown.nnz == 0
+    known = substitute_matrix(viewed, bought, np.array(["mugs", "mugs", ""], dtype=object))
+    assert {(int(r), int(c)) for r, c in zip(*known.nonzero(), strict=True)} == {(0, 1), (1, 0)}

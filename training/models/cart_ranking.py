@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from training.models.adjustment import (
@@ -78,19 +79,23 @@ class Ranked:
 
 
 def substitute_matrix(
-    coview: sp.csr_matrix | None, copurchase: sp.csr_matrix, category_codes: np.ndarray
+    coview: sp.csr_matrix | None, copurchase: sp.csr_matrix, categories: np.ndarray
 ) -> sp.csr_matrix:
     """Return item x item cells marking what replaces an item rather than joins it.
 
-    A substitute shares the item's category, was viewed with it at least twice, and was bought
-    with it at most a tenth as often as viewed with it.
+    A substitute shares the item's category (a known one: items without a category share none),
+    was viewed with it at least twice, and was bought with it at most a tenth as often as viewed
+    with it.
     """
-    n = len(category_codes)
+    names = np.asarray(categories, dtype=object)
+    n = len(names)
     if coview is None:
         return sp.csr_matrix((n, n), dtype=bool)
+    known = pd.notna(names) & (names != "")
+    codes = np.where(known, pd.factorize(np.where(known, names, ""))[0], -1)
     viewed = sp.coo_matrix(coview)
     bought = np.asarray(sp.csr_matrix(copurchase)[viewed.row, viewed.col]).ravel()
-    same = category_codes[viewed.col] == category_codes[viewed.row]
+    same = (codes[viewed.col] == codes[viewed.row]) & (codes[viewed.row] >= 0)
     keep = same & (viewed.data >= 2) & (bought <= 0.1 * viewed.data)
     cells = (np.ones(int(keep.sum()), dtype=bool), (viewed.row[keep], viewed.col[keep]))
     return sp.csr_matrix(cells, shape=(n, n))
