@@ -36,7 +36,7 @@ class OrderliftModel(PythonModel):
         """Load the artifact and its recommender (signature checked when the artifact is signed)."""
         self.artifact = load_artifact(Path(context.artifacts[MLFLOW_ARTIFACT_KEY]), verify=True)
         self.model = load_model(self.artifact.model_dir)
-        self.item_ids = np.asarray(self.artifact.items.ids).astype(str)
+        self.item_ids = np.asarray(self.artifact.items.ids).astype(str).astype(object)  # plain str out
         self.popular = np.argsort(-self.artifact.popularity, kind="stable")
 
     def predict(

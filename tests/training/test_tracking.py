@@ -85,6 +85,7 @@ def test_a_registered_version_is_an_mlflow_model_that_recommends_without_pickle(
     user = str(artifact.users.ids[0])
     found = model.predict(pd.DataFrame({"user_id": [user, "nobody"], "n": [5, 3]}))
     assert [len(items) for items in found["item_ids"]] == [5, 3]
+    assert all(type(i) is str for items in found["item_ids"] for i in items)
     bought = set(artifact.items.ids[artifact.history[0].indices].astype(str))
     assert not bought & set(found["item_ids"][0])  # what the user has is left out
     top = artifact.items.ids[int(artifact.popularity.argmax())]
