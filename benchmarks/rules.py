@@ -48,7 +48,7 @@ def _rules(artifact: Any, categories_too: bool) -> list[Any]:
     """Return 100 rules over the catalog, all in force for ``home``."""
     import numpy as np
 
-    from service.schemas import Rule
+    from service.ops_schemas import Rule
 
     rng = np.random.default_rng(5)
     ids = [str(i) for i in rng.permutation(artifact.items.ids)[:90]]

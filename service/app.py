@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from service.cache import open_cache
 from service.config import Settings
 from service.errors import install_error_handlers
-from service.events import EventSink, FileEventSink, RedisEventSink
+from service.event_log import EventSink, FileEventSink, RedisEventSink
 from service.fastlane import FastLane
 from service.gate import Gate
 from service.live import LiveStore

@@ -22,7 +22,7 @@ import pandas as pd
 from features.attribution import Tally
 from features.kpis import ItemPrices, KpiTally, Period
 from features.schema import LiveEventType
-from service.events import EventSink
+from service.event_log import EventSink
 
 __all__ = ["ReportFeed"]
 

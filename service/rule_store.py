@@ -29,8 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
 from service.errors import InvalidRequest, RuleStoreDown
+from service.ops_schemas import Rule
 from service.rules import RuleBook
-from service.schemas import Rule
 
 __all__ = [
     "DOC",

@@ -28,7 +28,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from service.errors import InvalidRequest
-from service.schemas import Rule, RuleIn
+from service.ops_schemas import Rule, RuleIn
 from training.models.adjustment import NO_ADJUSTMENT, Adjustment, ranked, reorder
 
 __all__ = ["PLAIN", "ListRules", "RuleBook", "checked_rule"]

@@ -29,7 +29,7 @@ from service.cache_keys import user_scope
 from service.config import Settings
 from service.engine import Engine
 from service.errors import ModelNotReady
-from service.events import EventSink
+from service.event_log import EventSink
 from service.live import LiveHistory, LiveStore
 from service.loading import LoadError, current_version, load, load_errors
 from service.report_feed import ReportFeed

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from service.cache_keys import user_scope
 from service.deps import State, require_key
 from service.errors import JSON_BODY_RESPONSES, EventLogDown, InvalidRequest, UnsupportedMediaType
-from service.events import EventIn, EventLogUnavailable, validate_events
+from service.event_log import EventLogUnavailable
+from service.events import EventIn, validate_events
+from service.ops_schemas import EventsAccepted
 from service.responses import json_response
-from service.schemas import EventsAccepted
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from features.kpis import FORMULAS, Period, series_csv
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES, EventLogDown
-from service.events import EventLogUnavailable
+from service.event_log import EventLogUnavailable
 from service.schemas import ID_MAX, N_DEFAULT, NQuery
 
 logger = logging.getLogger(__name__)

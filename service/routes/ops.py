@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.auth import Role, access_error, key_role
 from service.deps import State, require_key
 from service.errors import ERROR_RESPONSES
+from service.ops_schemas import Health, ModelInfo, Ready
 from service.responses import json_response
-from service.schemas import Health, ModelInfo, Ready
 
 router = APIRouter(tags=["operations"])
 

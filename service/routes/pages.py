@@ -19,10 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from service.deps import State
 from service.errors import InvalidRequest, RuleStoreDown, Unauthorized
+from service.ops_schemas import RuleIn
 from service.routes.experiments import kpis_csv, most_dismissed, shop_kpis
 from service.routes.ui import PAGES, SessionCookie, secured, signed_in
 from service.rules import checked_rule
-from service.schemas import ENDPOINTS, ID_MAX, RuleIn
+from service.schemas import ENDPOINTS, ID_MAX
 
 router = APIRouter(prefix="/ui", tags=["marketing"], include_in_schema=False)
 

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from service.auth import RULES_PATH
 from service.deps import State, require_key
 from service.errors import JSON_BODY_RESPONSES, UnknownRule
+from service.ops_schemas import Rule, RuleIn, RulesResponse
 from service.rules import checked_rule
-from service.schemas import Rule, RuleIn, RulesResponse
 
 router = APIRouter(
     prefix=RULES_PATH, tags=["marketing"], dependencies=[Depends(require_key)], responses=JSON_BODY_RESPONSES

@@ -83,7 +83,7 @@ def test_acknowledged_events_survive_a_kill_in_redis_mode(artifact_dir: Path, st
 def test_h4_a_torn_tail_is_set_aside_so_the_next_acknowledged_event_is_kept(tmp_path: Path) -> None:
     import asyncio
 
-    from service.events import FileEventSink
+    from service.event_log import FileEventSink
 
     log = tmp_path / "events.jsonl"
     good = [{"event_id": f"e{k}", "user_id": "u1", "item_id": "i1", "type": "view"} for k in range(2)]

@@ -172,7 +172,7 @@ def test_h5_the_event_stream_is_trimmed_by_an_explicit_retention(redis_url: str)
 
     import redis.asyncio as aioredis
 
-    from service.events import RedisEventSink
+    from service.event_log import RedisEventSink
 
     plain = redis.Redis.from_url(redis_url)
     plain.xadd("orderlift:events", {"e": "{}"}, id="1000-0")  # an event from 1970: past any retention

@@ -18,7 +18,9 @@ import scipy.sparse as sp
 from numba import njit
 from tqdm import tqdm
 
-__all__ = ["dense_ease", "sparse_ease", "strongest_per_row"]
+from training.models.cart_base import strongest
+
+__all__ = ["dense_ease", "sparse_ease"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +40,6 @@ def dense_ease(gram: np.ndarray, regularization: float) -> np.ndarray:
     return b
 
 
-def strongest_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep each row's ``k`` largest stored cells (ties: the lower column)."""
-    matrix = sp.csr_matrix(matrix)
-    matrix.sort_indices()
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank = np.arange(len(order)) - matrix.indptr[rows[order]]
-    keep = order[rank < k]
-    return sp.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
-
-
 def _neighbour_gram(x: sp.csr_matrix, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Return (each item's ``k`` strongest off-diagonal Gram cells, all of them, the diagonal)."""
     xc = sp.csc_matrix(x)
@@ -62,7 +53,7 @@ def _neighbour_gram(x: sp.csr_matrix, k: int) -> tuple[sp.csr_matrix, sp.csr_mat
         diagonal[coo.row[on_diagonal] + start] = coo.data[on_diagonal]
         off = ~on_diagonal & (coo.data > 0)
         rest = sp.csr_matrix((coo.data[off], (coo.row[off], coo.col[off])), shape=block.shape)
-        parts.append(strongest_per_row(rest, k))
+        parts.append(strongest(rest, k))
         full.append(rest)
     return sp.csr_matrix(sp.vstack(parts)), sp.csr_matrix(sp.vstack(full)), diagonal
 
