@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.association import Associations
 from features.columns import encode, parse_float
 from features.io import SourceFormat, read_items
 from features.kcore import kcore
 from features.matrix import Interactions, Weighting, build_interactions, rows_of
 from features.validate import ValidationResult, load_events
 
-__all__ = ["Dataset", "load_catalog", "load_dataset"]
+__all__ = ["Dataset", "indexed_anonymous", "load_catalog", "load_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class Dataset:
     catalog: pd.DataFrame | None = None
     #: Purchase lines of orders without a user id, of items in ``interactions.items`` only.
     anonymous: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Co-purchase counts over every order, when an engine computed them while loading.
+    copurchase: Associations | None = None
 
 
 def load_catalog(path: Path, mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -70,7 +73,18 @@ def load_dataset(
     events = kcore(validation.events, min_user, min_item)
     catalog = load_catalog(items_path, fmt.item_columns) if items_path is not None else None
     interactions = build_interactions(events, weighting, catalog)
-    anonymous = validation.anonymous
+    anonymous = indexed_anonymous(validation.anonymous, interactions)
+    logger.info(
+        "dataset: %d users x %d items, %d interactions",
+        len(interactions.users),
+        len(interactions.items),
+        interactions.matrix.nnz,
+    )
+    return Dataset(validation, events, interactions, catalog, anonymous)
+
+
+def indexed_anonymous(anonymous: pd.DataFrame, interactions: Interactions) -> pd.DataFrame:
+    """Return the anonymous purchase lines of items in the index (the others cannot be scored)."""
     if len(anonymous):
         indexed = rows_of(anonymous["item_id"], interactions.items) >= 0
         anonymous = anonymous[indexed].reset_index(drop=True)
@@ -79,10 +93,4 @@ def load_dataset(
             len(anonymous),
             int((~indexed).sum()),
         )
-    logger.info(
-        "dataset: %d users x %d items, %d interactions",
-        len(interactions.users),
-        len(interactions.items),
-        interactions.matrix.nnz,
-    )
-    return Dataset(validation, events, interactions, catalog, anonymous)
+    return anonymous

@@ -26,6 +26,7 @@ __all__ = [
     "parse_mapping",
     "read_items",
     "read_table",
+    "resolve_columns",
     "resolve_format",
 ]
 
@@ -251,13 +252,7 @@ def read_table(
         header = _header(path)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise UnreadableFileError(f"{path}: not a readable CSV or Parquet file ({_first_line(exc)})") from exc
-    present = {name: src for name, src in wanted.items() if src in header}
-    for name in required:
-        if name not in present:
-            raise MissingColumnError(
-                f"{path}: column {wanted.get(name, name)!r} (for {name}) is not in the file; "
-                f"columns are: {', '.join(header[:20])}"
-            )
+    present = resolve_columns(path, header, wanted, required)
     try:
         if _is_parquet(path):
             raw = pq.read_table(path, columns=list(present.values()))
@@ -276,6 +271,20 @@ def read_table(
         raise UnreadableFileError(f"{path}: cannot be read ({_first_line(exc)})") from exc
     logger.info("read %d rows from %s", table.num_rows, path)
     return table
+
+
+def resolve_columns(
+    path: Path, header: Sequence[str], wanted: Mapping[str, str], required: Sequence[str]
+) -> dict[str, str]:
+    """Return the ``wanted`` columns (canonical -> source) in the header; raise if a required one is not."""
+    present = {name: src for name, src in wanted.items() if src in header}
+    for name in required:
+        if name not in present:
+            raise MissingColumnError(
+                f"{path}: column {wanted.get(name, name)!r} (for {name}) is not in the file; "
+                f"columns are: {', '.join(header[:20])}"
+            )
+    return present
 
 
 def _as_string_dict(column: pa.ChunkedArray) -> pa.ChunkedArray:

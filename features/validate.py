@@ -35,7 +35,14 @@ from features.identity import hash_column
 from features.io import SourceFormat, fill_order_fields, read_table
 from features.schema import EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, EventType, Reason
 
-__all__ = ["ReturnsReport", "ValidationReport", "ValidationResult", "load_events", "validate"]
+__all__ = [
+    "ReturnsReport",
+    "ValidationReport",
+    "ValidationResult",
+    "load_events",
+    "require_event_type",
+    "validate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +94,9 @@ class ValidationResult:
     report: ValidationReport
     #: Purchase lines of orders without a user id, with the events' columns and dtypes.
     anonymous: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The 0-based rows of the table that ``events`` and ``anonymous`` hold, in their order.
+    event_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    anonymous_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def write_quarantine(self, path: Path) -> Path:
         """Write the rejected rows with their reasons to a CSV file."""
@@ -103,11 +113,7 @@ def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -
         table = read_ga4(Path(path))
     else:
         table = read_table(Path(path), wanted, required=(*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
-    if "event_type" not in table.column_names and fmt.event_type is None:
-        raise MissingColumnError(
-            f"{path}: no event type column {wanted['event_type']!r}; map one with "
-            "--map event_type=COLUMN or give every row one type with --event-type purchase"
-        )
+    require_event_type(path, table.column_names, fmt)
     table = fill_order_fields(table, fmt.order_fields)
     for name in (c for c in fmt.hashed_columns if c in table.column_names):
         table = table.set_column(
@@ -120,6 +126,15 @@ def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -
     if quarantine is not None:
         result.write_quarantine(quarantine)
     return result
+
+
+def require_event_type(path: Path, columns: list[str], fmt: SourceFormat) -> None:
+    """Raise MissingColumnError when rows have no event type column and no constant type is given."""
+    if "event_type" not in columns and fmt.event_type is None:
+        raise MissingColumnError(
+            f"{path}: no event type column {fmt.source_column('event_type')!r}; map one with "
+            "--map event_type=COLUMN or give every row one type with --event-type purchase"
+        )
 
 
 def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
@@ -178,7 +193,14 @@ def validate(table: pa.Table, fmt: SourceFormat) -> ValidationResult:
     events = _frame(table, accepted, user, item, event, ts, order, quantity, price, n)
     anonymous_events = _frame(table, anonymous, user, item, event, ts, order, quantity, price, n)
     report = _report(reason, accepted, anonymous, returns)
-    return ValidationResult(events, _rejected_rows(table, reason), report, anonymous_events)
+    return ValidationResult(
+        events,
+        _rejected_rows(table, reason),
+        report,
+        anonymous_events,
+        np.flatnonzero(accepted),
+        np.flatnonzero(anonymous),
+    )
 
 
 def _report(

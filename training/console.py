@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from features.errors import DataError
-from training.errors import ModelError, OptionError, TrackingError
+from training.errors import EngineError, ModelError, OptionError, TrackingError
 
 __all__ = ["console", "err_console", "one_line_errors"]
 
@@ -27,7 +27,7 @@ def one_line_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (DataError, ModelError, OptionError, TrackingError, OSError) as exc:
+        except (DataError, EngineError, ModelError, OptionError, TrackingError, OSError) as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

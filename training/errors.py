@@ -7,7 +7,8 @@ The tree (with the features floor's, which the command line also reports in one 
     ├── ModelError            a model cannot be built, fitted or loaded (raised by training.models)
     └── DataError             the data, or a value given to read it (features.errors)
     RuntimeError
-    └── TrackingError         MLflow refused or could not do what was asked (training.errors)
+    ├── TrackingError         MLflow refused or could not do what was asked (training.errors)
+    └── EngineError           the Spark engine cannot start: no pyspark, no Java, no master
 
 ``training.console.one_line_errors`` catches exactly these (and OSError: a file that cannot be
 opened); anything else is a bug and keeps its traceback.
@@ -15,7 +16,11 @@ opened); anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["ModelError", "OptionError", "TrackingError"]
+__all__ = ["EngineError", "ModelError", "OptionError", "TrackingError"]
+
+
+class EngineError(RuntimeError):
+    """The Spark engine cannot start: pyspark or a Java runtime is missing, or the master does not answer."""
 
 
 class TrackingError(RuntimeError):

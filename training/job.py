@@ -81,10 +81,17 @@ class TrainConfig:
     max_eval_carts: int = 3000
     seed: int = 42
     device: str = "cpu"
+    #: ``local``, or ``spark``: ALS fits in the running Spark session (MLlib); the artifact is the same.
+    engine: str = "local"
 
     def new_model(self) -> Recommender:
-        """Return the configured model, unfitted, set to fit on ``device``."""
-        return create_model(self.model, **self.params).on_device(self.device)
+        """Return the configured model, unfitted, set to fit on ``device`` (or in Spark)."""
+        model = create_model(self.model, **self.params).on_device(self.device)
+        if self.engine == "spark" and self.model == "als":
+            from training.spark.als import SparkALSModel
+
+            return SparkALSModel(**self.params)
+        return model
 
     @property
     def evaluates(self) -> bool:
@@ -110,6 +117,7 @@ class TrainConfig:
             "max_eval_carts": self.max_eval_carts,
             "seed": self.seed,
             "device": self.device,
+            "engine": self.engine,
         }
 
 
@@ -357,7 +365,7 @@ def run_training(
     model, fit_seconds = _fit(config, inter.matrix, record)
     on_stage("computing co-purchase and co-view statistics")
     orders = all_orders(dataset)
-    copurchase = association_stats(orders, min_count=config.min_pair_count)
+    copurchase = dataset.copurchase or association_stats(orders, min_count=config.min_pair_count)
     sessions = session_baskets(dataset.events, inter.users, inter.items, config.session_gap_minutes)
     coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
     popularity = np.asarray(inter.matrix.getnnz(axis=0), dtype=np.float32)

@@ -105,6 +105,16 @@ def train(
     device: Annotated[
         str, typer.Option(help="cpu, or gpu: implicit's CUDA models (als, bpr); the artifact is the same.")
     ] = "cpu",
+    engine: Annotated[
+        str,
+        typer.Option(help="local, or spark: read, validate, weigh, count baskets and fit ALS in Spark."),
+    ] = "local",
+    spark_master: Annotated[
+        str, typer.Option(help="--engine spark: local[*] (embedded), spark://HOST:PORT, yarn, k8s://...")
+    ] = "local[*]",
+    spark_conf: Annotated[
+        list[str] | None, typer.Option("--spark-conf", help="--engine spark: a Spark setting, KEY=VALUE.")
+    ] = None,
 ) -> None:
     """Train a model, evaluate it beside popularity, write the refit's artifact, log and register it."""
     from training.job import TrainConfig
@@ -128,11 +138,38 @@ def train(
         holdout=_holdout(holdout),
         holdout_date=holdout_date,
         device=device,
+        engine=_engine(engine, device),
     )
     config.new_model()  # fail fast on an unknown model, parameter or device
-    inputs = _inputs(source)
-    where = _target(target, model)
-    train_and_log(console, replace(inputs, min_user=min_user, min_item=min_item), config, where)
+    inputs = replace(
+        _inputs(source),
+        min_user=min_user,
+        min_item=min_item,
+        engine=config.engine,
+        spark_master=spark_master,
+        spark_conf=_spark_conf(spark_conf),
+    )
+    train_and_log(console, inputs, config, _target(target, model))
+
+
+def _engine(engine: str, device: str) -> str:
+    """Return the engine name; raise OptionError for an unknown one or a GPU asked of Spark."""
+    if engine not in {"local", "spark"}:
+        raise OptionError(f"--engine {engine!r}: choose local or spark")
+    if engine == "spark" and device != "cpu":
+        raise OptionError("--engine spark fits on the cluster's CPUs; --device gpu is for --engine local")
+    return engine
+
+
+def _spark_conf(pairs: list[str] | None) -> dict[str, str]:
+    """Parse ``--spark-conf KEY=VALUE`` options."""
+    conf = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().startswith("spark."):
+            raise OptionError(f"--spark-conf {pair!r}: give KEY=VALUE with a spark.* key")
+        conf[key.strip()] = value.strip()
+    return conf
 
 
 def _inputs(source: SourceOptions) -> Any:

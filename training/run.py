@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,18 @@ class Inputs:
     fmt: SourceFormat
     min_user: int = 1
     min_item: int = 1
+    #: ``local``, or ``spark``: read, validate, weigh and count baskets in Spark on ``spark_master``.
+    engine: str = "local"
+    spark_master: str = "local[*]"
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+
+    def session(self) -> AbstractContextManager[Any]:
+        """Return a context giving the Spark session of the ``spark`` engine (None for ``local``)."""
+        if self.engine != "spark":
+            return nullcontext(None)
+        from training.spark.session import spark_session
+
+        return spark_session(self.spark_master, self.spark_conf)
 
 
 @dataclass(frozen=True)
@@ -72,12 +84,27 @@ def _display(console: Console, epochs: int | None) -> Iterator[_Display]:
 
 
 def _load(
-    inputs: Inputs, config: TrainConfig, show: _Display
+    inputs: Inputs, config: TrainConfig, show: _Display, spark: Any = None
 ) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
-    show.on_stage(f"reading {inputs.events}")
-    dataset = load_dataset(
-        inputs.events, inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
-    )
+    if spark is None:
+        show.on_stage(f"reading {inputs.events}")
+        dataset = load_dataset(
+            inputs.events, inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
+        )
+    else:
+        from training.spark.dataset import load_dataset_spark
+
+        show.on_stage(f"reading and validating {inputs.events} in Spark ({inputs.spark_master})")
+        dataset = load_dataset_spark(
+            spark,
+            inputs.events,
+            inputs.fmt,
+            inputs.items,
+            config.weighting,
+            inputs.min_user,
+            inputs.min_item,
+            config.min_pair_count,
+        )
     report = data_report(dataset.validation.report, dataset.events, dataset.interactions)
     if dataset.interactions.matrix.nnz == 0:
         rejected = {k: v for k, v in report["rejected"].items() if v}
@@ -93,6 +120,7 @@ def _load(
         "event_type": inputs.fmt.event_type,
         "min_user": inputs.min_user,
         "min_item": inputs.min_item,
+        "engine": inputs.engine if spark is None else f"spark ({inputs.spark_master})",
         **{k: report[k] for k in ("rows_read", "rows_accepted", "users", "items")},
     }
     return dataset, report, data
@@ -123,8 +151,8 @@ def _summary(console: Console, config: TrainConfig, result: TrainResult, report:
 
 def train_and_log(console: Console, inputs: Inputs, config: TrainConfig, target: Target) -> TrainResult:
     """Run one training job end to end and print what a data scientist needs to judge it."""
-    with _display(console, config.params.get("iterations")) as show:
-        dataset, report, data = _load(inputs, config, show)
+    with inputs.session() as spark, _display(console, config.params.get("iterations")) as show:
+        dataset, report, data = _load(inputs, config, show, spark)
         result = run_training(dataset, config, target.out, data, show.on_stage, show.on_epoch)
     _sign(console, result, target)
     _summary(console, config, result, report)

@@ -1,0 +1,107 @@
+"""A Spark session for the training job: embedded ``local[*]`` by default, quiet, Arrow on, UTC."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from training.errors import EngineError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["DEFAULT_MASTER", "partitions_of", "spark_session"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[*]"
+
+#: Settings the engine needs; ``--spark-conf`` overrides any of them.
+_DEFAULTS: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "4g",
+    "spark.sql.shuffle.partitions": "16",
+}
+
+
+def _require_runtime() -> None:
+    """Raise EngineError naming what is missing: pyspark or a Java runtime."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise EngineError(
+            "--engine spark needs pyspark: pip install 'orderlift[spark]' (or train with --engine local)"
+        ) from exc
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and shutil.which("java") is None:
+        raise EngineError(
+            "--engine spark needs a Java runtime (17 or newer) and none is on PATH or in JAVA_HOME: "
+            "apt-get install openjdk-17-jre-headless, or train with --engine local"
+        )
+
+
+def _code_zip(directory: Path) -> Path:
+    """Zip the features and training packages for executors on another machine."""
+    root = Path(__file__).resolve().parents[2]
+    target = directory / "orderlift_code.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for package in ("features", "training"):
+            for path in (root / package).rglob("*.py"):
+                archive.write(path, path.relative_to(root))
+    return target
+
+
+@contextmanager
+def spark_session(
+    master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None
+) -> Iterator[SparkSession]:
+    """Start a Spark session on ``master`` and stop it afterwards; join (and leave running) an active one.
+
+    Python workers run this interpreter. On a master that is not ``local``, the ``features`` and
+    ``training`` packages are shipped to the executors, which need the same Python packages.
+    """
+    _require_runtime()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas.*")
+    builder = SparkSession.builder.master(master).appName("orderlift-train")
+    for key, value in {**_DEFAULTS, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j and the JVM raise many kinds; all mean "no session"
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise EngineError(f"--spark-master {master}: Spark did not start ({first})") from exc
+    spark.sparkContext.setLogLevel("ERROR")
+    logger.info("spark %s on %s, %d cores", spark.version, master, spark.sparkContext.defaultParallelism)
+    with tempfile.TemporaryDirectory(prefix="orderlift-spark-") as scratch:
+        if not master.startswith("local"):
+            spark.sparkContext.addPyFile(str(_code_zip(Path(scratch))))
+        try:
+            yield spark
+        finally:
+            spark.stop()
+
+
+def partitions_of(spark: SparkSession) -> int:
+    """Return how many partitions a per-user pass uses: the shuffle setting."""
+    return int(spark.conf.get("spark.sql.shuffle.partitions") or 16)
