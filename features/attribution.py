@@ -40,11 +40,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from features.errors import InvalidParameter
 from features.schema import REPORTED, LiveEventType
@@ -209,7 +209,7 @@ class Tally:
             raise InvalidParameter(f"control {control!r} has no attributed events; variants seen: {names}")
         metrics = {name: _metrics(totals[name]) for name in names}
         boots = _bootstraps(self.arms, names, n_bootstrap, seed) if n_bootstrap > 0 else None
-        z = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+        z = -NormalDist().inv_cdf((1.0 - confidence) / 2.0)  # the lower tail: no rounding to p = 1
         variants: dict[str, Any] = {}
         for name in names:
             vs = None

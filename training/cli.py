@@ -87,7 +87,7 @@ def inspect(
     from features.dataset import load_dataset
     from features.report import data_report
 
-    events, items, fmt = source.events, source.items, source.format()
+    events, items, fmt = source.events_path, source.items, source.format()
     if as_json:
         dataset = load_dataset(events, fmt, items, quarantine=quarantine)
     else:
@@ -135,7 +135,7 @@ def kpis(
 
     fmt = source.format()
     with nullcontext() if as_json else console.status(f"reading {source.events}"):
-        result = load_events(source.events, fmt)
+        result = load_events(source.events_path, fmt)
         catalog = load_catalog(source.items, fmt.item_columns) if source.items is not None else None
         series = history_kpis(result.events, result.anonymous, catalog).series(by.value)
     if csv_out is not None:
@@ -165,6 +165,38 @@ def hash_id_command(
     for value in values if values else (line.rstrip("\n") for line in sys.stdin):
         if value.strip():
             typer.echo(hash_id(value, salt))
+
+
+@app.command("batch-score")
+@one_line_errors
+def batch_score(
+    model_uri: Annotated[
+        str, typer.Option("--model-uri", help="A registered MLflow Model: models:/orderlift@production.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="A Parquet directory: user_id, item_ids, scores.")],
+    users: Annotated[
+        Path | None, typer.Option("--users", help="A CSV or Parquet file with user_id (default: every user).")
+    ] = None,
+    n: Annotated[int, typer.Option(min=1, max=100, help="Recommendations per user.")] = 10,
+    spark_master: Annotated[
+        str, typer.Option(help="local[*] (embedded), spark://HOST:PORT, yarn.")
+    ] = "local[*]",
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+    ] = None,
+) -> None:
+    """Score every user with the MLflow Model in Spark (mlflow.pyfunc.spark_udf): a batch export."""
+    from training import tracking
+    from training.spark.batch import score_users
+    from training.spark.session import spark_session
+
+    tracking.configure(tracking_uri)
+    with spark_session(spark_master) as spark, console.status(f"scoring users with {model_uri} in Spark"):
+        scored = score_users(spark, model_uri, n, users)
+        scored.write.mode("overwrite").parquet(str(out))
+        count = spark.read.parquet(str(out)).count()
+    console.print(f"wrote {n} recommendations for each of {count:,} users to {out}")
 
 
 events_app = typer.Typer(help="The service's live events.", no_args_is_help=True)

@@ -175,7 +175,7 @@ def _spark_conf(pairs: list[str] | None) -> dict[str, str]:
 def _inputs(source: SourceOptions) -> Any:
     from training.run import Inputs
 
-    return Inputs(source.events, source.items, source.format())
+    return Inputs(source.events, source.items, source.format())  # events as given: a URI stays one
 
 
 def _target(options: TargetOptions, model: str) -> Any:

@@ -28,7 +28,14 @@ __all__ = ["SourceOptions", "TargetOptions", "option_group", "parse_value", "wit
 class SourceOptions:
     """Where a command's events come from, and how to read them."""
 
-    events: Annotated[Path, typer.Option("--events", help="Events file: CSV, CSV.gz or Parquet.")]
+    events: Annotated[
+        str,
+        typer.Option(
+            "--events",
+            help="Events file: CSV, CSV.gz or Parquet; with --engine spark also a directory or a URI "
+            "(s3a://, hdfs://, ...).",
+        ),
+    ]
     items: Annotated[
         Path | None,
         typer.Option(help="Optional items catalog (item_id, name, category, price, cost, in_stock)."),
@@ -62,6 +69,11 @@ class SourceOptions:
         str | None, typer.Option(help="strftime format; default ISO 8601, then guessed.")
     ] = None
     timezone: Annotated[str | None, typer.Option(help="Zone of naive timestamps (default UTC).")] = None
+
+    @property
+    def events_path(self) -> Path:
+        """Return the events as a local path (every engine but Spark reads only those)."""
+        return Path(self.events)
 
     def format(self) -> SourceFormat:
         """Return the SourceFormat these options describe."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ __all__ = ["Inputs", "Target", "sweep_and_log", "train_and_log"]
 class Inputs:
     """Where the events come from and how to read and filter them."""
 
-    events: Path
+    events: str  # a path; with the spark engine also a directory or a URI
     items: Path | None
     fmt: SourceFormat
     min_user: int = 1
@@ -86,10 +87,11 @@ def _display(console: Console, epochs: int | None) -> Iterator[_Display]:
 def _load(
     inputs: Inputs, config: TrainConfig, show: _Display, spark: Any = None
 ) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
+    began = time.perf_counter()
     if spark is None:
         show.on_stage(f"reading {inputs.events}")
         dataset = load_dataset(
-            inputs.events, inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
+            Path(inputs.events), inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
         )
     else:
         from training.spark.dataset import load_dataset_spark
@@ -115,7 +117,8 @@ def _load(
     data: dict[str, Any] = {
         "events_path": str(inputs.events),
         "items_path": None if inputs.items is None else str(inputs.items),
-        "fingerprint": fingerprint(inputs.events, inputs.items),
+        "fingerprint": _fingerprint(inputs),
+        "load_seconds": round(time.perf_counter() - began, 3),
         "mapping": dict(inputs.fmt.columns),
         "event_type": inputs.fmt.event_type,
         "min_user": inputs.min_user,
@@ -124,6 +127,14 @@ def _load(
         **{k: report[k] for k in ("rows_read", "rows_accepted", "users", "items")},
     }
     return dataset, report, data
+
+
+def _fingerprint(inputs: Inputs) -> str:
+    """Return the inputs' sha256, or "" for a directory or URI (Spark reads those; nothing hashes them)."""
+    files = [Path(inputs.events), inputs.items]
+    if not all(p is None or p.is_file() for p in files):
+        return ""
+    return fingerprint(*files)
 
 
 def _summary(console: Console, config: TrainConfig, result: TrainResult, report: dict[str, Any]) -> None:

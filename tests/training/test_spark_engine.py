@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from features.association import association_stats
 from features.dataset import Dataset, load_dataset
+from features.errors import DataError
 from features.io import resolve_format
 from features.matrix import Weighting
 from features.split import chronological_split
@@ -135,6 +136,28 @@ def test_spark_weights_decay_dismissals_and_copurchases_equal_the_local_engines(
     assert (
         remote.copurchase.n_baskets == expected.n_baskets == 6
     )  # o1 o2 o3 o5 o7, anonymous o4, and o9? no: a return
+
+
+def test_spark_reads_a_file_uri_and_a_directory_of_parquet_parts(spark: Any, tmp_path: Path) -> None:
+    from training.spark.dataset import load_dataset_spark
+
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY)
+    fmt = resolve_format(None, float_id_columns=("user_id",))
+    local = load_dataset(path, fmt)
+    by_uri = load_dataset_spark(spark, path.as_uri(), fmt)
+    assert by_uri.validation.report == local.validation.report
+    parts = tmp_path / "events.parquet"
+    parts.mkdir()
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None, "NA": None})
+    frame[:12].to_parquet(parts / "part-0.parquet")
+    frame[12:].to_parquet(parts / "part-1.parquet")
+    from_parts = load_dataset_spark(spark, str(parts), fmt)
+    assert from_parts.validation.report.rows_read == local.validation.report.rows_read
+    assert from_parts.validation.report.rejected == local.validation.report.rejected
+    assert (from_parts.interactions.matrix != local.interactions.matrix).nnz == 0
+    with pytest.raises(DataError, match="no such file or directory"):
+        load_dataset_spark(spark, str(tmp_path / "missing.csv"), fmt)
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +295,32 @@ def test_without_java_the_spark_engine_says_what_to_install(monkeypatch: pytest.
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(EngineError, match="openjdk-17-jre-headless"):
         session._require_runtime()
+
+
+def test_batch_score_scores_every_user_with_spark_udf_as_the_pyfunc_predicts(
+    spark: Any, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runner = CliRunner()
+    trained = runner.invoke(
+        app,
+        ["train", "--events", str(store_dir / "events.csv"), "--model", "cosine", "--holdout", "none",
+         "--out", str(tmp_path / "model")],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "recs"
+    scored = runner.invoke(
+        app, ["batch-score", "--model-uri", "models:/orderlift@candidate", "--out", str(out), "--n", "4",
+              "--spark-master", "local[2]"],
+    )  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    found = pd.read_parquet(out).sort_values("user_id", ignore_index=True)
+    users = np.load(tmp_path / "model" / "users.npy")
+    assert sorted(found["user_id"]) == sorted(users.astype(str)) and len(found) > 1000
+    assert all(len(items) == 4 for items in found["item_ids"])
+    model = mlflow.pyfunc.load_model("models:/orderlift@candidate")
+    expected = model.predict(pd.DataFrame({"user_id": found["user_id"][:3], "n": [4, 4, 4]}))
+    assert [list(x) for x in found["item_ids"][:3]] == [list(x) for x in expected["item_ids"]]

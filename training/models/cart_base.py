@@ -99,16 +99,28 @@ def _weighted_counts(
     x = sp.csr_matrix(baskets, dtype=np.float64, copy=True)
     x.data[:] = 1.0
     w = np.asarray(weights, dtype=np.float64)
-    pairs = sp.csr_matrix(x.T @ x)
-    weighted = sp.csr_matrix(x.T @ sp.diags(w) @ x)
-    weighted.sort_indices()
+    xt = x.T.tocsr()  # transposed once, for both products
+    pairs = sp.csr_matrix(xt @ x)
     pairs.sort_indices()
-    if not np.array_equal(pairs.indices, weighted.indices):
-        raise ModelError("weighted and plain pair counts must share their cells")
+    weighted = pairs  # unweighted (no recency, no size damping): the same counts
+    if not np.all(w == 1.0):
+        scaled = xt.copy()
+        scaled.data *= w[scaled.indices]  # xt @ diag(w), without a third product
+        weighted = sp.csr_matrix(scaled @ x)
+        weighted.sort_indices()
+        if not np.array_equal(pairs.indices, weighted.indices):
+            raise ModelError("weighted and plain pair counts must share their cells")
     keep = pairs.data >= min_count
     rows = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
     keep &= rows != pairs.indices
-    out = sp.csr_matrix((weighted.data[keep], (rows[keep], pairs.indices[keep])), shape=pairs.shape)
+    out = sp.csr_matrix(
+        (
+            weighted.data[keep],
+            pairs.indices[keep],
+            np.r_[0, np.cumsum(np.bincount(rows[keep], minlength=pairs.shape[0]))],
+        ),
+        shape=pairs.shape,
+    )
     item_counts = np.asarray(x.T @ w).ravel()
     return out, item_counts, int(x.shape[0])
 

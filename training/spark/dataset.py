@@ -10,6 +10,7 @@ ids and item metadata from them with the local engine's functions: same ids, sam
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 def load_dataset_spark(
     spark: SparkSession,
-    events_path: Path,
+    source: str | Path,
     fmt: SourceFormat,
     items_path: Path | None = None,
     weighting: Weighting | None = None,
@@ -49,20 +50,29 @@ def load_dataset_spark(
 ) -> Dataset:
     """Load events (and an optional catalog) into a Dataset, the heavy steps in Spark."""
     weighting = weighting or Weighting()
-    checked = validate_events(read_events(spark, Path(events_path), fmt), fmt, partitions_of(spark))
+    began = time.perf_counter()
+    checked = validate_events(read_events(spark, source, fmt), fmt, partitions_of(spark))
+    logger.info(
+        "spark: read and validated %d rows in %.1f s", checked.report.rows_read, time.perf_counter() - began
+    )
     columns = checked.columns
     accepted = event_frame(checked.events.orderBy("row").toPandas(), columns)
     anonymous = event_frame(checked.anonymous.orderBy("row").toPandas(), columns)
+    logger.info(
+        "spark: %d validated events to the driver at %.1f s", len(accepted), time.perf_counter() - began
+    )
     events = kcore(accepted, min_user, min_item)
     users = IdIndex.from_values(observed(events["user_id"]))
     items = IdIndex.from_values(observed(events["item_id"]))
     if weighting.half_life_days is not None and weighting.reference_time is None and len(events):
         weighting = replace(weighting, reference_time=events["timestamp"].max())
     matrix = _matrix(checked.events, columns, users, items, weighting)
+    logger.info("spark: %d weighted (user, item) pairs at %.1f s", matrix.nnz, time.perf_counter() - began)
     catalog = load_catalog(items_path, fmt.item_columns) if items_path is not None else None
     interactions = Interactions(matrix, users, items, item_metadata(events, items, catalog))
     validation = ValidationResult(accepted, checked.rejected_table(), checked.report, anonymous)
     copurchase = copurchase_counts(checked.events, checked.anonymous, users, items, min_pair_count)
+    logger.info("spark: co-purchase counts at %.1f s", time.perf_counter() - began)
     logger.info("spark dataset: %d users x %d items, %d interactions", len(users), len(items), matrix.nnz)
     return Dataset(
         validation,

@@ -12,9 +12,10 @@ partitions' reports add up to the file's. CSV text that pyarrow reads as null (`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +52,7 @@ EVENT_SCHEMA = (
 _EVENT_NAMES = [part.split()[0] for part in EVENT_SCHEMA.split(", ")]
 _EVENT_TYPES = [t.value for t in EventType]
 _CSV_NULLS = frozenset(pa_csv.ConvertOptions().null_values)
+_PARQUET = {".parquet", ".pq"}
 
 
 @dataclass(frozen=True)
@@ -75,24 +77,35 @@ class SparkValidation:
         )
 
 
-def read_events(spark: SparkSession, path: Path, fmt: SourceFormat) -> DataFrame:
-    """Read a CSV or Parquet file (or a directory of them) as text columns with their row number."""
+def read_events(spark: SparkSession, source: str | Path, fmt: SourceFormat) -> DataFrame:
+    """Read a CSV or Parquet file, a directory of them or a URI, as text columns with their row number.
+
+    A local path must exist; a URI (``s3a://``, ``hdfs://``, ...) goes to Spark as given and is
+    Parquet when its name ends in ``.parquet`` or ``.pq``.
+    """
     if fmt.layout != "rows":
         raise OptionError(
             f"--engine spark reads CSV and Parquet rows; a {fmt.layout} export trains with --engine local"
         )
-    path = Path(path)
-    if not path.exists():
-        raise UnreadableFileError(f"{path}: no such file")
-    parquet = path.suffix.lower() in {".parquet", ".pq"} or any(path.glob("*.parquet"))
-    reader = spark.read
-    if parquet:
-        raw = reader.parquet(str(path))
+    path = str(source)
+    if re.match(r"^[A-Za-z][\w+.-]*://", path):
+        parquet = PurePosixPath(path.rstrip("/")).suffix.lower() in _PARQUET
     else:
-        raw = reader.options(header=True, escape='"', inferSchema=False, mode="PERMISSIVE").csv(str(path))
+        local = Path(path)
+        if not local.exists():
+            raise UnreadableFileError(f"{path}: no such file or directory")
+        parquet = local.suffix.lower() in _PARQUET or any(local.glob("*.parquet"))
+    try:
+        if parquet:
+            raw = spark.read.parquet(path)
+        else:
+            raw = spark.read.options(header=True, escape='"', inferSchema=False).csv(path)
+    except Exception as exc:  # Spark's AnalysisException and Hadoop's IO errors alike
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFileError(f"{path}: Spark cannot read it ({first})") from exc
     wanted = {name: fmt.source_column(name) for name in EVENT_COLUMNS}
-    present = resolve_columns(path, raw.columns, wanted, (*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
-    require_event_type(path, list(present), fmt)
+    present = resolve_columns(Path(path), raw.columns, wanted, (*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
+    require_event_type(Path(path), list(present), fmt)
     from pyspark.sql import functions as sf
 
     frame = raw.select([sf.col(f"`{src}`").cast("string").alias(name) for name, src in present.items()])
