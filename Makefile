@@ -39,6 +39,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+	@# The service suite again, against an artifact the Spark engine built (needs a Java runtime).
+	@if command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ]; then \
+		ORDERLIFT_TEST_ENGINE=spark $(BIN)/pytest -q tests/service; \
+	elif [ "$$ORDERLIFT_REQUIRE_SPARK" = 1 ]; then \
+		echo "no Java runtime: the Spark engine's service suite cannot run" >&2; exit 1; \
+	else \
+		echo "skipped: the service suite on a Spark-built artifact (no Java runtime; .ci/run installs one)"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,10 +85,24 @@ def _event_log_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(scope="session")
-def artifact_dir(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return an artifact of an ALS model trained on the synthetic store."""
+def artifact_dir(dataset: Dataset, store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return an artifact of an ALS model trained on the synthetic store.
+
+    With ``ORDERLIFT_TEST_ENGINE=spark`` the Spark engine trains it (embedded Spark, MLlib ALS),
+    so the whole service suite runs against a Spark-built artifact.
+    """
     out = tmp_path_factory.mktemp("served") / "artifact"
     config = TrainConfig(model="als", params={"factors": 16, "iterations": 8}, holdout=0.2)
+    if os.environ.get("ORDERLIFT_TEST_ENGINE") == "spark":
+        from training.spark.dataset import load_dataset_spark
+        from training.spark.session import spark_session
+
+        with spark_session("local[2]", {"spark.sql.shuffle.partitions": "4"}) as spark:
+            built = load_dataset_spark(
+                spark, store_dir / "events.csv", resolve_format(), store_dir / "items.csv"
+            )
+            run_training(built, replace(config, engine="spark"), out, {"fingerprint": "test"})
+        return out
     run_training(dataset, config, out, {"fingerprint": "test"})
     return out
 

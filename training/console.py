@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -14,8 +15,10 @@ from training.errors import EngineError, ModelError, OptionError, TrackingError
 
 __all__ = ["console", "err_console", "one_line_errors"]
 
-console = Console()
-err_console = Console(stderr=True)
+#: Output to a file or a pipe is not cut at 80 columns: tables keep their headers whole.
+_PIPED_WIDTH = 140
+console = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

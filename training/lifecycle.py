@@ -149,6 +149,10 @@ def train(
         spark_master=spark_master,
         spark_conf=_spark_conf(spark_conf),
     )
+    if config.engine == "spark":  # before the JVM starts: a wrong layout or path fails at once
+        from training.spark.validation import check_source
+
+        check_source(inputs.events, inputs.fmt)
     train_and_log(console, inputs, config, _target(target, model))
 
 

@@ -138,9 +138,18 @@ def _fingerprint(inputs: Inputs) -> str:
 
 
 def _summary(console: Console, config: TrainConfig, result: TrainResult, report: dict[str, Any]) -> None:
+    engine = str(result.manifest.record.get("data", {}).get("engine", "local"))
     console.print(
         f"data: {report['rows_accepted']:,} of {report['rows_read']:,} rows accepted, "
         f"{report['users']:,} users x {report['items']:,} items"
+        + ("" if engine == "local" else f"; read, validated and weighed by {engine}")
+        + (
+            ""
+            if engine == "local"
+            else ", ALS by MLlib"
+            if config.model == "als"
+            else f", {config.model} here"
+        )
     )
     ev = result.evaluation
     if ev is not None:

@@ -50,6 +50,7 @@ class LoggedRun:
 def configure(tracking_uri: str | None = None) -> str:
     """Point MLflow at ``tracking_uri``, else $MLFLOW_TRACKING_URI, else the local SQLite file."""
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in the output
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)

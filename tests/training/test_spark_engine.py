@@ -138,6 +138,41 @@ def test_spark_weights_decay_dismissals_and_copurchases_equal_the_local_engines(
     )  # o1 o2 o3 o5 o7, anonymous o4, and o9? no: a return
 
 
+@pytest.mark.parametrize("preset", ["shopify", "woocommerce"])
+def test_spark_reads_shop_exports_carrying_order_fields_and_hashing_emails_as_the_local_engine(
+    spark: Any, tmp_path: Path, preset: str
+) -> None:
+    from tests.features.test_presets import SHOPIFY_HEADER, SHOPIFY_ROWS, WOO_HEADER, WOO_ROWS
+    from training.spark.dataset import load_dataset_spark
+
+    header, rows = (SHOPIFY_HEADER, SHOPIFY_ROWS) if preset == "shopify" else (WOO_HEADER, WOO_ROWS)
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    fmt = resolve_format(preset)
+    local = load_dataset(path, fmt)
+    remote = load_dataset_spark(spark, path, fmt)
+    assert remote.validation.report == local.validation.report
+    assert remote.validation.rejected.equals(local.validation.rejected)
+    pd.testing.assert_frame_equal(remote.events, local.events)
+    assert not any("@" in str(u) for u in remote.interactions.users.ids)
+
+
+def test_spark_k_core_filtering_keeps_the_local_engines_users_items_and_weights(
+    spark: Any, tmp_path: Path
+) -> None:
+    from training.spark.dataset import load_dataset_spark
+
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY)
+    fmt = resolve_format(None, float_id_columns=("user_id",))
+    local = load_dataset(path, fmt, min_user=3, min_item=2)
+    remote = load_dataset_spark(spark, path, fmt, min_user=3, min_item=2)
+    assert remote.interactions.users == local.interactions.users
+    assert remote.interactions.items == local.interactions.items
+    assert len(local.interactions.users) < 4  # the filter dropped someone
+    assert (remote.interactions.matrix != local.interactions.matrix).nnz == 0
+
+
 def test_spark_reads_a_file_uri_and_a_directory_of_parquet_parts(spark: Any, tmp_path: Path) -> None:
     from training.spark.dataset import load_dataset_spark
 

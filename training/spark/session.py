@@ -82,24 +82,40 @@ def spark_session(
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "resolves to a loopback address" warning
     warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas.*")
-    builder = SparkSession.builder.master(master).appName("orderlift-train")
-    for key, value in {**_DEFAULTS, **(conf or {})}.items():
-        builder = builder.config(key, value)
-    try:
-        spark = builder.getOrCreate()
-    except Exception as exc:  # py4j and the JVM raise many kinds; all mean "no session"
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EngineError(f"--spark-master {master}: Spark did not start ({first})") from exc
-    spark.sparkContext.setLogLevel("ERROR")
-    logger.info("spark %s on %s, %d cores", spark.version, master, spark.sparkContext.defaultParallelism)
     with tempfile.TemporaryDirectory(prefix="orderlift-spark-") as scratch:
+        quiet = Path(scratch) / "log4j2.properties"
+        quiet.write_text(_LOG4J)
+        settings = {**_DEFAULTS, "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{quiet}"}
+        builder = SparkSession.builder.master(master).appName("orderlift-train")
+        for key, value in {**settings, **(conf or {})}.items():
+            builder = builder.config(key, value)
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:  # py4j and the JVM raise many kinds; all mean "no session"
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise EngineError(f"--spark-master {master}: Spark did not start ({first})") from exc
+        spark.sparkContext.setLogLevel("ERROR")
+        logger.info("spark %s on %s, %d cores", spark.version, master, spark.sparkContext.defaultParallelism)
         if not master.startswith("local"):
             spark.sparkContext.addPyFile(str(_code_zip(Path(scratch))))
         try:
             yield spark
         finally:
             spark.stop()
+
+
+#: Spark's own logging: errors only, to stderr (its default prints INFO and WARN lines at start).
+_LOG4J = """rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+"""
 
 
 def partitions_of(spark: SparkSession) -> int:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_SCHEMA",
     "SparkValidation",
+    "check_source",
     "event_frame",
     "in_file_order",
     "plain",
@@ -53,6 +54,7 @@ _EVENT_NAMES = [part.split()[0] for part in EVENT_SCHEMA.split(", ")]
 _EVENT_TYPES = [t.value for t in EventType]
 _CSV_NULLS = frozenset(pa_csv.ConvertOptions().null_values)
 _PARQUET = {".parquet", ".pq"}
+_URI = r"^[A-Za-z][\w+.-]*://"
 
 
 @dataclass(frozen=True)
@@ -77,23 +79,29 @@ class SparkValidation:
         )
 
 
+def check_source(source: str | Path, fmt: SourceFormat) -> str:
+    """Return the events' location; raise when Spark cannot take the layout or a local path is missing."""
+    if fmt.layout != "rows":
+        raise OptionError(
+            f"--engine spark reads CSV and Parquet rows; a {fmt.layout} export trains with --engine local"
+        )
+    path = str(source)
+    if not re.match(_URI, path) and not Path(path).exists():
+        raise UnreadableFileError(f"{path}: no such file or directory")
+    return path
+
+
 def read_events(spark: SparkSession, source: str | Path, fmt: SourceFormat) -> DataFrame:
     """Read a CSV or Parquet file, a directory of them or a URI, as text columns with their row number.
 
     A local path must exist; a URI (``s3a://``, ``hdfs://``, ...) goes to Spark as given and is
     Parquet when its name ends in ``.parquet`` or ``.pq``.
     """
-    if fmt.layout != "rows":
-        raise OptionError(
-            f"--engine spark reads CSV and Parquet rows; a {fmt.layout} export trains with --engine local"
-        )
-    path = str(source)
-    if re.match(r"^[A-Za-z][\w+.-]*://", path):
+    path = check_source(source, fmt)
+    if re.match(_URI, path):
         parquet = PurePosixPath(path.rstrip("/")).suffix.lower() in _PARQUET
     else:
         local = Path(path)
-        if not local.exists():
-            raise UnreadableFileError(f"{path}: no such file or directory")
         parquet = local.suffix.lower() in _PARQUET or any(local.glob("*.parquet"))
     try:
         if parquet:
