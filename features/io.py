@@ -274,7 +274,7 @@ def read_table(
 
 
 def resolve_columns(
-    path: Path, header: Sequence[str], wanted: Mapping[str, str], required: Sequence[str]
+    path: Path | str, header: Sequence[str], wanted: Mapping[str, str], required: Sequence[str]
 ) -> dict[str, str]:
     """Return the ``wanted`` columns (canonical -> source) in the header; raise if a required one is not."""
     present = {name: src for name, src in wanted.items() if src in header}

@@ -128,7 +128,7 @@ def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -
     return result
 
 
-def require_event_type(path: Path, columns: list[str], fmt: SourceFormat) -> None:
+def require_event_type(path: Path | str, columns: list[str], fmt: SourceFormat) -> None:
     """Raise MissingColumnError when rows have no event type column and no constant type is given."""
     if "event_type" not in columns and fmt.event_type is None:
         raise MissingColumnError(

@@ -73,8 +73,8 @@ class SparkValidation:
         return pa.table(
             {
                 "row": pa.array(frame["row"].to_numpy(np.int64)),
-                **{c: pa.array(_text(frame[f"raw_{c}"]), pa.string()) for c in self.columns},
-                "reason": pa.array(_text(frame["reason"]), pa.string()),
+                **{c: _text(frame[f"raw_{c}"]) for c in self.columns},
+                "reason": _text(frame["reason"]),
             }
         )
 
@@ -112,8 +112,8 @@ def read_events(spark: SparkSession, source: str | Path, fmt: SourceFormat) -> D
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise UnreadableFileError(f"{path}: Spark cannot read it ({first})") from exc
     wanted = {name: fmt.source_column(name) for name in EVENT_COLUMNS}
-    present = resolve_columns(Path(path), raw.columns, wanted, (*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
-    require_event_type(Path(path), list(present), fmt)
+    present = resolve_columns(path, raw.columns, wanted, (*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
+    require_event_type(path, list(present), fmt)
     from pyspark.sql import functions as sf
 
     frame = raw.select([sf.col(f"`{src}`").cast("string").alias(name) for name, src in present.items()])
@@ -216,7 +216,7 @@ def _validator(
         if frame is None:
             return
         rows = frame["row"].to_numpy(np.int64)
-        table = pa.table({c: pa.array(_text(frame[c]), pa.string()) for c in columns})
+        table = pa.table({c: _text(frame[c]) for c in columns})
         for name in (c for c in fmt.hashed_columns if c in columns):
             table = table.set_column(columns.index(name), name, hash_column(table.column(name), fmt.id_salt))
         result = validate(table, fmt)
@@ -268,9 +268,11 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({c: object for c in text}) if text else frame
 
 
-def _text(values: pd.Series) -> list[str | None]:
-    """Return a text column's values with every missing marker as None."""
-    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+def _text(values: pd.Series) -> pa.Array:
+    """Return a text column as an Arrow string array, every missing marker (None, NaN) as null."""
+    if values.dtype != object and not pd.api.types.is_string_dtype(values):
+        values = values.astype(object).where(values.notna(), None)
+    return pa.array(values, pa.string(), from_pandas=True)
 
 
 def _events_out(kind: str, events: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
