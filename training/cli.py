@@ -82,17 +82,26 @@ def inspect(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     top: Annotated[int, typer.Option(min=1, help="How many top items to list.")] = 10,
+    engine: Annotated[str, typer.Option(help="local, or spark: read and validate in Spark.")] = "local",
+    spark_master: Annotated[str, typer.Option(help="--engine spark: local[*], spark://HOST:PORT, yarn.")] = (
+        "local[*]"
+    ),
 ) -> None:
     """Print a data report: rows read and rejected by reason, users, items, baskets, top items."""
-    from features.dataset import load_dataset
     from features.report import data_report
+    from training.run import Inputs, load_inputs
 
-    events, items, fmt = source.events_path, source.items, source.format()
-    if as_json:
-        dataset = load_dataset(events, fmt, items, quarantine=quarantine)
-    else:
-        with console.status(f"reading {events}"):
-            dataset = load_dataset(events, fmt, items, quarantine=quarantine)
+    if engine not in {"local", "spark"}:
+        raise OptionError(f"--engine {engine!r}: choose local or spark")
+    inputs = Inputs(source.events, source.items, source.format(), engine=engine, spark_master=spark_master)
+    if engine == "spark":  # before the JVM starts
+        from training.spark.validation import check_source
+
+        check_source(inputs.events, inputs.fmt)
+    with inputs.session() as spark, nullcontext() if as_json else console.status(f"reading {source.events}"):
+        dataset = load_inputs(inputs, spark)
+    if quarantine is not None:
+        dataset.validation.write_quarantine(quarantine)
     report = data_report(
         dataset.validation.report, dataset.events, dataset.interactions, top=top, anonymous=dataset.anonymous
     )

@@ -15,12 +15,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from features.dataset import Dataset, load_dataset
 from features.errors import DataError
 from features.io import SourceFormat
+from features.matrix import Weighting
 from features.report import data_report
 from training.display import render_carts, render_leaderboard, render_metrics
 from training.job import TrainConfig, TrainResult, fingerprint, run_training
 from training.sweep import AUTO, AUTO_GRID, SweepResult, Trial, sweep
 
-__all__ = ["Inputs", "Target", "sweep_and_log", "train_and_log"]
+__all__ = ["Inputs", "Target", "load_inputs", "sweep_and_log", "train_and_log"]
 
 
 @dataclass(frozen=True)
@@ -84,29 +85,35 @@ def _display(console: Console, epochs: int | None) -> Iterator[_Display]:
         yield _Display(progress, epochs)
 
 
+def load_inputs(
+    inputs: Inputs, spark: Any = None, weighting: Weighting | None = None, min_pair_count: int = 2
+) -> Dataset:
+    """Load the inputs with the local engine, or with Spark when a session is given."""
+    if spark is None:
+        return load_dataset(
+            Path(inputs.events), inputs.fmt, inputs.items, weighting, inputs.min_user, inputs.min_item
+        )
+    from training.spark.dataset import load_dataset_spark
+
+    return load_dataset_spark(
+        spark,
+        inputs.events,
+        inputs.fmt,
+        inputs.items,
+        weighting,
+        inputs.min_user,
+        inputs.min_item,
+        min_pair_count,
+    )
+
+
 def _load(
     inputs: Inputs, config: TrainConfig, show: _Display, spark: Any = None
 ) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
     began = time.perf_counter()
-    if spark is None:
-        show.on_stage(f"reading {inputs.events}")
-        dataset = load_dataset(
-            Path(inputs.events), inputs.fmt, inputs.items, config.weighting, inputs.min_user, inputs.min_item
-        )
-    else:
-        from training.spark.dataset import load_dataset_spark
-
-        show.on_stage(f"reading and validating {inputs.events} in Spark ({inputs.spark_master})")
-        dataset = load_dataset_spark(
-            spark,
-            inputs.events,
-            inputs.fmt,
-            inputs.items,
-            config.weighting,
-            inputs.min_user,
-            inputs.min_item,
-            config.min_pair_count,
-        )
+    where = "" if spark is None else f" in Spark ({inputs.spark_master})"
+    show.on_stage(f"reading and validating {inputs.events}{where}")
+    dataset = load_inputs(inputs, spark, config.weighting, config.min_pair_count)
     report = data_report(dataset.validation.report, dataset.events, dataset.interactions)
     if dataset.interactions.matrix.nnz == 0:
         rejected = {k: v for k, v in report["rejected"].items() if v}

@@ -359,3 +359,26 @@ def test_batch_score_scores_every_user_with_spark_udf_as_the_pyfunc_predicts(
     model = mlflow.pyfunc.load_model("models:/orderlift@candidate")
     expected = model.predict(pd.DataFrame({"user_id": found["user_id"][:3], "n": [4, 4, 4]}))
     assert [list(x) for x in found["item_ids"][:3]] == [list(x) for x in expected["item_ids"]]
+
+
+def test_inspect_with_spark_prints_the_local_report_and_writes_the_same_quarantine(
+    spark: Any, tmp_path: Path
+) -> None:
+    import json
+
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY)
+    runner = CliRunner()
+    reports = {}
+    for engine in ("local", "spark"):
+        result = runner.invoke(
+            app,
+            ["inspect", "--events", str(path), "--json", "--engine", engine, "--spark-master", "local[2]",
+             "--quarantine", str(tmp_path / f"quarantine-{engine}.csv")],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        reports[engine] = json.loads(result.output)
+        reports[engine].pop("quarantine")
+    assert reports["spark"] == reports["local"]
+    local, remote = ((tmp_path / f"quarantine-{e}.csv").read_text() for e in ("local", "spark"))
+    assert remote == local and local.count("\n") == 11  # a header and ten rejected rows
