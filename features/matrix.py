@@ -8,7 +8,7 @@ for linear and ``1`` for none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +23,7 @@ from features.schema import DEFAULT_WEIGHTS, EventType
 
 __all__ = [
     "Interactions",
+    "MatrixBuilder",
     "Weighting",
     "build_interactions",
     "build_matrix",
@@ -209,11 +210,18 @@ def _most_frequent(events: pd.DataFrame, source: str, cols: np.ndarray, n: int) 
     return pd.Series(names, index=top.index, dtype=object).reindex(range(n))
 
 
+#: What builds the weighted matrix from events over the indexes: ``build_matrix``, or an engine's.
+MatrixBuilder = Callable[[pd.DataFrame, IdIndex, IdIndex, Weighting | None], sp.csr_matrix]
+
+
 def build_interactions(
-    events: pd.DataFrame, weighting: Weighting | None = None, catalog: pd.DataFrame | None = None
+    events: pd.DataFrame,
+    weighting: Weighting | None = None,
+    catalog: pd.DataFrame | None = None,
+    matrix_of: MatrixBuilder = build_matrix,
 ) -> Interactions:
     """Index the events' users and items and build the weighted matrix and item metadata."""
     users = IdIndex.from_values(observed(events["user_id"]))
     items = IdIndex.from_values(observed(events["item_id"]))
-    matrix = build_matrix(events, users, items, weighting)
+    matrix = matrix_of(events, users, items, weighting)
     return Interactions(matrix, users, items, item_metadata(events, items, catalog))

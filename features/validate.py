@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "ReturnsReport",
     "ValidationReport",
     "ValidationResult",
+    "hash_columns",
     "load_events",
     "require_event_type",
     "validate",
@@ -74,6 +75,29 @@ class ValidationReport:
     rows_anonymous: int = 0
     #: Records in the file when they differ from rows (a GA4 event becomes one row per item).
     file_rows: int | None = None
+
+    def __add__(self, other: ValidationReport) -> ValidationReport:
+        """Return the report of two parts' rows together (each row validated in one part)."""
+        returns = {
+            f.name: getattr(self.returns, f.name) + getattr(other.returns, f.name)
+            for f in fields(ReturnsReport)
+        }
+        return ValidationReport(
+            rows_read=self.rows_read + other.rows_read,
+            rows_accepted=self.rows_accepted + other.rows_accepted,
+            rejected={
+                k: self.rejected.get(k, 0) + other.rejected.get(k, 0)
+                for k in {**self.rejected, **other.rejected}
+            },
+            returns=ReturnsReport(**returns),
+            rows_anonymous=self.rows_anonymous + other.rows_anonymous,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """Return the report ``to_dict`` gave."""
+        names = {f.name for f in fields(cls)} - {"returns"}
+        return cls(**{k: v for k, v in data.items() if k in names}, returns=ReturnsReport(**data["returns"]))
 
     @property
     def reconciled(self) -> bool:
@@ -114,18 +138,22 @@ def load_events(path: Path, fmt: SourceFormat, quarantine: Path | None = None) -
     else:
         table = read_table(Path(path), wanted, required=(*REQUIRED_EVENT_COLUMNS, *fmt.mapped))
     require_event_type(path, table.column_names, fmt)
-    table = fill_order_fields(table, fmt.order_fields)
-    for name in (c for c in fmt.hashed_columns if c in table.column_names):
-        table = table.set_column(
-            table.column_names.index(name), name, hash_column(table.column(name), fmt.id_salt)
-        )
-    result = validate(table, fmt)
+    result = validate(hash_columns(fill_order_fields(table, fmt.order_fields), fmt), fmt)
     file_rows = (table.schema.metadata or {}).get(GA4_FILE_ROWS)
     if file_rows is not None:
         result = replace(result, report=replace(result.report, file_rows=int(file_rows)))
     if quarantine is not None:
         result.write_quarantine(quarantine)
     return result
+
+
+def hash_columns(table: pa.Table, fmt: SourceFormat) -> pa.Table:
+    """Return the table with the format's hashed columns (an e-mail as user id) hashed."""
+    for name in (c for c in fmt.hashed_columns if c in table.column_names):
+        table = table.set_column(
+            table.column_names.index(name), name, hash_column(table.column(name), fmt.id_salt)
+        )
+    return table
 
 
 def require_event_type(path: Path | str, columns: list[str], fmt: SourceFormat) -> None:

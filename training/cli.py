@@ -91,13 +91,7 @@ def inspect(
     from features.report import data_report
     from training.run import Inputs, load_inputs
 
-    if engine not in {"local", "spark"}:
-        raise OptionError(f"--engine {engine!r}: choose local or spark")
     inputs = Inputs(source.events, source.items, source.format(), engine=engine, spark_master=spark_master)
-    if engine == "spark":  # before the JVM starts
-        from training.spark.validation import check_source
-
-        check_source(inputs.events, inputs.fmt)
     with inputs.session() as spark, nullcontext() if as_json else console.status(f"reading {source.events}"):
         dataset = load_inputs(inputs, spark)
     if quarantine is not None:
@@ -202,9 +196,8 @@ def batch_score(
 
     tracking.configure(tracking_uri)
     with spark_session(spark_master) as spark, console.status(f"scoring users with {model_uri} in Spark"):
-        scored = score_users(spark, model_uri, n, users)
+        scored, count = score_users(spark, model_uri, n, users)
         scored.write.mode("overwrite").parquet(str(out))
-        count = spark.read.parquet(str(out)).count()
     console.print(f"wrote {n} recommendations for each of {count:,} users to {out}")
 
 

@@ -86,12 +86,11 @@ class TrainConfig:
 
     def new_model(self) -> Recommender:
         """Return the configured model, unfitted, set to fit on ``device`` (or in Spark)."""
-        model = create_model(self.model, **self.params).on_device(self.device)
         if self.engine == "spark" and self.model == "als":
             from training.spark.als import SparkALSModel
 
             return SparkALSModel(**self.params)
-        return model
+        return create_model(self.model, **self.params).on_device(self.device)
 
     @property
     def evaluates(self) -> bool:
@@ -365,7 +364,9 @@ def run_training(
     model, fit_seconds = _fit(config, inter.matrix, record)
     on_stage("computing co-purchase and co-view statistics")
     orders = all_orders(dataset)
-    copurchase = dataset.copurchase or association_stats(orders, min_count=config.min_pair_count)
+    copurchase = dataset.copurchase
+    if copurchase is None:  # the Spark engine counted them while loading
+        copurchase = association_stats(orders, min_count=config.min_pair_count)
     sessions = session_baskets(dataset.events, inter.users, inter.items, config.session_gap_minutes)
     coview = association_stats(sessions, min_count=config.min_pair_count) if len(sessions) else None
     popularity = np.asarray(inter.matrix.getnnz(axis=0), dtype=np.float32)

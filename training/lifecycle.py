@@ -131,6 +131,16 @@ def train(
     params = _model_params(hyper, param)
     if model == "als" and "report_loss" not in params:
         params["report_loss"] = target.track  # the per-epoch loss costs ~15% of the fit; it is for MLflow
+    inputs = replace(
+        _inputs(source),
+        min_user=min_user,
+        min_item=min_item,
+        engine=engine,
+        spark_master=spark_master,
+        spark_conf=_spark_conf(spark_conf),
+    )
+    if engine == "spark" and device != "cpu":
+        raise OptionError("--engine spark fits on the cluster's CPUs; --device gpu is for --engine local")
     config = TrainConfig(
         model=model,
         params=params,
@@ -138,31 +148,10 @@ def train(
         holdout=_holdout(holdout),
         holdout_date=holdout_date,
         device=device,
-        engine=_engine(engine, device),
+        engine=engine,
     )
     config.new_model()  # fail fast on an unknown model, parameter or device
-    inputs = replace(
-        _inputs(source),
-        min_user=min_user,
-        min_item=min_item,
-        engine=config.engine,
-        spark_master=spark_master,
-        spark_conf=_spark_conf(spark_conf),
-    )
-    if config.engine == "spark":  # before the JVM starts: a wrong layout or path fails at once
-        from training.spark.validation import check_source
-
-        check_source(inputs.events, inputs.fmt)
     train_and_log(console, inputs, config, _target(target, model))
-
-
-def _engine(engine: str, device: str) -> str:
-    """Return the engine name; raise OptionError for an unknown one or a GPU asked of Spark."""
-    if engine not in {"local", "spark"}:
-        raise OptionError(f"--engine {engine!r}: choose local or spark")
-    if engine == "spark" and device != "cpu":
-        raise OptionError("--engine spark fits on the cluster's CPUs; --device gpu is for --engine local")
-    return engine
 
 
 def _spark_conf(pairs: list[str] | None) -> dict[str, str]:

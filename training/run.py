@@ -18,6 +18,7 @@ from features.io import SourceFormat
 from features.matrix import Weighting
 from features.report import data_report
 from training.display import render_carts, render_leaderboard, render_metrics
+from training.errors import OptionError
 from training.job import TrainConfig, TrainResult, fingerprint, run_training
 from training.sweep import AUTO, AUTO_GRID, SweepResult, Trial, sweep
 
@@ -38,12 +39,21 @@ class Inputs:
     spark_master: str = "local[*]"
     spark_conf: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.engine not in {"local", "spark"}:
+            raise OptionError(f"--engine {self.engine!r}: choose local or spark")
+
     def session(self) -> AbstractContextManager[Any]:
-        """Return a context giving the Spark session of the ``spark`` engine (None for ``local``)."""
+        """Return a context giving the Spark session of the ``spark`` engine (None for ``local``).
+
+        The events' layout and path are checked first, so a wrong one fails before the JVM starts.
+        """
         if self.engine != "spark":
             return nullcontext(None)
         from training.spark.session import spark_session
+        from training.spark.validation import check_source
 
+        check_source(self.events, self.fmt)
         return spark_session(self.spark_master, self.spark_conf)
 
 
@@ -145,18 +155,13 @@ def _fingerprint(inputs: Inputs) -> str:
 
 
 def _summary(console: Console, config: TrainConfig, result: TrainResult, report: dict[str, Any]) -> None:
-    engine = str(result.manifest.record.get("data", {}).get("engine", "local"))
+    where = ""
+    if config.engine == "spark":
+        fitted = "ALS by MLlib" if config.model == "als" else f"{config.model} on the driver"
+        where = f"; read, validated and weighed by {result.manifest.record['data']['engine']}, {fitted}"
     console.print(
         f"data: {report['rows_accepted']:,} of {report['rows_read']:,} rows accepted, "
-        f"{report['users']:,} users x {report['items']:,} items"
-        + ("" if engine == "local" else f"; read, validated and weighed by {engine}")
-        + (
-            ""
-            if engine == "local"
-            else ", ALS by MLlib"
-            if config.model == "als"
-            else f", {config.model} here"
-        )
+        f"{report['users']:,} users x {report['items']:,} items{where}"
     )
     ev = result.evaluation
     if ev is not None:

@@ -58,6 +58,18 @@ u3,a,purchase,2026-01-10 08:00:00,o7,1,5.0,Mug
 '''
 
 
+#: The messy file's format: float user ids ("17850.0" is "17850").
+FLOAT_IDS = resolve_format(None, float_id_columns=("user_id",))
+
+
+@pytest.fixture
+def messy(tmp_path: Path) -> Path:
+    """Return the messy rows written to a CSV file."""
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY)
+    return path
+
+
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     """Yield an embedded Spark session; without pyspark or Java, fail in CI and skip elsewhere."""
@@ -89,11 +101,9 @@ def _both(
 
 
 def test_spark_validation_gives_the_local_reasons_counts_netting_and_quarantine_rows(
-    spark: Any, tmp_path: Path
+    spark: Any, messy: Path
 ) -> None:
-    path = tmp_path / "messy.csv"
-    path.write_text(MESSY)
-    fmt = resolve_format(None, float_id_columns=("user_id",))
+    path, fmt = messy, FLOAT_IDS
     local, remote = _both(spark, path, fmt)
     assert remote.validation.report == local.validation.report
     report = local.validation.report
@@ -117,11 +127,9 @@ def test_spark_validation_gives_the_local_reasons_counts_netting_and_quarantine_
 
 
 def test_spark_weights_decay_dismissals_and_copurchases_equal_the_local_engines(
-    spark: Any, tmp_path: Path
+    spark: Any, messy: Path
 ) -> None:
-    path = tmp_path / "messy.csv"
-    path.write_text(MESSY)
-    fmt = resolve_format(None, float_id_columns=("user_id",))
+    path, fmt = messy, FLOAT_IDS
     local, remote = _both(spark, path, fmt, Weighting(half_life_days=3.0))
     assert remote.interactions.users == local.interactions.users
     assert remote.interactions.items == local.interactions.items
@@ -158,13 +166,11 @@ def test_spark_reads_shop_exports_carrying_order_fields_and_hashing_emails_as_th
 
 
 def test_spark_k_core_filtering_keeps_the_local_engines_users_items_and_weights(
-    spark: Any, tmp_path: Path
+    spark: Any, messy: Path
 ) -> None:
     from training.spark.dataset import load_dataset_spark
 
-    path = tmp_path / "messy.csv"
-    path.write_text(MESSY)
-    fmt = resolve_format(None, float_id_columns=("user_id",))
+    path, fmt = messy, FLOAT_IDS
     local = load_dataset(path, fmt, min_user=3, min_item=2)
     remote = load_dataset_spark(spark, path, fmt, min_user=3, min_item=2)
     assert remote.interactions.users == local.interactions.users
@@ -173,12 +179,12 @@ def test_spark_k_core_filtering_keeps_the_local_engines_users_items_and_weights(
     assert (remote.interactions.matrix != local.interactions.matrix).nnz == 0
 
 
-def test_spark_reads_a_file_uri_and_a_directory_of_parquet_parts(spark: Any, tmp_path: Path) -> None:
+def test_spark_reads_a_file_uri_and_a_directory_of_parquet_parts(
+    spark: Any, tmp_path: Path, messy: Path
+) -> None:
     from training.spark.dataset import load_dataset_spark
 
-    path = tmp_path / "messy.csv"
-    path.write_text(MESSY)
-    fmt = resolve_format(None, float_id_columns=("user_id",))
+    path, fmt = messy, FLOAT_IDS
     local = load_dataset(path, fmt)
     by_uri = load_dataset_spark(spark, path.as_uri(), fmt)
     assert by_uri.validation.report == local.validation.report
@@ -362,12 +368,11 @@ def test_batch_score_scores_every_user_with_spark_udf_as_the_pyfunc_predicts(
 
 
 def test_inspect_with_spark_prints_the_local_report_and_writes_the_same_quarantine(
-    spark: Any, tmp_path: Path
+    spark: Any, tmp_path: Path, messy: Path
 ) -> None:
     import json
 
-    path = tmp_path / "messy.csv"
-    path.write_text(MESSY)
+    path = messy
     runner = CliRunner()
     reports = {}
     for engine in ("local", "spark"):

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from features.artifact import MLFLOW_ARTIFACT_KEY
-from training.errors import OptionError
+from features.ids import IdIndex
+from features.io import read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -39,19 +40,15 @@ def _model_users(model_uri: str) -> np.ndarray:
 
 
 def _file_users(path: Path) -> np.ndarray:
-    """Return the distinct ``user_id`` values of a CSV or Parquet file."""
-    frame = (
-        pd.read_parquet(path, columns=["user_id"])
-        if path.suffix.lower() in {".parquet", ".pq"}
-        else pd.read_csv(path, usecols=["user_id"], dtype=str)
-    )
-    if "user_id" not in frame.columns:
-        raise OptionError(f"--users {path}: no user_id column")
-    return frame["user_id"].dropna().astype(str).unique()
+    """Return the distinct ``user_id`` values of a CSV or Parquet file (a missing column is a DataError)."""
+    column = read_table(path, {"user_id": "user_id"}, required=("user_id",)).column("user_id")
+    return IdIndex.from_values(column.to_pandas()).ids
 
 
-def score_users(spark: SparkSession, model_uri: str, n: int, users: Path | None = None) -> DataFrame:
-    """Return (user_id, item_ids, scores) for every user, scored by the MLflow Model in Spark."""
+def score_users(
+    spark: SparkSession, model_uri: str, n: int, users: Path | None = None
+) -> tuple[DataFrame, int]:
+    """Return (user_id, item_ids, scores) per user, scored by the MLflow Model in Spark, and the count."""
     import mlflow.pyfunc
     from pyspark.sql import functions as sf
 
@@ -59,6 +56,5 @@ def score_users(spark: SparkSession, model_uri: str, n: int, users: Path | None 
     frame = spark.createDataFrame(pd.DataFrame({"user_id": ids.astype(object)}), "user_id string")
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=RESULT_TYPE, env_manager="local")
     scored = frame.withColumn("n", sf.lit(n).cast("long")).withColumn("recs", udf(sf.struct("user_id", "n")))
-    return scored.select(
-        "user_id", sf.col("recs.item_ids").alias("item_ids"), sf.col("recs.scores").alias("scores")
-    )
+    columns = ("user_id", sf.col("recs.item_ids").alias("item_ids"), sf.col("recs.scores").alias("scores"))
+    return scored.select(*columns), len(ids)

@@ -24,7 +24,7 @@ from features.dataset import Dataset, indexed_anonymous, load_catalog
 from features.ids import IdIndex
 from features.io import SourceFormat
 from features.kcore import kcore
-from features.matrix import Interactions, Weighting, build_matrix, item_metadata, observed
+from features.matrix import Weighting, build_interactions, build_matrix, observed
 from features.validate import ValidationResult
 from training.spark.baskets import copurchase_counts
 from training.spark.session import partitions_of
@@ -49,7 +49,6 @@ def load_dataset_spark(
     min_pair_count: int = 2,
 ) -> Dataset:
     """Load events (and an optional catalog) into a Dataset, the heavy steps in Spark."""
-    weighting = weighting or Weighting()
     began = time.perf_counter()
     checked = validate_events(read_events(spark, source, fmt), fmt, partitions_of(spark))
     logger.info(
@@ -62,18 +61,26 @@ def load_dataset_spark(
         "spark: %d validated events to the driver at %.1f s", len(accepted), time.perf_counter() - began
     )
     events = kcore(accepted, min_user, min_item)
-    users = IdIndex.from_values(observed(events["user_id"]))
-    items = IdIndex.from_values(observed(events["item_id"]))
-    if weighting.half_life_days is not None and weighting.reference_time is None and len(events):
-        weighting = replace(weighting, reference_time=events["timestamp"].max())
-    matrix = _matrix(checked.events, columns, users, items, weighting)
-    logger.info("spark: %d weighted (user, item) pairs at %.1f s", matrix.nnz, time.perf_counter() - began)
+
+    def in_spark(
+        local: pd.DataFrame, users: IdIndex, items: IdIndex, given: Weighting | None
+    ) -> sp.csr_matrix:
+        """Sum the confidences in Spark; decay is measured from the kept events' latest, as locally."""
+        weights = given or Weighting()
+        if weights.half_life_days is not None and weights.reference_time is None and len(local):
+            weights = replace(weights, reference_time=local["timestamp"].max())
+        return _matrix(checked.events, columns, users, items, weights)
+
     catalog = load_catalog(items_path, fmt.item_columns) if items_path is not None else None
-    interactions = Interactions(matrix, users, items, item_metadata(events, items, catalog))
+    interactions = build_interactions(events, weighting, catalog, matrix_of=in_spark)
+    users, items = interactions.users, interactions.items
+    logger.info("spark: %d weighted pairs at %.1f s", interactions.matrix.nnz, time.perf_counter() - began)
     validation = ValidationResult(accepted, checked.rejected_table(), checked.report, anonymous)
     copurchase = copurchase_counts(checked.events, checked.anonymous, users, items, min_pair_count)
     logger.info("spark: co-purchase counts at %.1f s", time.perf_counter() - began)
-    logger.info("spark dataset: %d users x %d items, %d interactions", len(users), len(items), matrix.nnz)
+    logger.info(
+        "spark dataset: %d users x %d items, %d interactions", len(users), len(items), interactions.matrix.nnz
+    )
     return Dataset(
         validation,
         events,

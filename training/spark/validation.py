@@ -25,10 +25,9 @@ import pyarrow.csv as pa_csv
 
 from features.columns import timestamp_ns
 from features.errors import UnreadableFileError
-from features.identity import hash_column
 from features.io import SourceFormat, resolve_columns
 from features.schema import EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, EventType, Reason
-from features.validate import ReturnsReport, ValidationReport, require_event_type, validate
+from features.validate import ValidationReport, hash_columns, require_event_type, validate
 from training.errors import OptionError
 
 if TYPE_CHECKING:
@@ -195,13 +194,15 @@ def validate_events(frame: DataFrame, fmt: SourceFormat, partitions: int) -> Spa
     types = dict(part.split() for part in schema.split(", "))
     out = frame.repartition(partitions, _key(frame, fmt)).mapInPandas(_validator(fmt, columns, types), schema)
     out = out.persist(StorageLevel.MEMORY_AND_DISK)
-    reports = [json.loads(r[0]) for r in out.where(sf.col("kind") == "report").select("report").collect()]
+    parts = out.where(sf.col("kind") == "report").select("report").collect()
+    empty = ValidationReport(0, 0, {reason.value: 0 for reason in Reason})
+    report = sum((ValidationReport.from_dict(json.loads(r[0])) for r in parts), empty)
     kind = sf.col("kind")
     return SparkValidation(
         events=out.where(kind == "event").select(*_EVENT_NAMES),
         anonymous=out.where(kind == "anonymous").select(*_EVENT_NAMES),
         rejected=out.where(kind == "rejected").select("row", *(f"raw_{c}" for c in columns), "reason"),
-        report=_total(reports),
+        report=report,
         columns=columns,
     )
 
@@ -216,10 +217,7 @@ def _validator(
         if frame is None:
             return
         rows = frame["row"].to_numpy(np.int64)
-        table = pa.table({c: _text(frame[c]) for c in columns})
-        for name in (c for c in fmt.hashed_columns if c in columns):
-            table = table.set_column(columns.index(name), name, hash_column(table.column(name), fmt.id_salt))
-        result = validate(table, fmt)
+        result = validate(hash_columns(pa.table({c: _text(frame[c]) for c in columns}), fmt), fmt)
         rejected = result.rejected
         parts = [
             _events_out("event", result.events, rows[result.event_rows]),
@@ -285,19 +283,6 @@ def _events_out(kind: str, events: pd.DataFrame, rows: np.ndarray) -> pd.DataFra
     out["quantity"] = events["quantity"].to_numpy(np.float64)
     out["price"] = events["price"].to_numpy(np.float64)
     return out
-
-
-def _total(reports: list[dict[str, Any]]) -> ValidationReport:
-    """Add the partitions' reports into the file's."""
-    reasons = [r.value for r in Reason]
-    returns = {f: sum(r["returns"][f] for r in reports) for f in ReturnsReport.__dataclass_fields__}
-    return ValidationReport(
-        rows_read=sum(r["rows_read"] for r in reports),
-        rows_accepted=sum(r["rows_accepted"] for r in reports),
-        rejected={k: sum(r["rejected"].get(k, 0) for r in reports) for k in reasons},
-        returns=ReturnsReport(**returns),
-        rows_anonymous=sum(r["rows_anonymous"] for r in reports),
-    )
 
 
 def event_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
